@@ -1,0 +1,207 @@
+"""Read an ONNX model from disk, fix its input shapes and infer every tensor's static shape.
+
+Weights are never needed for shapes: inference runs on a skeleton copy whose large initializers
+keep their dims but drop their data, which keeps it fast and lets models stored with external
+data (over 2 GB) load without reading the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import external_data_helper
+
+from edgepart.errors import BadInputError
+
+# Initializers at most this large keep their data in the skeleton: shape tensors for Reshape,
+# Slice starts and the like, which shape inference needs to propagate values.
+_SMALL_INITIALIZER_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Static shape and numpy dtype name of one tensor."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+
+def read_model(path: str | Path) -> onnx.ModelProto:
+    """Load `path` as an ONNX model (external data stays on disk) and check its structure."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError) as exc:
+        raise BadInputError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
+    if model.ir_version == 0 or not model.HasField("graph") or not model.graph.node:
+        raise BadInputError(f"{path}: not an ONNX model (no graph found; truncated or another format?)")
+    _check_external_data(model, path.parent)
+    try:
+        onnx.checker.check_model(str(path))  # by path: finds external data beside the model
+    except onnx.checker.ValidationError as exc:
+        raise BadInputError(f"{path}: invalid ONNX model: {_first_line(exc)}") from None
+    return model
+
+
+def model_sha256(path: str | Path) -> str:
+    """sha256 over the model file and, in name order, the external data files it references."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    _hash_file(path, digest)
+    model = onnx.load(str(path), load_external_data=False)
+    for location in sorted(_external_locations(model)):
+        _hash_file(path.parent / location, digest)
+    return digest.hexdigest()
+
+
+def graph_input_names(model: onnx.ModelProto) -> list[str]:
+    """Real inputs: graph inputs that are not initializers (old exporters list weights as inputs)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [vi.name for vi in model.graph.input if vi.name not in weights]
+
+
+def fix_input_shapes(
+    model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]], source: str
+) -> onnx.ModelProto:
+    """Return a copy whose real inputs all have static shapes, applying `overrides` by input name.
+
+    Raises BadInputError naming the input and dimension that stays dynamic.
+    """
+    names = graph_input_names(model)
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise BadInputError(
+            f"{source}: --input-shape names {', '.join(unknown)}, but the model's inputs are "
+            f"{', '.join(names)}"
+        )
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for vi in fixed.graph.input:
+        if vi.name not in names:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name in overrides:
+            new_shape = overrides[vi.name]
+            if dims and len(dims) != len(new_shape):
+                raise BadInputError(
+                    f"{source}: --input-shape {vi.name} has rank {len(new_shape)}, "
+                    f"the model's input has rank {len(dims)}"
+                )
+            vi.type.tensor_type.shape.ClearField("dim")
+            for size in new_shape:
+                vi.type.tensor_type.shape.dim.add().dim_value = size
+            continue
+        if not vi.type.tensor_type.HasField("shape"):
+            raise BadInputError(
+                f"{source}: input '{vi.name}' has no shape; give one with --input-shape {vi.name}=1x3x224x224"
+            )
+        for axis, dim in enumerate(dims):
+            if not dim.HasField("dim_value") or dim.dim_value <= 0:
+                label = dim.dim_param or "?"
+                shape = "x".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+                raise BadInputError(
+                    f"{source}: input '{vi.name}' has dynamic dimension '{label}' at axis {axis} "
+                    f"(shape {shape}); fix it with --input-shape {vi.name}=" + "x".join(
+                        str(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else "1" for d in dims
+                    )
+                )
+    return fixed
+
+
+def infer_tensor_types(model: onnx.ModelProto, source: str) -> dict[str, TensorType]:
+    """Static shape and dtype of every tensor in the main graph, initializers included.
+
+    Raises BadInputError when shape inference fails or leaves a tensor without a static shape.
+    """
+    skeleton = _skeleton(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
+        raise BadInputError(f"{source}: shape inference failed: {_first_line(exc)}") from None
+    types: dict[str, TensorType] = {}
+    for init in model.graph.initializer:
+        types[init.name] = TensorType(tuple(init.dims), _dtype_name(init.data_type))
+    graph = inferred.graph
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        tensor_type = _static_type(vi)
+        if tensor_type is not None:
+            types.setdefault(vi.name, tensor_type)
+    _require_all_static(model, types, source)
+    return types
+
+
+def _static_type(vi: onnx.ValueInfoProto) -> TensorType | None:
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+        return None
+    dims = []
+    for dim in tt.shape.dim:
+        if not dim.HasField("dim_value") or dim.dim_value < 0:
+            return None
+        dims.append(dim.dim_value)
+    return TensorType(tuple(dims), _dtype_name(tt.elem_type))
+
+
+def _require_all_static(model: onnx.ModelProto, types: dict[str, TensorType], source: str) -> None:
+    for node in model.graph.node:
+        for name in node.output:
+            if name and name not in types:
+                raise BadInputError(
+                    f"{source}: cannot infer a static shape for tensor '{name}' "
+                    f"(output of {node.op_type} node '{node.name or name}'); "
+                    "the model may need --input-shape or contain data-dependent shapes"
+                )
+
+
+def _dtype_name(elem_type: int) -> str:
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy without the data of large initializers (dims and dtype are kept)."""
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(model)
+    for init in skeleton.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL or init.ByteSize() > _SMALL_INITIALIZER_BYTES:
+            dims, data_type, name = list(init.dims), init.data_type, init.name
+            init.Clear()
+            init.name, init.data_type = name, data_type
+            init.dims.extend(dims)
+    return skeleton
+
+
+def _external_locations(model: onnx.ModelProto) -> set[str]:
+    locations = set()
+    for tensor in external_data_helper._get_all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            info = external_data_helper.ExternalDataInfo(tensor)
+            locations.add(info.location)
+    return locations
+
+
+def _check_external_data(model: onnx.ModelProto, folder: Path) -> None:
+    for location in sorted(_external_locations(model)):
+        target = (folder / location).resolve()
+        if not target.is_file():
+            raise BadInputError(f"{folder / location}: external data file of the model is missing")
+
+
+def _hash_file(path: Path, digest: hashlib._Hash) -> None:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,69 @@
+"""Versioned JSON files shared by every stage: `{"kind": "edgepart.<name>", "schema_version": N, ...}`.
+
+Writers produce deterministic bytes (sorted keys, fixed indentation) and replace the target
+atomically, so an interrupted run never leaves a half-written file where the user had a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgepart.errors import BadInputError
+
+KIND_PREFIX = "edgepart."
+
+
+def document(kind: str, schema_version: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Wrap `body` with the kind and schema version header."""
+    return {"kind": KIND_PREFIX + kind, "schema_version": schema_version, **body}
+
+
+def dumps(doc: Any) -> str:
+    """Deterministic JSON text: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
+    write_atomic(path, dumps(doc))
+
+
+def load_json(path: str | os.PathLike[str], kind: str, max_version: int) -> dict[str, Any]:
+    """Read a versioned file, refusing another kind or a newer schema than this edgepart knows."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND_PREFIX + kind:
+        found = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
+        raise BadInputError(f"{path}: expected a file of kind '{KIND_PREFIX + kind}', found {found!r}")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise BadInputError(f"{path}: missing or invalid schema_version")
+    if version > max_version:
+        raise BadInputError(
+            f"{path}: schema_version {version} is newer than this edgepart understands "
+            f"({max_version}); upgrade edgepart or regenerate the file"
+        )
+    return doc

@@ -1,0 +1,93 @@
+"""The CLI as a user meets it: a real process, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+from edgepart.cli import cli
+from tests.conftest import MODELS, REPO
+
+
+def edgepart(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgepart", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=120)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_inspect_json_keys():
+    result = edgepart("inspect", str(MODELS / "residual_cnn.onnx"), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "edgepart.inspect"
+    assert set(doc["model"]) == {"path", "sha256", "opset", "inputs", "outputs"}
+    assert set(doc["totals"]) == {"nodes", "macs", "flops", "params", "param_bytes"}
+    assert doc["totals"]["nodes"] == len(doc["nodes"])
+    assert sum(n["macs"] for n in doc["nodes"]) == doc["totals"]["macs"]
+
+
+def test_inspect_output_is_deterministic_and_global_json_flag_works():
+    first = edgepart("--json", "inspect", str(MODELS / "digits_cnn.onnx"))
+    second = edgepart("inspect", str(MODELS / "digits_cnn.onnx"), "--json")
+    assert first.returncode == 0 and first.stdout == second.stdout
+
+
+def test_inspect_table():
+    result = edgepart("inspect", str(MODELS / "chain_cnn.onnx"))
+    assert result.returncode == 0
+    assert "conv1" in result.stdout and "total: 15 layers" in result.stdout
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "cut.onnx"
+    path.write_bytes((MODELS / "chain_cnn.onnx").read_bytes()[:50_000])
+    assert_one_line_error(edgepart("inspect", str(path)), 2, "cut.onnx", "not a readable ONNX model")
+
+
+def test_non_onnx_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not the weights you are looking for\n")
+    assert_one_line_error(edgepart("inspect", str(path)), 2, "notes.txt")
+
+
+def test_dynamic_batch_without_input_shape(tmp_path, dynamic_batch_model):
+    path = tmp_path / "dyn.onnx"
+    onnx.save(dynamic_batch_model, path)
+    assert_one_line_error(edgepart("inspect", str(path)), 2, "dyn.onnx", "'batch'", "--input-shape x=")
+    fixed = edgepart("inspect", str(path), "--input-shape", "x=4x3x8x8", "--json")
+    assert fixed.returncode == 0
+    assert json.loads(fixed.stdout)["model"]["inputs"][0]["shape"] == [4, 3, 8, 8]
+
+
+def test_commands_not_landed_say_so():
+    assert_one_line_error(edgepart("run", "build"), 2, "not available", "issue #7")
+
+
+def test_verbose_shows_traceback(tmp_path):
+    path = tmp_path / "x.onnx"
+    path.write_text("nope")
+    result = edgepart("-v", "inspect", str(path))
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_and_option_has_help(name):
+    command = cli.commands[name]
+    assert command.help
+    for param in command.params:
+        if param.param_type_name == "option":
+            assert param.help, f"{name} {param.opts} has no help"
+    docs = (REPO / "docs" / "cli.md").read_text()
+    assert f"edgepart {name}" in docs

@@ -1,0 +1,107 @@
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from edgepart import graph
+from edgepart.errors import BadInputError
+from tests.conftest import EXAMPLE_MODELS, make_model, vi, weight
+
+
+def test_chain_has_pseudo_nodes_and_costs(chain_model):
+    g = graph.from_model(chain_model)
+    assert [n.name for n in g.nodes] == ["input:x", "conv", "relu", "gap", "output:y"]
+    conv = g.node("conv")
+    assert conv.macs == 4 * 8 * 8 * 3 * 3 * 3
+    assert conv.params == 4 * 3 * 3 * 3 and conv.param_bytes == 4 * conv.params
+    assert conv.output_bytes == 4 * 8 * 8 * 4
+    assert g.predecessors("relu") == ["conv"] and g.successors("relu") == ["gap"]
+    assert g.totals() == {"nodes": 3, "macs": conv.macs, "flops": g.totals()["flops"],
+                          "params": conv.params, "param_bytes": conv.param_bytes}
+
+
+def test_diamond_tensor_is_one_edge_with_two_consumers(diamond_model):
+    g = graph.from_model(diamond_model)
+    # Unnamed nodes take the name of their first output.
+    assert [n.name for n in g.layers] == ["a", "b", "c", "d"]
+    assert g.tensors["a"].consumers == ("b", "c")
+    assert g.tensors["a"].producer == "a"
+    assert sorted(g.predecessors("d")) == ["b", "c"]
+
+
+def test_tensor_with_three_consumers_is_sent_once(fanout_model):
+    g = graph.from_model(fanout_model)
+    h = g.tensors["h"]
+    assert h.consumers == ("left", "middle", "right")
+    assert sum(1 for t in g.tensors.values() if t.producer == "proj") == 1
+    assert g.node("proj").macs == 4 * 6 * 8
+    assert h.bytes_at("fp32") == 96 and h.bytes_at("fp16") == 48 and h.bytes_at("int8") == 24
+
+
+def test_constant_nodes_fold_into_parameters():
+    shape = helper.make_node("Constant", [], ["s"], value=onnx.numpy_helper.from_array(np.array([2, 8], np.int64)))
+    model = make_model(
+        [shape, helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape")],
+        [vi("x", [4, 4])], [vi("y", [2, 8])],
+    )
+    g = graph.from_model(model)
+    assert [n.name for n in g.layers] == ["reshape"]
+    assert g.node("reshape").inputs == ("x",) and g.node("reshape").params == 2
+
+
+def test_duplicate_node_names_are_made_unique():
+    model = make_model(
+        [helper.make_node("Relu", ["x"], ["a"], name="same"), helper.make_node("Relu", ["a"], ["b"], name="same")],
+        [vi("x", [3])], [vi("b", [3])],
+    )
+    assert [n.name for n in graph.from_model(model).layers] == ["same", "same#2"]
+
+
+def test_shared_weight_counts_once_in_totals():
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["a"], name="m1"),
+         helper.make_node("MatMul", ["a", "w"], ["b"], name="m2")],
+        [vi("x", [1, 5])], [vi("b", [1, 5])], [weight("w", (5, 5))],
+    )
+    g = graph.from_model(model)
+    assert g.node("m1").params == g.node("m2").params == 25
+    assert g.totals()["params"] == 25
+
+
+def test_dynamic_batch_needs_input_shape(dynamic_batch_model):
+    with pytest.raises(BadInputError, match=r"input 'x' has dynamic dimension 'batch'.*--input-shape x=1x3x8x8"):
+        graph.from_model(dynamic_batch_model)
+    g = graph.from_model(dynamic_batch_model, {"x": (2, 3, 8, 8)})
+    assert g.tensors["y"].shape == (2, 4, 1, 1)
+
+
+def test_input_shape_errors_name_the_problem(chain_model):
+    with pytest.raises(BadInputError, match="the model's inputs are x"):
+        graph.from_model(chain_model, {"nope": (1,)})
+    with pytest.raises(BadInputError, match="rank 2"):
+        graph.from_model(chain_model, {"x": (1, 3)})
+    with pytest.raises(BadInputError, match="expected NAME=DxDx"):
+        graph.parse_input_shapes(["x=1xax3"])
+    assert graph.parse_input_shapes(["x=1x3x224x224"]) == {"x": (1, 3, 224, 224)}
+
+
+def test_external_data_model_loads_without_reading_weights(tmp_path, chain_model):
+    path = tmp_path / "ext.onnx"
+    onnx.save(chain_model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.onnx.data", size_threshold=0)
+    loaded = graph.load(path)
+    assert loaded.graph.node("conv").params == 108
+    sha_before = loaded.sha256
+    data = tmp_path / "ext.onnx.data"
+    data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\1")
+    assert graph.load(path).sha256 != sha_before  # the weights are part of the model's identity
+    data.unlink()
+    with pytest.raises(BadInputError, match="external data file of the model is missing"):
+        graph.load(path)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_MODELS, ids=lambda p: p.stem)
+def test_example_models_load(path):
+    loaded = graph.load(path)
+    assert loaded.graph.totals()["macs"] > 0
+    assert all(t.consumers or t.name in loaded.graph.outputs for t in loaded.graph.tensors.values())
