@@ -1,6 +1,6 @@
 """Standard architectures rebuilt with the graph builder, to check MAC counts against published figures.
 
-Weights are dims only (`weights="empty"`): these models are for counting, not for running.
+By default weights are dims only (`weights="empty"`): such models are for counting, not running.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def resnet50() -> onnx.ModelProto:
     return b.build()
 
 
-def mobilenet_v2() -> onnx.ModelProto:
-    b = GraphBuilder("mobilenet_v2", weights="empty")
+def mobilenet_v2(weights: str = "empty", classes: int = 1000) -> onnx.ModelProto:
+    b = GraphBuilder("mobilenet_v2", weights=weights)
     x = b.clip6(b.conv(b.input("input", (1, 3, 224, 224)), 32, 3, stride=2, relu=False))
     channels = 32
     for expand, cout, repeats, stride in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -43,7 +43,7 @@ def mobilenet_v2() -> onnx.ModelProto:
             x = b.add(x, y) if s == 1 and channels == cout else y
             channels = cout
     x = b.clip6(b.conv(x, 1280, 1, relu=False))
-    b.output(b.gemm(b.flatten(b.global_pool(x)), 1000))
+    b.output(b.gemm(b.flatten(b.global_pool(x)), classes))
     return b.build()
 
 

@@ -1,0 +1,63 @@
+"""Compile one ONNX file for one target with TVM Relax, in a process of its own.
+
+Run as `python -m edgepart.compile.tvm_worker SPEC.json`; prints a JSON summary on stdout.
+A process per build isolates TVM crashes and lets CUDA builds get their own environment
+(edgepart.compile.cuda_env) before TVM is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def compile_onnx(spec: dict) -> dict:
+    import onnx
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    started = time.perf_counter()
+    model = onnx.load(spec["onnx"])
+    mod = from_onnx(model, shape_dict=spec["input_shapes"], dtype_dict=spec["input_dtypes"])
+    imported = time.perf_counter()
+    host = tvm.target.Target(spec["host"]) if spec.get("host") else None
+    target = tvm.target.Target(spec["target"], host=host)
+    # CPU: the fusing pipeline (the "default" one does not fuse). GPU: "default" picks the target's
+    # pipeline with dlight schedules; without them every kernel would silently become host code.
+    pipeline = relax.get_default_pipeline(target) if spec["device"] == "cpu" else "default"
+    with target:  # the nvcc callback reads the arch from the current target
+        executable = tvm.compile(mod, target, relax_pipeline=pipeline)
+    compiled = time.perf_counter()
+    device_modules = _device_module_kinds(executable)
+    if spec["device"] != "cpu" and spec["device"] not in device_modules:
+        raise RuntimeError(f"no {spec['device']} device module was generated (found {device_modules})")
+    out = Path(spec["out"])
+    export_kwargs = {"cc": spec["cc"]} if spec.get("cc") else {}
+    executable.export_library(str(out), **export_kwargs)
+    return {
+        "artifact": str(out),
+        "bytes": out.stat().st_size,
+        "device_modules": device_modules,
+        "seconds": {"import": imported - started, "compile": compiled - imported,
+                    "export": time.perf_counter() - compiled},
+        "tvm_version": tvm.__version__,
+    }
+
+
+def _device_module_kinds(executable) -> list[str]:
+    kinds = []
+    for host in executable.mod.imports:
+        kinds.extend(m.kind for m in host.imports)
+    return sorted(set(kinds))
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    print(json.dumps(compile_onnx(spec)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Run compiled tiers with TVM's runtime alone (never its compiler), and check them against onnxruntime."""

@@ -1,0 +1,58 @@
+"""Load one compiled tier library and run it, with TVM's runtime only.
+
+Importing this module never loads TVM's compiler: set TVM_USE_RUNTIME_LIB=1 (done here unless the
+caller already imported tvm), so the same code runs on a device that has only the runtime.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+_CUDA_RUNTIME = "libtvm_runtime_cuda.so"
+
+
+def _import_tvm_runtime():
+    if "tvm" not in sys.modules:
+        os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
+    import tvm  # noqa: PLC0415 - deferred so the flag above is seen first
+
+    return tvm
+
+
+class TvmTier:
+    """A tier library loaded on one device; `run` maps numpy inputs to numpy outputs."""
+
+    def __init__(self, library: str | Path, device: str = "cpu", device_id: int = 0) -> None:
+        tvm = _import_tvm_runtime()
+        if device == "cuda":
+            # The CUDA module loader lives in a separate runtime library that must be loaded first.
+            ctypes.CDLL(str(Path(tvm.__file__).parent / "lib" / _CUDA_RUNTIME), mode=ctypes.RTLD_GLOBAL)
+        from tvm.runtime.vm import VirtualMachine  # noqa: PLC0415
+
+        self._tvm = tvm
+        self.device = tvm.runtime.device(device, device_id)
+        self.module = tvm.runtime.load_module(str(Path(library).resolve()))
+        self.vm = VirtualMachine(self.module, self.device)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        tensors = [self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs]
+        result = self.vm["main"](*tensors)
+        return [t.numpy() for t in _flatten(result)]
+
+    def sync(self) -> None:
+        self.device.sync()
+
+
+def _flatten(result) -> list:
+    if hasattr(result, "numpy"):
+        return [result]
+    items = []
+    for item in result:
+        items.extend(_flatten(item))
+    return items
