@@ -64,6 +64,7 @@ class Node:
     param_bytes: int = 0
     output_bytes: int = 0
     onnx_index: int | None = None
+    op_class: str = "data_movement"  # see graph.ops.op_class
 
     @property
     def is_pseudo(self) -> bool:
@@ -99,6 +100,9 @@ class LayerGraph:
 
     def successors(self, name: str) -> list[str]:
         return sorted({c for t in self.node(name).outputs for c in self.tensors[t].consumers})
+
+    def input_bytes(self, name: str) -> int:
+        return sum(self.tensors[t].nbytes for t in self.node(name).inputs)
 
     def edges(self) -> Iterator[tuple[str, str, str]]:
         """(producer, consumer, tensor) for every use of every tensor."""
@@ -189,6 +193,7 @@ def _layer(onnx_node, index: int, name: str, types: dict[str, TensorType], const
         param_bytes=sum(_nbytes(types[w]) for w in weights),
         output_bytes=sum(_nbytes(types[t]) for t in outputs),
         onnx_index=index,
+        op_class=ops.op_class(onnx_node.op_type, shapes),
     )
 
 

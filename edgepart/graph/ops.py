@@ -44,6 +44,24 @@ def count(op_type: str, shapes: NodeShapes) -> Arithmetic:
     return Arithmetic(0, per_element * sum(_elements(s) for s in shapes.outputs))
 
 
+def op_class(op_type: str, shapes: NodeShapes) -> str:
+    """Class of a layer for performance prediction: conv, depthwise, matmul, pool, normalization,
+    data_movement or elementwise (devices reach a different fraction of peak on each)."""
+    if op_type in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):
+        group = shapes.attrs.get("group", 1)
+        channels = shapes.inputs[0][1] if shapes.inputs[0] is not None and len(shapes.inputs[0]) > 1 else 0
+        return "depthwise" if group > 1 and group == channels else "conv"
+    if op_type in _MAC_COUNTERS:
+        return "matmul"
+    if op_type in _POOLING or op_type in _REDUCING:
+        return "pool"
+    if "Normalization" in op_type or op_type in ("Softmax", "LogSoftmax", "LRN"):
+        return "normalization"
+    if op_type in _DATA_MOVEMENT:
+        return "data_movement"
+    return "elementwise"
+
+
 def _elements(shape: Shape | None) -> int:
     return math.prod(shape) if shape is not None else 0
 

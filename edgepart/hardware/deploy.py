@@ -1,0 +1,223 @@
+"""deploy.toml: ordered tiers, the links between adjacent tiers, budgets and pins.
+
+Every key is checked: an unknown key, a wrong unit or an unknown name is an error that names it.
+The file format is documented in docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgepart.errors import BadInputError
+from edgepart.hardware import units
+from edgepart.hardware.devices import DeviceProfile, load_device
+from edgepart.hardware.links import Link, link_presets, preset_link, radio_from_preset
+
+PRECISIONS = ("fp32", "fp16", "int8")
+CODECS = ("raw", "fp16", "int8")
+BACKENDS = ("tvm", "onnxruntime", "auto")
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    device: DeviceProfile
+    target: str | dict[str, Any]
+    backend: str = "tvm"
+    precisions: tuple[str, ...] = ("fp32",)
+    memory_budget: float | None = None  # bytes
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits a plan must meet; None means unconstrained. Units: seconds, joules, fraction."""
+
+    latency_s: float | None = None
+    device_energy_j: float | None = None
+    accuracy_drop: float | None = None
+
+
+@dataclass(frozen=True)
+class Pins:
+    input_stays_on_device: bool = False  # the raw input may not leave the first tier
+    first_layers: int = 0  # the first k layers (topological order) stay on the first tier
+    nodes: dict[str, str] = field(default_factory=dict)  # node name -> tier name
+
+
+@dataclass(frozen=True)
+class Deployment:
+    tiers: tuple[Tier, ...]
+    links: tuple[Link, ...]  # links[i] joins tiers[i] and tiers[i + 1]
+    budgets: Budgets
+    pins: Pins
+    output_tier: int = 0  # where the model's outputs are consumed
+    codecs: tuple[str, ...] = ("raw",)
+    sha256: str = ""
+    path: str = ""
+
+    def tier_index(self, name: str, where: str) -> int:
+        for i, tier in enumerate(self.tiers):
+            if tier.name == name:
+                return i
+        raise BadInputError(f"{where}: unknown tier '{name}'; tiers: {', '.join(t.name for t in self.tiers)}")
+
+
+def load(path: str | Path) -> Deployment:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        doc = tomllib.loads(raw.decode())
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: not valid TOML ({exc})") from None
+    deployment = parse(doc, str(path))
+    return Deployment(**{**deployment.__dict__, "sha256": hashlib.sha256(raw).hexdigest(), "path": str(path)})
+
+
+def parse(doc: dict[str, Any], source: str = "deploy.toml") -> Deployment:
+    _keys(doc, {"deploy", "tier", "link", "budgets", "pins"}, source)
+    tiers = tuple(_tier(t, f"{source}: tier[{i}]") for i, t in enumerate(_list(doc, "tier", source)))
+    if not tiers:
+        raise BadInputError(f"{source}: needs at least one [[tier]]")
+    names = [t.name for t in tiers]
+    if len(set(names)) != len(names):
+        raise BadInputError(f"{source}: tier names must be unique, got {', '.join(names)}")
+    links = _links(_list(doc, "link", source), names, source)
+    head = doc.get("deploy", {})
+    _keys(head, {"name", "output_tier", "codecs"}, f"{source}: [deploy]")
+    deployment = Deployment(tiers, links, _budgets(doc.get("budgets", {}), source), Pins())
+    output_tier = deployment.tier_index(head.get("output_tier", names[0]), f"{source}: deploy.output_tier")
+    codecs = tuple(head.get("codecs", ["raw"]))
+    for codec in codecs:
+        if codec not in CODECS:
+            raise BadInputError(f"{source}: deploy.codecs: unknown codec '{codec}'; known: {', '.join(CODECS)}")
+    pins = _pins(doc.get("pins", {}), deployment, source)
+    return Deployment(tiers, links, deployment.budgets, pins, output_tier, codecs)
+
+
+def _tier(doc: dict[str, Any], where: str) -> Tier:
+    _keys(doc, {"name", "device", "target", "backend", "precisions", "memory", "threads"}, where)
+    for key in ("name", "device", "target"):
+        if key not in doc:
+            raise BadInputError(f"{where}: missing key '{key}'")
+    backend = doc.get("backend", "tvm")
+    if backend not in BACKENDS:
+        raise BadInputError(f"{where}.backend: unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+    device = load_device(doc["device"], f"{where}.device")
+    precisions = tuple(doc.get("precisions", ["fp32"]))
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise BadInputError(f"{where}.precisions: unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
+        if not device.supports(precision):
+            raise BadInputError(f"{where}.precisions: device '{device.name}' has no {precision} support "
+                                f"(it has {', '.join(device.peak_ops)})")
+    memory = doc.get("memory")
+    threads = doc.get("threads", 1)
+    if not isinstance(threads, int) or threads < 1:
+        raise BadInputError(f"{where}.threads: expected a positive integer, got {threads!r}")
+    return Tier(
+        name=str(doc["name"]), device=device, target=doc["target"], backend=backend, precisions=precisions,
+        memory_budget=units.parse(memory, "size", f"{where}.memory") if memory is not None else None,
+        threads=threads,
+    )
+
+
+def _links(docs: list[dict[str, Any]], names: list[str], source: str) -> tuple[Link, ...]:
+    by_pair: dict[tuple[int, int], Link] = {}
+    presets = link_presets()
+    for i, doc in enumerate(docs):
+        where = f"{source}: link[{i}]"
+        _keys(doc, {"name", "from", "to", "preset", "bandwidth", "downlink", "rtt", "radio"}, where)
+        ends = []
+        for key in ("from", "to"):
+            if doc.get(key) not in names:
+                raise BadInputError(f"{where}.{key}: unknown tier {doc.get(key)!r}; tiers: {', '.join(names)}")
+            ends.append(names.index(doc[key]))
+        if ends[1] != ends[0] + 1:
+            raise BadInputError(f"{where}: links join adjacent tiers, lower first ('{doc['from']}' -> "
+                                f"'{names[ends[0] + 1] if ends[0] + 1 < len(names) else '?'}')")
+        name = doc.get("name", f"{doc['from']}-{doc['to']}")
+        preset = doc.get("preset")
+        if preset is not None and preset not in presets:
+            raise BadInputError(f"{where}.preset: unknown link preset '{preset}'; known: {', '.join(presets)}")
+        base = preset_link(name, preset) if preset else None
+        if base is None and ("bandwidth" not in doc or "rtt" not in doc):
+            raise BadInputError(f"{where}: needs 'preset' or both 'bandwidth' and 'rtt'")
+        uplink = units.parse(doc["bandwidth"], "bandwidth", f"{where}.bandwidth") if "bandwidth" in doc else base.uplink_bps
+        downlink = (units.parse(doc["downlink"], "bandwidth", f"{where}.downlink") if "downlink" in doc
+                    else (base.downlink_bps if base and "bandwidth" not in doc else uplink))
+        rtt = units.parse(doc["rtt"], "time", f"{where}.rtt") if "rtt" in doc else base.rtt_s
+        radio = base.radio if base else None
+        if "radio" in doc:
+            if doc["radio"] == "none":
+                radio = None
+            elif doc["radio"] in presets and presets[doc["radio"]].get("radio"):
+                radio = radio_from_preset(presets[doc["radio"]]["radio"])
+            else:
+                known = [k for k, v in presets.items() if v.get("radio")]
+                raise BadInputError(f"{where}.radio: unknown radio '{doc['radio']}'; known: none, {', '.join(known)}")
+        by_pair[tuple(ends)] = Link(name, uplink, downlink, rtt, radio)
+    links = []
+    for i in range(len(names) - 1):
+        if (i, i + 1) not in by_pair:
+            raise BadInputError(f"{source}: no [[link]] between tiers '{names[i]}' and '{names[i + 1]}'")
+        links.append(by_pair[(i, i + 1)])
+    return tuple(links)
+
+
+def _budgets(doc: dict[str, Any], source: str) -> Budgets:
+    where = f"{source}: [budgets]"
+    _keys(doc, {"latency", "device_energy", "accuracy_drop"}, where)
+    accuracy = doc.get("accuracy_drop")
+    if accuracy is not None:
+        accuracy = _fraction(accuracy, f"{where}.accuracy_drop")
+    return Budgets(
+        latency_s=units.parse(doc["latency"], "time", f"{where}.latency") if "latency" in doc else None,
+        device_energy_j=(units.parse(doc["device_energy"], "energy", f"{where}.device_energy")
+                         if "device_energy" in doc else None),
+        accuracy_drop=accuracy,
+    )
+
+
+def _pins(doc: dict[str, Any], deployment: Deployment, source: str) -> Pins:
+    where = f"{source}: [pins]"
+    _keys(doc, {"input_stays_on_device", "first_layers", "nodes"}, where)
+    nodes = doc.get("nodes", {})
+    for node, tier in nodes.items():
+        deployment.tier_index(tier, f"{where}.nodes.{node}")
+    first = doc.get("first_layers", 0)
+    if not isinstance(first, int) or first < 0:
+        raise BadInputError(f"{where}.first_layers: expected a non-negative integer, got {first!r}")
+    return Pins(bool(doc.get("input_stays_on_device", False)), first, dict(nodes))
+
+
+def _fraction(value: Any, where: str) -> float:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    raise BadInputError(f"{where}: expected a percentage like \"1%\" or a fraction in [0, 1], got {value!r}")
+
+
+def _keys(doc: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{where}: expected a table")
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise BadInputError(f"{where}: unknown key '{unknown[0]}'; known: {', '.join(sorted(allowed))}")
+
+
+def _list(doc: dict[str, Any], key: str, source: str) -> list[dict[str, Any]]:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        raise BadInputError(f"{source}: '{key}' must be an array of tables ([[{key}]])")
+    return value

@@ -1,0 +1,1 @@
+"""Solvers that decide where each layer runs and in what precision; they never edit the graph."""

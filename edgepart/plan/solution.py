@@ -1,0 +1,58 @@
+"""A solver's answer: tier and precision per node, codec per (tensor, link), and how it was found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgepart.cost.model import CostModel, Metrics, Objective, evaluate
+
+
+@dataclass
+class Solution:
+    """Indices into the cost model's tiers, precisions and codecs."""
+
+    tiers: np.ndarray  # [N]
+    precisions: np.ndarray  # [N]
+    codecs: np.ndarray  # [T, L]
+    solver: str
+    status: str = "optimal"  # optimal | feasible (time limit, gap > 0) | heuristic
+    seconds: float = 0.0
+    gap: float | None = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def metrics(self, model: CostModel) -> Metrics:
+        return evaluate(model, self.tiers[None, :], self.precisions[None, :], self.codecs[None, ...])
+
+    def objective(self, model: CostModel, objective: Objective) -> float:
+        return float(self.metrics(model).objective(objective)[0])
+
+
+def best_choices(model: CostModel, objective: Objective) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Without budgets, precision and codec choices are independent per (node, tier) and per
+    (tensor, link): the cheapest wins. Returns costs [N,K], precisions [N,K], costs [T,L], codecs [T,L]."""
+    node, transfer, _, _ = model.combined(objective)
+    return node.min(axis=2), node.argmin(axis=2), transfer.min(axis=2), transfer.argmin(axis=2)
+
+
+def apply_pins(node_cost: np.ndarray, model: CostModel) -> np.ndarray:
+    node_cost = node_cost.copy()
+    for node, tier in model.pinned.items():
+        keep = node_cost[node, tier]
+        node_cost[node, :] = np.inf
+        node_cost[node, tier] = keep
+    return node_cost
+
+
+def return_costs(model: CostModel, objective: Objective) -> np.ndarray:
+    """[N, K] cost of bringing each graph output down to the output tier, charged to its producer."""
+    _, _, back, _ = model.combined(objective)
+    n, k = model.node_latency.shape[:2]
+    cost = np.zeros((n, k))
+    for t, tensor in enumerate(model.tensors):
+        if not tensor.is_output:
+            continue
+        for tier in range(k):
+            cost[tensor.producer, tier] += back[t, model.output_tier:tier].sum()
+    return cost

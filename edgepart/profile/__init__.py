@@ -1,0 +1,1 @@
+"""Per-layer costs: measured on real hardware, or predicted from a device profile."""
