@@ -149,7 +149,8 @@ def _links(docs: list[dict[str, Any]], names: list[str], source: str) -> tuple[L
         base = preset_link(name, preset) if preset else None
         if base is None and ("bandwidth" not in doc or "rtt" not in doc):
             raise BadInputError(f"{where}: needs 'preset' or both 'bandwidth' and 'rtt'")
-        uplink = units.parse(doc["bandwidth"], "bandwidth", f"{where}.bandwidth") if "bandwidth" in doc else base.uplink_bps
+        uplink = (units.parse(doc["bandwidth"], "bandwidth", f"{where}.bandwidth") if "bandwidth" in doc
+                  else base.uplink_bps)
         downlink = (units.parse(doc["downlink"], "bandwidth", f"{where}.downlink") if "downlink" in doc
                     else (base.downlink_bps if base and "bandwidth" not in doc else uplink))
         rtt = units.parse(doc["rtt"], "time", f"{where}.rtt") if "rtt" in doc else base.rtt_s

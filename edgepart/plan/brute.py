@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from edgepart.cost.model import CostModel, Objective, evaluate
+from edgepart.cost.model import CostModel, Objective, evaluate  # noqa: F401 - re-exported for tests
 from edgepart.errors import CheckFailedError
 from edgepart.plan.solution import Solution, best_choices
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgepart.cost.model import CostModel, Objective
 from edgepart.errors import CheckFailedError
-from edgepart.plan.solution import Solution, apply_pins, best_choices, return_costs
+from edgepart.plan.solution import Solution, apply_pins, best_choices, require_valid, return_costs
 
 
 def solve(model: CostModel, objective: Objective) -> Solution:
@@ -52,9 +52,9 @@ def solve(model: CostModel, objective: Objective) -> Solution:
         tiers[v] = model.pinned.get(v, model.output_tier)
     solution = Solution(tiers, precision_of[np.arange(n), tiers], codec_of.copy(), "chain",
                         seconds=time.perf_counter() - started)
-    if not np.isfinite(solution.objective(model, objective)):
+    if not np.isfinite(solution.objective(model, objective)) and not solution.metrics(model).ordered[0]:
         raise CheckFailedError("no single split satisfies the pins of this deployment")
-    return solution
+    return require_valid(solution, model, objective)
 
 
 def _first_allowed_start(cost: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import pulp
 from edgepart.cost.model import CostModel, Objective
 from edgepart.errors import CheckFailedError, ToolError
 from edgepart.plan import mincut
-from edgepart.plan.solution import Solution
+from edgepart.plan.solution import Solution, pin_conflict
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class IlpOptions:
     warm_start: bool = True
 
 
-def solve(model: CostModel, objective: Objective, options: IlpOptions = IlpOptions()) -> Solution:
+def solve(model: CostModel, objective: Objective, options: IlpOptions | None = None) -> Solution:
+    options = options or IlpOptions()
     started = time.perf_counter()
     program = _Program(model, objective)
     start = _warm_start(model, objective) if options.warm_start else None
@@ -36,7 +37,7 @@ def solve(model: CostModel, objective: Objective, options: IlpOptions = IlpOptio
         program.set_initial(start)
     status, gap = program.solve(options, warm=start is not None)
     if status == "infeasible":
-        raise CheckFailedError(infeasible_message(model))
+        raise CheckFailedError(pin_conflict(model) or infeasible_message(model))
     solution = program.solution()
     solution.status, solution.gap = status, gap
     solution.seconds = time.perf_counter() - started
@@ -174,7 +175,8 @@ class _Program:
         status = pulp.LpStatus[self.problem.status]
         if status == "Infeasible":
             return "infeasible", None
-        if status != "Optimal" or self.problem.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        solved = (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+        if status != "Optimal" or self.problem.sol_status not in solved:
             if "infeasible" in text.lower() and "Stopped on time" not in text:
                 return "infeasible", None
             raise ToolError(f"the ILP solver ({backend}) returned status {status} without a solution")

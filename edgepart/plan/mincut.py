@@ -16,8 +16,7 @@ import igraph
 import numpy as np
 
 from edgepart.cost.model import CostModel, Objective
-from edgepart.errors import CheckFailedError
-from edgepart.plan.solution import Solution, apply_pins, best_choices, return_costs
+from edgepart.plan.solution import Solution, apply_pins, best_choices, require_valid, return_costs
 
 
 def solve(model: CostModel, objective: Objective) -> Solution:
@@ -29,9 +28,7 @@ def solve(model: CostModel, objective: Objective) -> Solution:
     tiers = _layered_cut(model, node_cost, transfer_cost, link_cost) if k > 1 else np.zeros(n, dtype=int)
     precisions = precision_of[np.arange(n), tiers]
     solution = Solution(tiers, precisions, codec_of.copy(), "mincut", seconds=time.perf_counter() - started)
-    if not np.isfinite(solution.objective(model, objective)):
-        raise CheckFailedError("no assignment satisfies the pins and allowed precisions of this deployment")
-    return solution
+    return require_valid(solution, model, objective)
 
 
 class _FlowGraph:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgepart.cost.model import CostModel, Metrics, Objective, evaluate
+from edgepart.errors import CheckFailedError
 
 
 @dataclass
@@ -56,3 +57,30 @@ def return_costs(model: CostModel, objective: Objective) -> np.ndarray:
         for tier in range(k):
             cost[tensor.producer, tier] += back[t, model.output_tier:tier].sum()
     return cost
+
+
+def require_valid(solution: Solution, model: CostModel, objective: Objective) -> Solution:
+    """Raise CheckFailedError unless the solution keeps every pin and flow-up rule at a finite cost."""
+    metrics = solution.metrics(model)
+    if bool(metrics.ordered[0]) and np.isfinite(metrics.objective(objective)[0]):
+        return solution
+    raise CheckFailedError(pin_conflict(model) or "no assignment satisfies the pins and the allowed precisions")
+
+
+def pin_conflict(model: CostModel) -> str | None:
+    """A pair of pins that cannot both hold: a node pinned above a node it feeds."""
+    successors: dict[int, set[int]] = {}
+    for u, v in model.ordered_edges():
+        successors.setdefault(u, set()).add(v)
+    for source, tier in sorted(model.pinned.items()):
+        stack, seen = [source], {source}
+        while stack:
+            for nxt in successors.get(stack.pop(), ()):
+                if nxt in seen:
+                    continue
+                seen.add(nxt)
+                stack.append(nxt)
+                if nxt in model.pinned and model.pinned[nxt] < tier:
+                    return (f"pins contradict: '{model.nodes[source]}' is pinned to tier '{model.tiers[tier]}' but "
+                            f"feeds '{model.nodes[nxt]}', pinned to the lower tier '{model.tiers[model.pinned[nxt]]}'")
+    return None

@@ -1,0 +1,117 @@
+"""`edgepart plan MODEL --deploy deploy.toml`: where each layer runs and in what precision."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from edgepart import graph, schema
+from edgepart.cli import text
+from edgepart.cli.inspect_cmd import input_shape_option
+from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.cost.model import Objective
+from edgepart.errors import BadInputError, CheckFailedError
+from edgepart.hardware import deploy
+from edgepart.plan import planner, solvers
+from edgepart.plan.ilp import IlpOptions
+
+OBJECTIVES = ("latency", "energy", "throughput", "weighted")
+
+
+@click.command("plan")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--deploy", "deploy_path", required=True, type=click.Path(dir_okay=False),
+              help="The deployment: tiers, links, budgets, pins (deploy.toml).")
+@click.option("--solver", type=click.Choice(solvers.SOLVERS), default="auto", show_default=True,
+              help="auto: exact min-cut, or the ILP when budgets or throughput need it.")
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="latency", show_default=True,
+              help="latency (one inference at a time), device energy, throughput (pipelined), or weighted.")
+@click.option("--energy-weight", type=float, default=0.0, show_default=True,
+              help="For --objective weighted: seconds a joule of device energy is worth.")
+@click.option("--time-limit", type=float, default=60.0, show_default=True, help="ILP time limit in seconds.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan file here.")
+@click.option("--explain", is_flag=True, help="Print a readable breakdown: tiers, cuts, baselines.")
+@click.option("--svg", type=click.Path(dir_okay=False), help="Draw the graph coloured by tier into this SVG file.")
+@click.option("--reproducible", is_flag=True,
+              help="Write 0 for solver.seconds so plan files are byte-identical (also SOURCE_DATE_EPOCH).")
+@input_shape_option
+@output_options
+def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, objective: str,
+                 energy_weight: float, time_limit: float, output: str | None, explain: bool, svg: str | None,
+                 reproducible: bool, input_shapes: tuple[str, ...]) -> None:
+    """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
+    if objective == "weighted" and energy_weight <= 0:
+        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
+    deployment = deploy.load(deploy_path)
+    loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
+    request = planner.PlanRequest(
+        objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit),
+        reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ,
+    )
+    doc = planner.plan(loaded, deployment, request)
+    if output:
+        schema.write_json(output, doc)
+    if svg:
+        from edgepart.plan.drawing import plan_svg  # noqa: PLC0415
+
+        schema.write_atomic(svg, plan_svg(loaded.graph, doc))
+    if out.json:
+        emit(out, doc, render)
+    elif explain:
+        click.echo(render(doc))
+    else:
+        click.echo(summary(doc, output))
+    unmet = [name for name, b in doc["budgets"].items() if not b["met"]]
+    if unmet:
+        raise CheckFailedError(f"budget not met: {', '.join(unmet)}")
+
+
+def summary(doc: dict[str, Any], output: str | None) -> str:
+    p = doc["predicted"]
+    split = ", ".join(f"{tier}: {info['layers']} layers" for tier, info in p["per_tier"].items())
+    where = f" -> {output}" if output else ""
+    return (f"{doc['solver']['name']} ({doc['solver']['status']}): latency {_ms(p['latency_s'])}, "
+            f"device energy {_mj(p['energy_j'])}; {split}{where}")
+
+
+def render(doc: dict[str, Any]) -> str:
+    p = doc["predicted"]
+    lines = [f"model {doc['model']['path']}  objective: {doc['objective']}  solver: {doc['solver']['name']} "
+             f"({doc['solver']['status']})", ""]
+    rows = [(tier, info["layers"], text.count(info["macs"]), _ms(info["compute_s"]), text.size(info["memory_bytes"]))
+            for tier, info in p["per_tier"].items()]
+    lines += [text.table(["tier", "layers", "MACs", "compute", "memory"], rows, right=(1, 2, 3, 4)), ""]
+    for cut in doc["cuts"]:
+        moved = sum(t["bytes"] for t in cut["up"])
+        lines.append(f"link {cut['link']} ({cut['from']} -> {cut['to']}): {len(cut['up'])} tensor(s) up, "
+                     f"{text.size(moved)}, {_ms(p['per_link'][cut['link']]['transfer_s'])}"
+                     + (f", overhead {_ms(cut['overhead_s'])}" if cut["used"] else ", unused"))
+        for t in cut["up"]:
+            lines.append(f"    {t['tensor']}  {'x'.join(map(str, t['shape']))}  {t['codec']}  {text.size(t['bytes'])}")
+        for t in cut["down"]:
+            lines.append(f"    (result down) {t['tensor']}  {text.size(t['bytes'])}")
+    lines += ["", f"predicted: latency {_ms(p['latency_s'])}, device energy {_mj(p['energy_j'])}, "
+                  f"throughput {_ms(p['throughput_s'])}/inference", ""]
+    rows = []
+    for name, base in doc["baselines"].items():
+        if base.get("latency_s") is None:
+            rows.append((name, "infeasible", "-", "-"))
+            continue
+        speedup = base["latency_s"] / p["latency_s"] if p["latency_s"] else float("nan")
+        rows.append((name + ("" if base["feasible"] else " (breaks a pin or budget)"), _ms(base["latency_s"]),
+                     _mj(base["energy_j"]), f"{speedup:.2f}x"))
+    lines.append(text.table(["baseline", "latency", "energy", "plan speed-up"], rows, right=(1, 2, 3)))
+    for name, budget in doc["budgets"].items():
+        lines.append(f"budget {name}: limit {budget['limit']:.4g}, predicted {budget['predicted']:.4g} "
+                     f"({'met' if budget['met'] else 'NOT MET'})")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f} ms"
+
+
+def _mj(joules: float | None) -> str:
+    return "-" if joules is None else f"{joules * 1e3:.2f} mJ"

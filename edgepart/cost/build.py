@@ -1,0 +1,162 @@
+"""Build the CostModel of a model on a deployment: per-layer costs per tier and precision
+(predicted from the device profile unless a measured profile is given), per-tensor transfer
+costs per link and codec, per-link overheads, pins and budgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edgepart.cost.model import CostModel, TensorCosts
+from edgepart.errors import BadInputError
+from edgepart.graph import GRAPH_INPUT, GRAPH_OUTPUT, LayerGraph, Node, Tensor
+from edgepart.hardware.deploy import PRECISIONS, Deployment, Tier
+from edgepart.hardware.links import Link
+from edgepart.profile import predict
+
+# Layer seconds on a tier in a precision; None when nothing was measured (then it is predicted).
+MeasuredSeconds = Callable[[Tier, Node, str], float | None]
+
+CODEC_BYTES_PER_ELEMENT = {"raw": None, "fp16": 2, "int8": 1}
+CODEC_HEADER_BYTES = {"raw": 0, "fp16": 0, "int8": 8}  # int8: scale and zero point
+
+
+def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds | None = None,
+          sensitivity: dict[tuple[str, str], float] | None = None) -> CostModel:
+    """`sensitivity` maps (node, precision) to the accuracy drop of running that node alone in it."""
+    tiers, links = deployment.tiers, deployment.links
+    precisions = tuple(p for p in PRECISIONS if any(p in t.precisions for t in tiers))
+    codecs = deployment.codecs
+    nodes = graph.nodes
+    index = {node.name: i for i, node in enumerate(nodes)}
+    device = tiers[0].device
+    node_latency = np.full((len(nodes), len(tiers), len(precisions)), np.inf)
+    node_energy = np.full_like(node_latency, np.inf)
+    for v, node in enumerate(nodes):
+        for k, tier in enumerate(tiers):
+            for q, precision in enumerate(precisions):
+                if precision not in tier.precisions:
+                    continue
+                seconds = (measured(tier, node, precision) if measured else None)
+                if seconds is None:
+                    seconds = predict.node_seconds(graph, node, tier.device, precision)
+                node_latency[v, k, q] = seconds
+                node_energy[v, k, q] = (predict.node_energy(graph, node, device, precision, seconds) if k == 0
+                                        else device.idle_power_w * seconds)
+    tensor_list = list(graph.tensors.values())
+    transfer_latency, transfer_energy = _transfers(tensor_list, links, codecs, tiers)
+    return_latency = np.array([[link.down_seconds(t.nbytes) for link in links] for t in tensor_list]).reshape(
+        len(tensor_list), len(links))
+    return_energy = return_latency * device.idle_power_w
+    if links and links[0].radio is not None:
+        return_energy[:, 0] = [links[0].radio.receive_energy(t.nbytes, links[0].downlink_bps) for t in tensor_list]
+    link_latency = np.array([link.rtt_s for link in links])
+    link_energy = link_latency * device.idle_power_w
+    if links and links[0].radio is not None:
+        link_energy[0] += links[0].radio.tail_j
+    return CostModel(
+        tiers=tuple(t.name for t in tiers),
+        links=tuple(link.name for link in links),
+        precisions=precisions,
+        codecs=codecs,
+        nodes=tuple(n.name for n in nodes),
+        node_latency=node_latency,
+        node_energy=node_energy,
+        weight_bytes=np.array([[n.param_bytes * predict.BYTES_PER_ELEMENT[p] / 4 for p in precisions] for n in nodes]),
+        activation_bytes=np.array([graph.input_bytes(n.name) + n.output_bytes for n in nodes], dtype=float),
+        accuracy_drop=_accuracy(nodes, precisions, sensitivity),
+        tensors=tuple(TensorCosts(t.name, index[t.producer], tuple(index[c] for c in t.consumers),
+                                  is_output=t.name in graph.outputs) for t in tensor_list),
+        transfer_latency=transfer_latency,
+        transfer_energy=transfer_energy,
+        codec_accuracy_drop=_codec_accuracy(tensor_list, codecs, sensitivity),
+        return_latency=return_latency,
+        return_energy=return_energy,
+        link_latency=link_latency,
+        link_energy=link_energy,
+        pinned=_pins(graph, deployment, index),
+        unordered=frozenset(i for i, n in enumerate(nodes) if n.op_type == GRAPH_OUTPUT),
+        output_tier=deployment.output_tier,
+        memory_budget=tuple(t.memory_budget for t in tiers),
+        latency_budget=deployment.budgets.latency_s,
+        energy_budget=deployment.budgets.device_energy_j,
+        accuracy_budget=deployment.budgets.accuracy_drop,
+    )
+
+
+def codec_bytes(tensor: Tensor, codec: str) -> int:
+    """Bytes on the wire; codecs only shrink float tensors."""
+    per_element = CODEC_BYTES_PER_ELEMENT[codec]
+    if per_element is None or not tensor.dtype.startswith(("float", "bfloat")):
+        return tensor.nbytes
+    return tensor.elements * per_element + CODEC_HEADER_BYTES[codec]
+
+
+def _transfers(tensors: list[Tensor], links: tuple[Link, ...], codecs: tuple[str, ...],
+               tiers: tuple[Tier, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """[T, L, C] seconds and device joules to send each tensor up each link in each codec."""
+    latency = np.zeros((len(tensors), len(links), len(codecs)))
+    energy = np.zeros_like(latency)
+    device = tiers[0].device
+    for t, tensor in enumerate(tensors):
+        for li, link in enumerate(links):
+            for c, codec in enumerate(codecs):
+                wire = codec_bytes(tensor, codec)
+                convert = 0.0 if codec == "raw" or wire == tensor.nbytes else tensor.nbytes * 8
+                encode = convert / tiers[li].device.memory_bandwidth
+                decode = convert / tiers[li + 1].device.memory_bandwidth
+                airtime = link.up_seconds(wire)
+                latency[t, li, c] = encode + airtime + decode
+                if li == 0 and link.radio is not None:
+                    energy[t, li, c] = (link.radio.send_energy(wire, link.uplink_bps) + device.active_power_w * encode
+                                        + device.idle_power_w * decode)
+                elif li == 0:
+                    energy[t, li, c] = device.active_power_w * encode + device.idle_power_w * (airtime + decode)
+                else:
+                    energy[t, li, c] = device.idle_power_w * latency[t, li, c]
+    return latency, energy
+
+
+def _accuracy(nodes: tuple[Node, ...], precisions: tuple[str, ...],
+              sensitivity: dict[tuple[str, str], float] | None) -> np.ndarray:
+    drop = np.zeros((len(nodes), len(precisions)))
+    for v, node in enumerate(nodes):
+        for q, precision in enumerate(precisions):
+            if precision != "fp32" and sensitivity is not None:
+                drop[v, q] = max(0.0, sensitivity.get((node.name, precision), 0.0))
+    return drop
+
+
+def _codec_accuracy(tensors: list[Tensor], codecs: tuple[str, ...],
+                    sensitivity: dict[tuple[str, str], float] | None) -> np.ndarray:
+    drop = np.zeros((len(tensors), len(codecs)))
+    for t, tensor in enumerate(tensors):
+        for c, codec in enumerate(codecs):
+            if codec != "raw" and sensitivity is not None:
+                drop[t, c] = max(0.0, sensitivity.get((f"tensor:{tensor.name}", codec), 0.0))
+    return drop
+
+
+def _pins(graph: LayerGraph, deployment: Deployment, index: dict[str, int]) -> dict[int, int]:
+    pins = {}
+    for node in graph.nodes:
+        if node.op_type == GRAPH_INPUT:
+            pins[index[node.name]] = 0
+        elif node.op_type == GRAPH_OUTPUT:
+            pins[index[node.name]] = deployment.output_tier
+    for name, tier in deployment.pins.nodes.items():
+        if name not in index:
+            close = sorted(n for n in index if name.lower() in n.lower())[:5]
+            hint = f"; similar: {', '.join(close)}" if close else ""
+            raise BadInputError(f"{deployment.path or 'deploy.toml'}: [pins].nodes names '{name}', "
+                                f"which is not a node of the model{hint}")
+        pins[index[name]] = deployment.tier_index(tier, f"[pins].nodes.{name}")
+    for node in graph.layers[: deployment.pins.first_layers]:
+        pins[index[node.name]] = 0
+    if deployment.pins.input_stays_on_device:
+        for name in graph.inputs:
+            for consumer in graph.tensors[name].consumers:
+                pins[index[consumer]] = 0
+    return pins

@@ -1,0 +1,73 @@
+"""plan(model, deployment) -> plan document: build the cost model, solve, and compare with baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgepart.cost import build as cost_build
+from edgepart.cost.model import CostModel, Objective
+from edgepart.errors import CheckFailedError
+from edgepart.graph import LoadedModel
+from edgepart.hardware.deploy import Deployment
+from edgepart.plan import chain, solvers
+from edgepart.plan.document import plan_document
+from edgepart.plan.ilp import IlpOptions
+from edgepart.plan.solution import Solution, best_choices
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    objective: Objective = Objective("latency")
+    solver: str = "auto"
+    ilp: IlpOptions = IlpOptions()
+    reproducible: bool = False
+
+
+def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = PlanRequest()) -> dict:
+    cost = cost_build.build(loaded.graph, deployment)
+    solution = solvers.solve(cost, request.objective, request.solver, request.ilp)
+    return plan_document(
+        loaded.describe(), describe_deployment(deployment), loaded.graph, cost, request.objective, solution,
+        baselines(cost, request.objective), cost_sources(deployment), request.reproducible,
+    )
+
+
+def baselines(cost: CostModel, objective: Objective) -> dict[str, Solution | None]:
+    """Everything on each tier (inputs stay where they are produced), and the best single split."""
+    additive = objective if objective.kind != "throughput" else Objective("latency")
+    _, precision_of, _, codec_of = best_choices(cost, additive)
+    n = len(cost.nodes)
+    result: dict[str, Solution | None] = {}
+    for k, tier in enumerate(cost.tiers):
+        tiers = np.full(n, k)
+        for node in cost.unordered:
+            tiers[node] = cost.output_tier
+        for node, pinned in cost.pinned.items():
+            if node not in cost.unordered and cost.node_latency[node, k].min() == 0:  # graph inputs
+                tiers[node] = pinned
+        result[f"all_{tier}"] = Solution(tiers, precision_of[np.arange(n), tiers], codec_of.copy(), f"all_{tier}")
+    if len(cost.tiers) > 1:
+        try:
+            result["best_single_split"] = chain.solve(cost, additive)
+        except CheckFailedError:
+            result["best_single_split"] = None
+    return result
+
+
+def describe_deployment(deployment: Deployment) -> dict:
+    return {
+        "path": deployment.path,
+        "sha256": deployment.sha256,
+        "tiers": [{"name": t.name, "device": t.device.name, "target": t.target, "backend": t.backend,
+                   "precisions": list(t.precisions), "threads": t.threads} for t in deployment.tiers],
+        "links": [{"name": link.name, "uplink_bps": link.uplink_bps, "downlink_bps": link.downlink_bps,
+                   "rtt_s": link.rtt_s, "radio": link.radio is not None} for link in deployment.links],
+        "output_tier": deployment.tiers[deployment.output_tier].name,
+    }
+
+
+def cost_sources(deployment: Deployment) -> dict[str, str]:
+    return {t.name: f"predicted: roofline from device profile '{t.device.name}' ({t.device.provenance})"
+            for t in deployment.tiers}
