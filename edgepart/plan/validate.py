@@ -1,0 +1,89 @@
+"""Check a plan file before using it (shared by plan and compile): made for this model and
+deployment, every node placed on a known tier in an allowed precision, no data flowing back down
+the tiers, and the budgets it claims to meet still met. Errors name the node or budget at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgepart import schema
+from edgepart.cost import build as cost_build
+from edgepart.errors import BadInputError, CheckFailedError
+from edgepart.graph import GRAPH_OUTPUT, LoadedModel
+from edgepart.hardware.deploy import Deployment
+from edgepart.plan.document import SCHEMA_VERSION
+from edgepart.plan.solution import Solution
+
+
+def load_plan(path: str) -> dict[str, Any]:
+    return schema.load_json(path, "plan", SCHEMA_VERSION)
+
+
+def validate(plan: dict[str, Any], loaded: LoadedModel, deployment: Deployment | None = None,
+             source: str = "plan") -> Solution:
+    """Raise BadInputError (wrong model, node, tier, precision, direction) or CheckFailedError (budget)."""
+    if plan["model"]["sha256"] != loaded.sha256:
+        raise BadInputError(f"{source}: made for model sha256 {plan['model']['sha256'][:12]}, but "
+                            f"{loaded.path} has sha256 {loaded.sha256[:12]}; re-run edgepart plan")
+    if deployment is not None and deployment.sha256 and plan["deployment"]["sha256"] != deployment.sha256:
+        raise BadInputError(f"{source}: made for deployment sha256 {plan['deployment']['sha256'][:12]}, but "
+                            f"{deployment.path} has sha256 {deployment.sha256[:12]}")
+    tiers = [t["name"] for t in plan["deployment"]["tiers"]]
+    allowed = {t["name"]: set(t["precisions"]) for t in plan["deployment"]["tiers"]}
+    graph = loaded.graph
+    tier_of, precision_of = _placement(plan, graph, tiers, allowed, source)
+    for tensor in graph.tensors.values():
+        for consumer in tensor.consumers:
+            if graph.node(consumer).op_type == GRAPH_OUTPUT:
+                continue
+            if tier_of[consumer] < tier_of[tensor.producer]:
+                raise BadInputError(
+                    f"{source}: node '{consumer}' on tier '{tiers[tier_of[consumer]]}' reads '{tensor.name}' from "
+                    f"tier '{tiers[tier_of[tensor.producer]]}': data may only flow up the tiers")
+    solution = Solution(np.array([tier_of[n.name] for n in graph.nodes]), np.zeros(len(graph.nodes), dtype=int),
+                        np.zeros((len(graph.tensors), len(tiers) - 1), dtype=int), plan["solver"]["name"])
+    if deployment is not None:
+        _check_budgets(plan, loaded, deployment, solution, precision_of, source)
+    return solution
+
+
+def _placement(plan, graph, tiers, allowed, source) -> tuple[dict[str, int], dict[str, str]]:
+    assignment, precision = plan["assignment"], plan.get("precision", {})
+    unknown = sorted(set(assignment) - {n.name for n in graph.nodes})
+    if unknown:
+        raise BadInputError(f"{source}: assigns '{unknown[0]}', which is not a node of the model")
+    tier_of, precision_of = {}, {}
+    for node in graph.nodes:
+        if node.name not in assignment:
+            raise BadInputError(f"{source}: node '{node.name}' is not placed on any tier")
+        tier = assignment[node.name]
+        if tier not in tiers:
+            raise BadInputError(f"{source}: node '{node.name}' is placed on unknown tier '{tier}'")
+        tier_of[node.name] = tiers.index(tier)
+        if not node.is_pseudo:
+            chosen = precision.get(node.name, "fp32")
+            if chosen not in allowed[tier]:
+                raise BadInputError(f"{source}: node '{node.name}' runs in {chosen} on tier '{tier}', which allows "
+                                    f"{', '.join(sorted(allowed[tier]))}")
+            precision_of[node.name] = chosen
+    return tier_of, precision_of
+
+
+def _check_budgets(plan, loaded, deployment, solution, precision_of, source) -> None:
+    cost = cost_build.build(loaded.graph, deployment)
+    solution.precisions = np.array([cost.precisions.index(precision_of.get(n, "fp32")) for n in cost.nodes])
+    codec_index = {c: i for i, c in enumerate(cost.codecs)}
+    tensor_index = {t.name: i for i, t in enumerate(cost.tensors)}
+    for link, cut in enumerate(plan["cuts"]):
+        for entry in cut["up"]:
+            solution.codecs[tensor_index[entry["tensor"]], link] = codec_index[entry["codec"]]
+    metrics = solution.metrics(cost)
+    if not bool(metrics.ordered[0]):
+        raise BadInputError(f"{source}: the placement breaks a pin of {deployment.path or 'the deployment'}")
+    if not bool(metrics.feasible(cost)[0]):
+        raise CheckFailedError(f"{source}: the plan no longer meets the budgets of "
+                               f"{deployment.path or 'the deployment'} (predicted latency "
+                               f"{metrics.latency_s[0] * 1e3:.3g} ms)")
