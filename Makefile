@@ -24,6 +24,7 @@ test-all: install
 
 demo: install
 	$(BIN)/edgepart inspect $(DEMO_MODEL)
+	$(BIN)/edgepart plan $(DEMO_MODEL) --deploy examples/phone-edge-cloud.toml --explain -o build/demo/plan.json
 
 # Regenerate the example models (deterministic; trains the digits CNN in numpy, ~10 s).
 models: install
