@@ -29,12 +29,12 @@ def test_mincut_equals_brute_force(seed):
     assert chain.solve(model, LATENCY).objective(model, LATENCY) >= best - 1e-12
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(200))
 def test_mincut_with_precisions_and_codecs_equals_brute_force(seed):
     model = random_model(4 + seed % 4, tiers=2 + seed % 2, precisions=2 + seed % 2, codecs=2, seed=1000 + seed)
-    for objective in (LATENCY, ENERGY, WEIGHTED):
-        expected = brute.solve(model, objective).objective(model, objective)
-        assert close(mincut.solve(model, objective).objective(model, objective), expected), objective
+    objective = (LATENCY, ENERGY, WEIGHTED)[seed % 3]
+    expected = brute.solve(model, objective).objective(model, objective)
+    assert close(mincut.solve(model, objective).objective(model, objective), expected)
 
 
 def _budgeted(model: CostModel, seed: int) -> CostModel:
@@ -45,10 +45,10 @@ def _budgeted(model: CostModel, seed: int) -> CostModel:
                                accuracy_budget=0.015 if seed % 2 else None)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(200))
 def test_ilp_with_budgets_equals_brute_force(seed):
-    model = _budgeted(random_model(4 + seed % 4, tiers=2 + seed % 2, precisions=1 + seed % 3, seed=2000 + seed), seed)
-    for objective in (ENERGY, Objective("throughput")):
+    model = _budgeted(random_model(4 + seed % 5, tiers=2 + seed % 2, precisions=1 + seed % 3, seed=2000 + seed), seed)
+    for objective in ((ENERGY, Objective("throughput"), LATENCY)[seed % 3],):
         try:
             expected = brute.solve(model, objective).objective(model, objective)
         except CheckFailedError:
@@ -68,7 +68,7 @@ def test_ilp_chooses_codecs_under_an_accuracy_budget_like_brute_force(seed):
     assert abs(ilp.solve(model, LATENCY).objective(model, LATENCY) - expected) <= 1e-6 * max(1.0, expected)
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(200))
 def test_chain_is_the_best_single_split(seed):
     model = random_model(5 + seed % 6, tiers=2 + seed % 2, seed=4000 + seed)
     n, k = len(model.nodes), len(model.tiers)
