@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_MODEL ?= models/residual_cnn.onnx
 
-.PHONY: install test test-all demo models bench lint clean
+.PHONY: install test test-all demo models bench lint clean host-profile
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ demo: install
 # Regenerate the example models (deterministic; trains the digits CNN in numpy, ~10 s).
 models: install
 	$(BIN)/python models/make_models.py
+
+# Re-measure this host into profiles/devices/local.json.
+host-profile: install
+	$(BIN)/python -m edgepart.profile.host
 
 bench: install
 	$(BIN)/python -m bench

@@ -12,10 +12,11 @@ from edgepart.cli.inspect_cmd import inspect_command
 from edgepart.cli.output import OutputOptions
 from edgepart.cli.pending import pending_commands
 from edgepart.cli.plan_cmd import plan_command
+from edgepart.cli.profile_cmd import profile_command
 from edgepart.cli.sweep_cmd import sweep_command
 from edgepart.errors import EdgepartError, ExitCode
 
-COMMANDS = [inspect_command, plan_command, sweep_command]
+COMMANDS = [inspect_command, profile_command, plan_command, sweep_command]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

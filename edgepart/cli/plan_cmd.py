@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.hardware import deploy
 from edgepart.plan import planner, solvers
 from edgepart.plan.ilp import IlpOptions
+from edgepart.profile.document import load_profile
 
 OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 
@@ -31,6 +33,8 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @click.option("--energy-weight", type=float, default=0.0, show_default=True,
               help="For --objective weighted: seconds a joule of device energy is worth.")
 @click.option("--time-limit", type=float, default=60.0, show_default=True, help="ILP time limit in seconds.")
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False),
+              help="Folder of profile files (edgepart profile -o); a tier whose device has one uses it.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan file here.")
 @click.option("--explain", is_flag=True, help="Print a readable breakdown: tiers, cuts, baselines.")
 @click.option("--svg", type=click.Path(dir_okay=False), help="Draw the graph coloured by tier into this SVG file.")
@@ -39,7 +43,8 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @input_shape_option
 @output_options
 def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, objective: str,
-                 energy_weight: float, time_limit: float, output: str | None, explain: bool, svg: str | None,
+                 energy_weight: float, time_limit: float, profiles_dir: str | None, output: str | None,
+                 explain: bool, svg: str | None,
                  reproducible: bool, input_shapes: tuple[str, ...]) -> None:
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
     if objective == "weighted" and energy_weight <= 0:
@@ -49,6 +54,7 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     request = planner.PlanRequest(
         objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit),
         reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ,
+        profiles=_profiles(profiles_dir, loaded) if profiles_dir else (),
     )
     doc = planner.plan(loaded, deployment, request)
     if output:
@@ -66,6 +72,14 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     unmet = [name for name, b in doc["budgets"].items() if not b["met"]]
     if unmet:
         raise CheckFailedError(f"budget not met: {', '.join(unmet)}")
+
+
+def _profiles(folder: str, loaded: graph.LoadedModel) -> tuple[dict, ...]:
+    """Every profile in `folder`; one made for another model is refused, naming both hashes."""
+    paths = sorted(Path(folder).glob("*.json"))
+    if not Path(folder).is_dir():
+        raise BadInputError(f"--profiles {folder}: no such folder")
+    return tuple(load_profile(str(p), loaded) for p in paths)
 
 
 def summary(doc: dict[str, Any], output: str | None) -> str:

@@ -23,15 +23,31 @@ class PlanRequest:
     solver: str = "auto"
     ilp: IlpOptions = IlpOptions()
     reproducible: bool = False
+    profiles: tuple[dict, ...] = ()  # measured or predicted profile documents of this model
 
 
 def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = PlanRequest()) -> dict:
-    cost = cost_build.build(loaded.graph, deployment)
+    measured = profile_lookup(request.profiles)
+    cost = cost_build.build(loaded.graph, deployment, measured)
     solution = solvers.solve(cost, request.objective, request.solver, request.ilp)
     return plan_document(
         loaded.describe(), describe_deployment(deployment), loaded.graph, cost, request.objective, solution,
-        baselines(cost, request.objective), cost_sources(deployment), request.reproducible,
+        baselines(cost, request.objective), cost_sources(deployment, request.profiles), request.reproducible,
     )
+
+
+def profile_lookup(profiles: tuple[dict, ...]) -> cost_build.MeasuredSeconds:
+    """Seconds of a layer on a tier whose device has a profile; None (predict) otherwise."""
+    by_device = {doc["device"]: doc for doc in profiles}
+
+    def seconds(tier, node, precision):
+        doc = by_device.get(tier.device.name)
+        if doc is None or node.is_pseudo:
+            return None
+        layer = doc["precisions"].get(precision, {}).get("layers", {}).get(node.name)
+        return None if layer is None else layer["calibrated_s"]
+
+    return seconds
 
 
 def baselines(cost: CostModel, objective: Objective) -> dict[str, Solution | None]:
@@ -68,6 +84,15 @@ def describe_deployment(deployment: Deployment) -> dict:
     }
 
 
-def cost_sources(deployment: Deployment) -> dict[str, str]:
-    return {t.name: f"predicted: roofline from device profile '{t.device.name}' ({t.device.provenance})"
-            for t in deployment.tiers}
+def cost_sources(deployment: Deployment, profiles: tuple[dict, ...] = ()) -> dict[str, str]:
+    by_device = {doc["device"]: doc for doc in profiles}
+    sources = {}
+    for tier in deployment.tiers:
+        doc = by_device.get(tier.device.name)
+        if doc is not None:
+            sources[tier.name] = f"profile of '{doc['device']}': {doc['provenance']['method']} " \
+                                 f"({', '.join(doc['precisions'])}; other precisions predicted)"
+        else:
+            sources[tier.name] = (f"predicted: roofline from device profile '{tier.device.name}' "
+                                  f"({tier.device.provenance})")
+    return sources

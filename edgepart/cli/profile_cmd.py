@@ -1,0 +1,86 @@
+"""`edgepart profile MODEL --device NAME`: per-layer latency and energy, measured or predicted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgepart import graph, schema
+from edgepart.cli import text
+from edgepart.cli.inspect_cmd import input_shape_option
+from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.errors import NotAvailableError
+from edgepart.hardware.devices import load_device
+from edgepart.profile import document
+from edgepart.profile.measure import measure
+from edgepart.profile.ort_profiler import LEVELS, RunOptions
+
+
+@click.command("profile")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--device", default="local", show_default=True,
+              help="'local' (this host, measured) or a device profile name or path (with --predict).")
+@click.option("--backend", type=click.Choice(["onnxruntime", "tvm"]), default="onnxruntime", show_default=True,
+              help="Runtime to measure with.")
+@click.option("--predict", is_flag=True, help="Predict from the device profile instead of measuring.")
+@click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions: fp32,fp16,int8.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Intra-op threads (fixed).")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Runs discarded before measuring.")
+@click.option("--repeat", type=int, default=50, show_default=True, help="Measured runs per pass.")
+@click.option("--optimization", type=click.Choice(sorted(LEVELS)), default="all", show_default=True,
+              help="onnxruntime graph optimisation level of the profiled session.")
+@click.option("--check-segments", type=int, default=0, show_default=True,
+              help="Cut K random contiguous segments out, time them, report predicted vs measured.")
+@click.option("--rpc", metavar="HOST:PORT", help="Profile on a remote board over TVM RPC.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the profile file here.")
+@input_shape_option
+@output_options
+def profile_command(out: OutputOptions, model: str, device: str, backend: str, predict: bool, precision: str,
+                    threads: int, warmup: int, repeat: int, optimization: str, check_segments: int,
+                    rpc: str | None, output: str | None, input_shapes: tuple[str, ...]) -> None:
+    """Per-layer latency (and modelled energy) of MODEL on a device."""
+    precisions = [p.strip() for p in precision.split(",") if p.strip()]
+    profile_device = load_device(device, "--device")
+    loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
+    if predict:
+        doc = document.predicted_document(loaded, profile_device, precisions)
+    else:
+        if rpc or backend == "tvm":
+            raise NotAvailableError("profiling with TVM (locally or over --rpc) is not available yet (issue #3); "
+                                    "use --backend onnxruntime, or --predict")
+        if device != "local":
+            raise NotAvailableError(f"device '{device}' is not this host: measure it over --rpc (not available "
+                                    "yet), or predict it with --predict")
+        if precisions != ["fp32"]:
+            raise NotAvailableError("measured fp16/int8 profiles are not available yet (issue #5); use fp32")
+        options = RunOptions(threads, warmup, repeat, optimization)
+        passes = 3 * (warmup + repeat) + check_segments * repeat
+        with click.progressbar(length=passes, label="profiling", file=click.get_text_stream("stderr"),
+                               hidden=not out.show_progress) as bar:
+            measurement = measure(loaded, options, check_segments, progress=bar.update)
+        doc = document.measured_document(loaded, profile_device, options, measurement)
+    if output:
+        schema.write_json(output, doc)
+    emit(out, doc, render)
+
+
+def render(doc: dict[str, Any]) -> str:
+    p = doc["provenance"]
+    lines = [f"{doc['model']['path']} on {doc['device']}: {p['method']}"]
+    for precision, body in doc["precisions"].items():
+        layers = body["layers"]
+        top = sorted(layers.items(), key=lambda item: -item[1]["calibrated_s"])[:10]
+        rows = [(name, f"{v['calibrated_s'] * 1e3:.4f}", f"{v.get('p10_s', 0) * 1e3:.4f}",
+                 f"{v.get('p90_s', 0) * 1e3:.4f}", f"{v['energy_j'] * 1e3:.4f}") for name, v in top]
+        total = sum(v["calibrated_s"] for v in layers.values())
+        lines += ["", f"{precision}: {len(layers)} layers, {total * 1e3:.3f} ms in all; slowest:",
+                  text.table(["layer", "ms", "p10 ms", "p90 ms", "mJ"], rows, right=(1, 2, 3, 4))]
+    if not doc["predicted"]:
+        lines += ["", f"end to end {p['end_to_end']['median_s'] * 1e3:.3f} ms (median of {p['end_to_end']['n']}); "
+                      f"sum of layers + per-run overhead is {p['sum_error'] * 100:+.1f}% off; "
+                      f"calibration factor {p['calibration_factor']:.3f}"]
+        if p["segment_median_abs_error"] is not None:
+            lines.append(f"{len(p['segments'])} segments: median |predicted - measured| / measured = "
+                         f"{p['segment_median_abs_error'] * 100:.1f}%")
+    return "\n".join(lines)

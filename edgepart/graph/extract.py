@@ -1,0 +1,29 @@
+"""Cut a sub-model out of a model by tensor names (onnx.utils.Extractor semantics), with the static
+shapes edgepart inferred attached, so every boundary tensor is typed."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import utils as onnx_utils
+
+from edgepart.graph.layergraph import LayerGraph
+
+
+def typed(model: onnx.ModelProto, graph: LayerGraph) -> onnx.ModelProto:
+    """A copy with a value_info for every activation tensor of `graph`."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    known = {vi.name for vi in [*out.graph.input, *out.graph.output, *out.graph.value_info]}
+    for tensor in graph.tensors.values():
+        if tensor.name not in known:
+            elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype))
+            out.graph.value_info.append(onnx.helper.make_tensor_value_info(tensor.name, elem, list(tensor.shape)))
+    return out
+
+
+def extract(model: onnx.ModelProto, graph: LayerGraph, inputs: list[str], outputs: list[str]) -> onnx.ModelProto:
+    """The sub-model computing `outputs` from `inputs`; it passes the ONNX checker."""
+    sub = onnx_utils.Extractor(typed(model, graph)).extract_model(inputs, outputs)
+    onnx.checker.check_model(sub)
+    return sub

@@ -1,0 +1,106 @@
+"""The profile file (`edgepart.profile`): per-layer latency of one model on one device, measured or
+predicted, with its provenance. Documented in docs/file-formats.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from edgepart import __version__, schema
+from edgepart.errors import BadInputError
+from edgepart.graph import LoadedModel
+from edgepart.hardware.devices import DeviceProfile
+from edgepart.profile import predict
+from edgepart.profile.measure import Measurement, host_description
+from edgepart.profile.ort_profiler import RunOptions
+
+SCHEMA_VERSION = 1
+
+
+def measured_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions,
+                      measurement: Measurement) -> dict[str, Any]:
+    """A measured fp32 profile; energy is modelled from the device profile (active power x time)."""
+    layers = {}
+    for node in loaded.graph.layers:
+        stats = measurement.layers[node.name]
+        seconds = stats.median * measurement.calibration
+        layers[node.name] = {**stats.as_dict(), "calibrated_s": seconds,
+                             "energy_j": predict.node_energy(loaded.graph, node, device, "fp32", seconds)}
+    errors = [abs(s["error"]) for s in measurement.segments]
+    provenance = {
+        "method": "measured",
+        "backend": "onnxruntime",
+        "versions": {"edgepart": __version__, "onnxruntime": ort.__version__},
+        "host": host_description(),
+        "threads": options.threads,
+        "graph_optimization": options.optimization,
+        "warmup": options.warmup,
+        "repeat": options.repeat,
+        "clock": "wall clock: onnxruntime's profiler per kernel, time.perf_counter end to end"
+                 + ("; thread CPU time also recorded" if measurement.end_to_end_cpu else ""),
+        "date": _date(),
+        "end_to_end": measurement.end_to_end.as_dict(),
+        "end_to_end_cpu": measurement.end_to_end_cpu.as_dict() if measurement.end_to_end_cpu else None,
+        "sum_of_layer_medians_s": measurement.sum_of_medians,
+        "run_overhead_s": measurement.overheads.run_s,
+        "profiler_overhead_per_kernel_s": measurement.overheads.profiler_per_kernel_s,
+        "sum_error": measurement.sum_error,
+        "calibration_factor": measurement.calibration,
+        "mapping": measurement.mapping,
+        "segments": measurement.segments,
+        "segment_median_abs_error": float(np.median(errors)) if errors else None,
+        "energy": f"modelled: active power x time from device profile '{device.name}'",
+    }
+    return schema.document("profile", SCHEMA_VERSION, {
+        "model": {"path": str(loaded.path), "sha256": loaded.sha256},
+        "device": device.name,
+        "predicted": False,
+        "provenance": provenance,
+        "precisions": {"fp32": {"layers": layers}},
+    })
+
+
+def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: list[str]) -> dict[str, Any]:
+    """Per-layer seconds predicted from the device profile (roofline), in the same format."""
+    graph = loaded.graph
+    body = {}
+    for precision in precisions:
+        if not device.supports(precision):
+            raise BadInputError(f"--precision: device '{device.name}' has no {precision} support")
+        layers = {}
+        for node in graph.layers:
+            seconds = predict.node_seconds(graph, node, device, precision)
+            layers[node.name] = {"calibrated_s": seconds,
+                                 "energy_j": predict.node_energy(graph, node, device, precision, seconds)}
+        body[precision] = {"layers": layers}
+    return schema.document("profile", SCHEMA_VERSION, {
+        "model": {"path": str(loaded.path), "sha256": loaded.sha256},
+        "device": device.name,
+        "predicted": True,
+        "provenance": {"method": f"predicted: roofline with per-op-class efficiency from device profile "
+                                 f"'{device.name}' ({device.provenance})",
+                       "versions": {"edgepart": __version__}, "date": _date(),
+                       "energy": "modelled from the device profile"},
+        "precisions": body,
+    })
+
+
+def load_profile(path: str, loaded: LoadedModel) -> dict[str, Any]:
+    """A profile file, refused when it was made for another model (both hashes named)."""
+    doc = schema.load_json(path, "profile", SCHEMA_VERSION)
+    if doc["model"]["sha256"] != loaded.sha256:
+        raise BadInputError(f"{path}: profile of model sha256 {doc['model']['sha256'][:12]}, but {loaded.path} has "
+                            f"sha256 {loaded.sha256[:12]}; profile this model")
+    return doc
+
+
+def _date() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.datetime.fromtimestamp(int(epoch), datetime.UTC) if epoch else datetime.datetime.now(datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+

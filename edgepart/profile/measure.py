@@ -1,0 +1,113 @@
+"""Measure this host with onnxruntime: per-layer times, end-to-end time, and the fidelity of
+summing layer times over random contiguous segments (sub-models cut out and timed alone)."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from edgepart.graph import LoadedModel
+from edgepart.graph.extract import extract
+from edgepart.profile.measure_timing import time_session
+from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, profile_layers, sample_inputs
+from edgepart.profile.overhead import Overheads, measure_overheads
+
+
+@dataclass
+class Measurement:
+    layers: dict[str, Stats]  # profiler times less the profiler's own per-kernel cost
+    end_to_end: Stats  # wall clock, no profiler attached
+    end_to_end_cpu: Stats | None  # the calling thread's CPU time (one thread only)
+    overheads: Overheads
+    mapping: dict
+    segments: list[dict]
+
+    @property
+    def sum_of_medians(self) -> float:
+        return sum(s.median for s in self.layers.values())
+
+    @property
+    def sum_error(self) -> float:
+        """(sum of layer medians + per-run overhead) / measured end-to-end - 1."""
+        return (self.sum_of_medians + self.overheads.run_s) / self.end_to_end.median - 1
+
+    @property
+    def calibration(self) -> float:
+        """(measured end-to-end - per-run overhead) / sum of layer medians: one factor per model."""
+        work = self.end_to_end.median - self.overheads.run_s
+        return work / self.sum_of_medians if self.sum_of_medians and work > 0 else 1.0
+
+    def predict(self, layers: list[str]) -> float:
+        """Seconds of a session running just these layers: calibrated sum plus the per-run overhead."""
+        return self.calibration * sum(self.layers[name].median for name in layers) + self.overheads.run_s
+
+
+def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: int = 0,
+            progress: Callable[[int], None] = lambda n: None) -> Measurement:
+    overheads = measure_overheads(options)
+    passes = profile_layers(loaded, options, progress, overheads.profiler_per_kernel_s)
+    model = named_model(loaded)
+    feeds = sample_inputs(loaded)
+    result = Measurement(passes.layers, passes.end_to_end, passes.end_to_end_cpu, overheads, passes.mapping, [])
+    if segments:
+        result.segments = check_segments(loaded, model, feeds, result, options, segments, seed, progress)
+    return result
+
+
+def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measured: Measurement,
+                   options: RunOptions, count: int, seed: int, progress: Callable[[int], None]) -> list[dict]:
+    """Cut `count` random contiguous runs of layers out as sub-models; predicted vs measured time."""
+    graph = loaded.graph
+    layers = list(graph.layers)
+    values = _all_tensors(model, loaded, feeds)
+    rng = np.random.default_rng(seed)
+    results = []
+    for _ in range(count):
+        length = int(rng.integers(2, len(layers) + 1)) if len(layers) > 2 else len(layers)
+        start = int(rng.integers(0, len(layers) - length + 1))
+        members = layers[start:start + length]
+        names = {n.name for n in members}
+        inputs = sorted({t for n in members for t in n.inputs if graph.tensors[t].producer not in names})
+        outputs = sorted({t for n in members for t in n.outputs
+                          if any(c not in names for c in graph.tensors[t].consumers) or t in graph.outputs})
+        sub = extract(model, graph, inputs, outputs)
+        wall, _ = time_session(sub, {t: values[t] for t in inputs}, options, progress)
+        predicted = measured.predict([n.name for n in members])
+        results.append({"first": members[0].name, "last": members[-1].name, "layers": length,
+                        "predicted_s": predicted, "measured_s": wall.median,
+                        "error": (predicted - wall.median) / wall.median})
+    return results
+
+
+def _all_tensors(model: onnx.ModelProto, loaded: LoadedModel, feeds: dict) -> dict[str, np.ndarray]:
+    """Every activation of one run, to feed segments with real values (shape tensors included)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for tensor in loaded.graph.tensors.values():
+        if tensor.name not in known and tensor.name not in loaded.graph.inputs:
+            elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype))
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(tensor.name, elem, list(tensor.shape)))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return {**feeds, **dict(zip(names, session.run(names, feeds)))}
+
+
+def host_description() -> dict:
+    return {"machine": platform.machine(), "processor": platform.processor() or _cpu_model(),
+            "system": platform.system(), "python": platform.python_version()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"

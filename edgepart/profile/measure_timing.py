@@ -1,0 +1,34 @@
+"""Timing a whole onnxruntime session: warm-ups, then wall clock and thread CPU time per run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import onnx
+import onnxruntime as ort
+
+from edgepart.errors import ToolError
+from edgepart.profile.ort_profiler import RunOptions, Stats, session_options
+
+
+def time_session(model: onnx.ModelProto, feeds: dict, options: RunOptions,
+                 progress: Callable[[int], None] = lambda n: None) -> tuple[Stats, Stats | None]:
+    """Wall-clock (and, for one thread, thread CPU time) of `session.run` after warm-ups."""
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), session_options(options, options.optimization),
+                                       providers=["CPUExecutionProvider"])
+        for _ in range(options.warmup):
+            session.run(None, feeds)
+        wall, cpu = [], []
+        for _ in range(options.repeat):
+            start_wall, start_cpu = time.perf_counter(), time.thread_time()
+            session.run(None, feeds)
+            cpu.append(time.thread_time() - start_cpu)
+            wall.append(time.perf_counter() - start_wall)
+            progress(1)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ToolError(f"onnxruntime failed to run the model: {str(exc).splitlines()[0]}") from None
+    return Stats.of(wall), (Stats.of(cpu) if options.threads == 1 else None)
+
+

@@ -1,0 +1,259 @@
+"""Per-layer latency with onnxruntime's own profiler, for the deployed (fused) session.
+
+Two profiled passes over the same inputs: with all graph optimisations (what runs in production;
+kernels are fused and renamed) and with none (one kernel per ONNX node). Each fused kernel is mapped
+back to the ONNX nodes it absorbed, and its time is split over them in proportion to their unfused
+times. Mapping (measured to cover every node, shared/PROFILING.md): a kernel named after an ONNX
+node is that node; a kernel named `<tensor>_nchwc` is the producer of that tensor; layout kernels
+(ReorderInput/ReorderOutput) belong to the producer of the original tensor they read or write;
+an absorbed node joins the kernel of its consumers (or of its sole producer) when that is unique.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from edgepart.errors import ToolError
+from edgepart.graph import LoadedModel
+
+LAYOUT_OPS = {"ReorderInput", "ReorderOutput"}
+LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+          "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    threads: int = 1
+    warmup: int = 10
+    repeat: int = 50
+    optimization: str = "all"
+
+
+@dataclass
+class Stats:
+    """Seconds over repeated runs."""
+
+    median: float
+    p10: float
+    p90: float
+    n: int
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Stats:
+        values = np.asarray(samples, dtype=float)
+        return cls(float(np.median(values)), float(np.percentile(values, 10)), float(np.percentile(values, 90)),
+                   len(values))
+
+    def as_dict(self) -> dict:
+        return {"median_s": self.median, "p10_s": self.p10, "p90_s": self.p90, "n": self.n}
+
+
+def session_options(options: RunOptions, level: str, profile_prefix: str | None = None,
+                    optimized_path: str | None = None) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = LEVELS[level]
+    so.log_severity_level = 3
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    if optimized_path:
+        so.optimized_model_filepath = optimized_path
+    return so
+
+
+def named_model(loaded: LoadedModel) -> onnx.ModelProto:
+    """A copy whose ONNX nodes carry their LayerGraph names, so kernels can be traced back."""
+    model = onnx.ModelProto()
+    model.CopyFrom(loaded.model)
+    for node in loaded.graph.layers:
+        model.graph.node[node.onnx_index].name = node.name
+    return model
+
+
+def sample_inputs(loaded: LoadedModel, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs: normal floats; zeros for integer inputs (valid token ids and indices)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name in loaded.graph.inputs:
+        tensor = loaded.graph.tensors[name]
+        dtype = np.dtype(tensor.dtype)
+        feeds[name] = (rng.standard_normal(tensor.shape).astype(dtype) if dtype.kind == "f"
+                       else np.zeros(tensor.shape, dtype=dtype))
+    return feeds
+
+
+@dataclass
+class Passes:
+    """What one interleaved measurement gives: per-layer times, and the plain session's end to end."""
+
+    layers: dict[str, Stats]
+    end_to_end: Stats  # wall clock of the plain (unprofiled) session
+    end_to_end_cpu: Stats | None  # its thread CPU time, with one thread
+    mapping: dict
+
+
+def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[[int], None] = lambda n: None,
+                   kernel_overhead_s: float = 0.0) -> Passes:
+    """Per-layer seconds of the session at `options.optimization`, and its end-to-end time.
+
+    Three sessions run round-robin on the same inputs, so all see the same machine state: the
+    profiled unfused one (weights for splitting fused kernels), the profiled deployed one, and a
+    plain one timed end to end. `kernel_overhead_s`, the profiler's own cost per kernel, is taken
+    off every kernel's recorded time."""
+    model, feeds = named_model(loaded), sample_inputs(loaded)
+    with tempfile.TemporaryDirectory() as tmp:
+        optimized_path = str(Path(tmp) / "optimized.onnx")
+        unfused_session = _session(model, session_options(options, "none", str(Path(tmp) / "unfused")))
+        fused_session = _session(model, session_options(options, options.optimization, str(Path(tmp) / "fused"),
+                                                        optimized_path))
+        plain = _session(model, session_options(options, options.optimization))
+        wall, cpu = [], []
+        for i in range(options.warmup + options.repeat):
+            _run(unfused_session, feeds)
+            _run(fused_session, feeds)
+            start_wall, start_cpu = time.perf_counter(), time.thread_time()
+            _run(plain, feeds)
+            if i >= options.warmup:
+                cpu.append(time.thread_time() - start_cpu)
+                wall.append(time.perf_counter() - start_wall)
+            progress(3)
+        unfused, _ = _trace_samples(unfused_session, options.warmup)
+        fused, runs = _trace_samples(fused_session, options.warmup)
+        optimized = onnx.load(optimized_path, load_external_data=False)
+    fused = {k: [max(t - kernel_overhead_s, 0.0) for t in samples] for k, samples in fused.items()}
+    weights = {name: max(statistics.median(samples) - kernel_overhead_s, 0.0) for name, samples in unfused.items()}
+    groups, unattributed = map_kernels(loaded, optimized)
+    per_layer: dict[str, list[float]] = {n.name: [0.0] * runs for n in loaded.graph.layers}
+    lost = [0.0] * runs
+    for kernel, samples in fused.items():
+        members = groups.get(kernel)
+        if not members:
+            lost = [a + b for a, b in zip(lost, samples)]
+            continue
+        shares = np.array([weights.get(m, 0.0) for m in members])
+        shares = shares / shares.sum() if shares.sum() > 0 else np.full(len(members), 1 / len(members))
+        for member, share in zip(members, shares):
+            per_layer[member] = [a + share * b for a, b in zip(per_layer[member], samples)]
+    mapping = {"kernels": len(fused), "unattributed_kernels": sorted(k for k in fused if not groups.get(k)),
+               "unattributed_s": statistics.median(lost) if lost else 0.0,
+               "layers_without_kernel": sorted(unattributed)}
+    return Passes({name: Stats.of(samples) for name, samples in per_layer.items()}, Stats.of(wall),
+                  Stats.of(cpu) if options.threads == 1 else None, mapping)
+
+
+def _session(model: onnx.ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ToolError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+
+
+def _run(session: ort.InferenceSession, feeds: dict) -> None:
+    try:
+        session.run(None, feeds)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ToolError(f"onnxruntime failed to run the model: {str(exc).splitlines()[0]}") from None
+
+
+def _kernel_samples(model: onnx.ModelProto, feeds: dict, options: RunOptions, level: str, tmp: str,
+                    progress: Callable[[int], None]) -> tuple[dict[str, list[float]], int]:
+    """Seconds per kernel per measured run of one profiled session (warm-up runs dropped)."""
+    session = _session(model, session_options(options, level, str(Path(tmp) / f"trace_{level}")))
+    for _ in range(options.warmup + options.repeat):
+        _run(session, feeds)
+        progress(1)
+    return _trace_samples(session, options.warmup)
+
+
+def _trace_samples(session: ort.InferenceSession, warmup: int) -> tuple[dict[str, list[float]], int]:
+    trace = json.loads(Path(session.end_profiling()).read_text())
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "model_run")[warmup:]
+    samples: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(runs))
+    starts = [start for start, _ in runs]
+    for event in trace:
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+            continue
+        run = int(np.searchsorted(starts, event["ts"], side="right")) - 1
+        if run < 0 or event["ts"] > runs[run][1]:
+            continue
+        samples[event["name"][: -len("_kernel_time")]][run] += event["dur"] * 1e-6
+    return dict(samples), len(runs)
+
+
+def map_kernels(loaded: LoadedModel, optimized: onnx.ModelProto) -> tuple[dict[str, list[str]], set[str]]:
+    """Kernel name -> the layers it computes; and the layers no kernel computes (folded or removed)."""
+    graph = loaded.graph
+    layer_names = {n.name for n in graph.layers}
+    producer = {t.name: t.producer for t in graph.tensors.values() if t.producer in layer_names}
+    owner: dict[str, str] = {}  # layer -> the kernel that computes it
+    helpers: list[onnx.NodeProto] = []  # layout and other inserted kernels
+    for node in optimized.graph.node:
+        layer = None if node.op_type in LAYOUT_OPS else _named_layer(node, layer_names, producer)
+        if layer is not None and layer not in owner:
+            owner[layer] = node.name
+        else:
+            helpers.append(node)
+    _absorb(graph, owner, {n.name: i for i, n in enumerate(optimized.graph.node)})
+    groups: dict[str, list[str]] = defaultdict(list)
+    for layer, kernel in owner.items():
+        groups[kernel].append(layer)
+    kernel_of_tensor = {t: n.name for n in optimized.graph.node for t in n.input}
+    for node in helpers:  # inserted kernels: the layer whose tensor they write, feed, or read
+        written = [producer[t] for t in node.output if t in producer]
+        fed = [groups[kernel_of_tensor[t]][0] for t in node.output
+               if kernel_of_tensor.get(t) in groups and groups[kernel_of_tensor[t]]]
+        read = [producer[t] for t in node.input if t in producer]
+        target = (written or fed or read or [None])[0]
+        if target is not None:
+            groups[node.name] = [target]
+    return dict(groups), layer_names - set(owner)
+
+
+def _named_layer(node: onnx.NodeProto, layer_names: set[str], producer: dict[str, str]) -> str | None:
+    """The layer a kernel is named after: the node itself, `<node>/<fusion>`, `fused <node>`, or
+    `<tensor>_nchwc`; else the producer of an original tensor the kernel writes."""
+    name = node.name
+    for candidate in (name, name.split("/")[0], name.removeprefix("fused ")):
+        if candidate in layer_names:
+            return candidate
+    if name.endswith("_nchwc") and name[: -len("_nchwc")] in producer:
+        return producer[name[: -len("_nchwc")]]
+    written = [producer[t] for t in node.output if t in producer]
+    return written[0] if written else None
+
+
+def _absorb(graph, owner: dict[str, str], position: dict[str, int]) -> None:
+    """Give each unmapped layer the kernel of its consumers when they share one, else of a
+    producer that feeds only it (an element-wise op fused into the kernel before it; of two such,
+    the later kernel, which read the other's output as its fused operand)."""
+    changed = True
+    while changed:
+        changed = False
+        for node in graph.layers:
+            if node.name in owner:
+                continue
+            consumers = {c for t in node.outputs for c in graph.tensors[t].consumers if not c.startswith("output:")}
+            kernels = {owner.get(c) for c in consumers}
+            if consumers and len(kernels) == 1 and None not in kernels:
+                owner[node.name] = kernels.pop()
+                changed = True
+                continue
+            exclusive = {owner[graph.tensors[t].producer] for t in node.inputs
+                         if graph.tensors[t].consumers == (node.name,) and graph.tensors[t].producer in owner}
+            if exclusive:
+                owner[node.name] = max(exclusive, key=position.__getitem__)
+                changed = True
