@@ -19,9 +19,13 @@ class ExitCode(enum.IntEnum):
 
 
 class EdgepartError(Exception):
-    """Base of every error shown to the user as one line on stderr."""
+    """Base of every error shown to the user as one line on stderr; `details` may carry a report."""
 
     exit_code: ExitCode = ExitCode.TOOL_FAILED
+
+    def __init__(self, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class BadInputError(EdgepartError):

@@ -8,6 +8,7 @@ import traceback
 import click
 
 from edgepart import __version__
+from edgepart.cli.compile_cmd import compile_command, verify_command
 from edgepart.cli.inspect_cmd import inspect_command
 from edgepart.cli.output import OutputOptions
 from edgepart.cli.pending import pending_commands
@@ -16,7 +17,7 @@ from edgepart.cli.profile_cmd import profile_command
 from edgepart.cli.sweep_cmd import sweep_command
 from edgepart.errors import EdgepartError, ExitCode
 
-COMMANDS = [inspect_command, profile_command, plan_command, sweep_command]
+COMMANDS = [inspect_command, profile_command, plan_command, sweep_command, compile_command, verify_command]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -35,8 +35,12 @@ def compile_onnx(spec: dict) -> dict:
     if spec["device"] != "cpu" and spec["device"] not in device_modules:
         raise RuntimeError(f"no {spec['device']} device module was generated (found {device_modules})")
     out = Path(spec["out"])
-    export_kwargs = {"cc": spec["cc"]} if spec.get("cc") else {}
-    executable.export_library(str(out), **export_kwargs)
+    if spec.get("export", "library") == "source":  # no toolchain here to link for this host
+        sources = [m.inspect_source() for host in executable.mod.imports for m in host.imports]
+        out.write_text("\n".join(sources))
+    else:
+        export_kwargs = {"cc": spec["cc"]} if spec.get("cc") else {}
+        executable.export_library(str(out), **export_kwargs)
     return {
         "artifact": str(out),
         "bytes": out.stat().st_size,

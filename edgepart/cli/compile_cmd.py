@@ -1,0 +1,90 @@
+"""`edgepart compile MODEL --plan plan.json -o build/` and `edgepart verify build/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import numpy as np
+
+from edgepart import graph
+from edgepart.cli import text
+from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.compile.build import compile_plan
+from edgepart.errors import BadInputError, CheckFailedError
+from edgepart.plan.validate import load_plan
+
+
+@click.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False),
+              help="The plan file (edgepart plan -o) made for MODEL.")
+@click.option("-o", "--output", default="build", show_default=True, type=click.Path(file_okay=False),
+              help="Build folder; replaced only when the new build is complete.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DxDx...",
+              help="The same --input-shape the plan was made with.")
+@output_options
+def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...]) -> None:
+    """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
+    loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
+
+    def progress(message: str) -> None:
+        if out.show_progress:
+            click.echo(f"edgepart: {message}", err=True)
+
+    doc = compile_plan(loaded, load_plan(plan_path), plan_path, output, progress)
+    emit(out, doc, lambda d: render_manifest(d, output))
+
+
+def render_manifest(doc: dict[str, Any], output: str) -> str:
+    rows = [(t["name"], t["target"]["preset"], t["backend"], t["layers"], t["artifact"], text.size(t["bytes"]),
+             t["elf_machine"] or "-", t["verification"]) for t in doc["tiers"]]
+    return f"built {output}/manifest.json\n" + text.table(
+        ["tier", "target", "backend", "layers", "artifact", "size", "ELF", "checked by"], rows, right=(3, 5))
+
+
+@click.command("verify")
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False),
+              help="An .npz file with the model's inputs by name (default: seeded random inputs).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False),
+              help="The original model, if it moved since compile.")
+@output_options
+def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, model_path: str | None) -> None:
+    """Run the tier chain of BUILD_DIR and compare its outputs with onnxruntime on the original model."""
+    from edgepart.runtime.verify import verify  # noqa: PLC0415 - loads TVM's runtime only when verifying
+
+    inputs = _inputs(inputs_path) if inputs_path else None
+    try:
+        report = verify(build_dir, inputs, model_path, emulators=_emulators())
+    except CheckFailedError as exc:
+        if out.json and exc.details:
+            emit(out, exc.details, render_verify)
+        raise
+    emit(out, report, render_verify)
+
+
+def _emulators() -> dict:
+    from edgepart.runtime import emulate  # noqa: PLC0415
+
+    return emulate.available()
+
+
+def _inputs(path: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{path}: not an .npz file of inputs ({exc})") from None
+
+
+def render_verify(report: dict[str, Any]) -> str:
+    lines = [f"{t['name']}: {t['ran_with']}" for t in report["tiers"]]
+    for name, error in report["outputs"].items():
+        lines.append(f"output {name}: max abs error {error['max_abs_error']:.3g}, relative {error['relative_error']:.3g}")
+    tolerance = report["tolerance"]
+    lines.append(f"{'PASSED' if report['passed'] else 'FAILED'} (tolerance {tolerance['relative_error']:g}, "
+                 f"{tolerance['precision']})")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,127 @@
+"""compile(model, plan) -> build folder: validate the plan, cut one sub-model per tier, apply its
+precisions, compile each for its tier's target, and write manifest.json. Everything is written
+into a temporary folder that replaces the output folder only when complete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime as ort
+
+from edgepart import __version__, schema
+from edgepart.compile import compilers, cut, manifest, precision, targets
+from edgepart.errors import BadInputError
+from edgepart.graph import LoadedModel
+from edgepart.plan.validate import validate
+
+
+def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_dir: str | Path,
+                 progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    validate(plan, loaded, source=plan_path)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / manifest.FILE).is_file():
+        raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
+    tiers = {t["name"]: t for t in plan["deployment"]["tiers"]}
+    presets = {name: targets.resolve(t["target"], f"plan: tier '{name}' target") for name, t in tiers.items()}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        entries = []
+        for tier_cut in cut.cut(loaded, plan):
+            progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {presets[tier_cut.tier].name}")
+            entries.append(_build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging))
+        doc = schema.document("manifest", manifest.SCHEMA_VERSION, {
+            "model": {"path": str(loaded.path), "sha256": loaded.sha256},
+            "plan": {"path": plan_path, "sha256": manifest.sha256(Path(plan_path))},
+            "tools": _versions(),
+            "tiers": entries,
+            "outputs": list(loaded.graph.outputs),
+            "output_tier": plan["deployment"]["output_tier"],
+        })
+        schema.write_json(staging / manifest.FILE, doc)
+        _replace(out_dir, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return doc
+
+
+def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset, plan: dict,
+                staging: Path) -> dict[str, Any]:
+    folder = staging / tier_cut.tier
+    folder.mkdir()
+    model = precision.apply(tier_cut.model, plan.get("precision", {}), tier_cut.tier)
+    submodel = folder / "submodel.onnx"
+    onnx.save(model, submodel)
+    backend = tier.get("backend", "tvm")
+    artifact = compilers.compiler("tvm" if backend == "auto" else backend).compile(submodel, preset, folder, "model")
+    machine = artifact.details.get("elf_machine")
+    if artifact.backend == "tvm" and preset.elf_machine and machine != preset.elf_machine:
+        raise BadInputError(f"tier '{tier_cut.tier}': built a {machine} library for target {preset.name}, "
+                            f"expected {preset.elf_machine}")
+    counts: dict[str, int] = {}
+    for layer in tier_cut.layers:
+        p = plan.get("precision", {}).get(layer, "fp32")
+        counts[p] = counts.get(p, 0) + 1
+    return {
+        "name": tier_cut.tier,
+        "index": tier_cut.index,
+        "device": tier["device"],
+        "target": {"preset": preset.name, "tvm": preset.target, "host": preset.host},
+        "runtime_device": preset.device,
+        "backend": artifact.backend,
+        "artifact": str(artifact.path.relative_to(staging)),
+        "artifact_sha256": manifest.sha256(artifact.path),
+        "bytes": artifact.path.stat().st_size,
+        "elf_machine": machine,
+        "verification": preset.verification if artifact.backend == "tvm" else "run",
+        "notes": preset.notes,
+        "submodel": str(submodel.relative_to(staging)),
+        "submodel_sha256": manifest.sha256(submodel),
+        "layers": len(tier_cut.layers),
+        "precisions": counts,
+        "inputs": [_io(model, name, plan, tier_cut.index) for name in tier_cut.inputs],
+        "outputs": [_io(model, name, plan, None) for name in tier_cut.outputs],
+        "build": artifact.details,
+    }
+
+
+def _io(model: onnx.ModelProto, name: str, plan: dict, tier_index: int | None) -> dict[str, Any]:
+    info = next(vi for vi in [*model.graph.input, *model.graph.output] if vi.name == name)
+    entry = {"name": name, "shape": [d.dim_value for d in info.type.tensor_type.shape.dim],
+             "dtype": onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type).name}
+    if tier_index is not None:  # codecs on the links this input crossed to get here
+        entry["codecs"] = {cut_["link"]: up["codec"] for cut_ in plan["cuts"][:tier_index]
+                           for up in cut_["up"] if up["tensor"] == name}
+    return entry
+
+
+def _replace(out_dir: Path, staging: Path) -> None:
+    """Swap the finished staging folder in; the old build is removed only after the swap."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+        os.replace(out_dir, old / "build")
+    os.replace(staging, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    tools = {"edgepart": __version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__}
+    for package in ("apache-tvm", "apache-tvm-ffi"):
+        try:
+            tools[package] = version(package)
+        except PackageNotFoundError:
+            tools[package] = "not installed"
+    return tools
+
+

@@ -1,0 +1,93 @@
+"""Tier compilers behind one interface, found by name: TVM (Relax) and onnxruntime (fallback).
+
+`compile(submodel, tier, out_dir) -> Artifact`. TVM builds run in their own process
+(edgepart.compile.tvm_worker) with the environment the target needs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgepart.compile import cuda_env, elf
+from edgepart.compile.targets import TargetPreset
+from edgepart.errors import BadInputError, ToolError
+
+
+@dataclass
+class Artifact:
+    path: Path
+    backend: str
+    details: dict = field(default_factory=dict)
+
+
+def io_types(model: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, str]]:
+    shapes, dtypes = {}, {}
+    for vi in model.graph.input:
+        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        dtypes[vi.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)).name
+    return shapes, dtypes
+
+
+class TvmCompiler:
+    name = "tvm"
+
+    def compile(self, submodel: Path, preset: TargetPreset, out_dir: Path, stem: str) -> Artifact:
+        source_only = preset.verification == "generate" and not preset.cc
+        suffix = {"metal": ".metal", "webgpu": ".wgsl"}.get(preset.device, ".src") if source_only else ".so"
+        out = out_dir / f"{stem}{suffix}"
+        if preset.cc and not source_only and shutil.which(preset.cc) is None:
+            raise ToolError(f"target '{preset.name}' links with {preset.cc}, which is not installed "
+                            "(Debian: g++-aarch64-linux-gnu / g++-arm-linux-gnueabihf; `make system-deps`)")
+        shapes, dtypes = io_types(onnx.load(str(submodel), load_external_data=False))
+        spec = {"onnx": str(submodel), "out": str(out), "target": preset.target, "host": preset.host,
+                "device": preset.device, "cc": preset.cc if preset.cc != "g++" else None,
+                "input_shapes": shapes, "input_dtypes": dtypes, "export": "source" if source_only else "library"}
+        spec_path = out_dir / f".{stem}.spec.json"
+        spec_path.write_text(json.dumps(spec))
+        env = cuda_env.build_env() if preset.device == "cuda" else None
+        result = subprocess.run([sys.executable, "-m", "edgepart.compile.tvm_worker", str(spec_path)],
+                                capture_output=True, text=True, env=env)
+        spec_path.unlink()
+        if result.returncode != 0:
+            raise ToolError(f"TVM failed to compile tier '{stem}' for {preset.name}: {_last_error(result.stderr)}")
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        data = out.read_bytes()
+        summary["elf_machine"] = elf.machine(out)
+        if preset.device == "cuda":
+            summary["device_code"] = "fatbin" if cuda_env.FATBIN_MAGIC in data else (
+                "cuda-source" if b"__global__" in data else "none")
+        return Artifact(out, self.name, summary)
+
+
+class OnnxRuntimeCompiler:
+    """Fallback: the tier runs its ONNX sub-model with onnxruntime on the device."""
+
+    name = "onnxruntime"
+
+    def compile(self, submodel: Path, preset: TargetPreset, out_dir: Path, stem: str) -> Artifact:
+        out = out_dir / f"{stem}.onnx"
+        shutil.copyfile(submodel, out)
+        return Artifact(out, self.name, {"note": "runs with onnxruntime on the device"})
+
+
+COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler()}
+
+
+def compiler(name: str):
+    if name not in COMPILERS:
+        raise BadInputError(f"unknown backend '{name}'; known: {', '.join(COMPILERS)}")
+    return COMPILERS[name]
+
+
+def _last_error(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or ["no output"])[-1][:400]

@@ -1,0 +1,50 @@
+"""manifest.json: what a build folder holds, per tier: artifact, hash, target, I/O, codecs, versions.
+
+Loading checks every artifact path stays inside the build folder and every hash matches, so a
+tampered or moved artifact is refused before anything runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from edgepart import schema
+from edgepart.errors import BadInputError
+
+SCHEMA_VERSION = 1
+FILE = "manifest.json"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(build_dir: str | Path) -> dict[str, Any]:
+    build_dir = Path(build_dir)
+    path = build_dir / FILE
+    if not path.is_file():
+        raise BadInputError(f"{build_dir}: no {FILE}; is this an edgepart build folder?")
+    return schema.load_json(path, "manifest", SCHEMA_VERSION)
+
+
+def artifact_path(build_dir: str | Path, tier: dict[str, Any], key: str = "artifact") -> Path:
+    """The tier's file, refused when its path leaves the build folder or its sha256 differs."""
+    root = Path(build_dir).resolve()
+    path = (root / tier[key]).resolve()
+    if not path.is_relative_to(root):
+        raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier['name']}' {key} path '{tier[key]}' "
+                            "escapes the build folder")
+    if not path.is_file():
+        raise BadInputError(f"{path}: {key} of tier '{tier['name']}' is missing")
+    expected = tier[f"{key}_sha256"]
+    actual = sha256(path)
+    if actual != expected:
+        raise BadInputError(f"{path}: sha256 {actual[:12]} does not match the manifest ({expected[:12]}); "
+                            "the artifact was changed after compile")
+    return path
