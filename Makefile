@@ -5,9 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_MODEL ?= models/residual_cnn.onnx
 
-.PHONY: install test test-all demo models bench lint clean host-profile
+.PHONY: install system-deps arm-runtime test test-all demo models bench lint clean host-profile
 
-install: $(STAMP)
+install: $(STAMP) system-deps
+
+# Cross toolchains and qemu-user for the aarch64/armv7 targets and their emulated checks (Debian).
+SYSTEM_TOOLS := aarch64-linux-gnu-g++ arm-linux-gnueabihf-g++ qemu-aarch64-static
+system-deps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing cross toolchains and qemu-user (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    g++-aarch64-linux-gnu gcc-aarch64-linux-gnu g++-arm-linux-gnueabihf gcc-arm-linux-gnueabihf \
+	    qemu-user-static >/dev/null; \
+	fi
+
+# TVM's aarch64 runtime and the tier runner, for running aarch64 tiers under qemu (cached).
+arm-runtime: install
+	$(BIN)/python -c "from edgepart.runtime import emulate; print(emulate.bundle())"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgepart.compile import targets
 from edgepart.errors import BadInputError
 from edgepart.hardware import units
 from edgepart.hardware.devices import DeviceProfile, load_device
@@ -110,6 +111,7 @@ def _tier(doc: dict[str, Any], where: str) -> Tier:
     if backend not in BACKENDS:
         raise BadInputError(f"{where}.backend: unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
     device = load_device(doc["device"], f"{where}.device")
+    targets.resolve(doc["target"], f"{where}.target")
     precisions = tuple(doc.get("precisions", ["fp32"]))
     for precision in precisions:
         if precision not in PRECISIONS:

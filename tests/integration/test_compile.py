@@ -1,0 +1,161 @@
+"""compile and verify end to end: three tiers (aarch64 device, x86-64 edge, CUDA cloud) per example."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from edgepart import graph
+from edgepart.compile import elf
+from edgepart.compile.cuda_env import FATBIN_MAGIC
+from edgepart.runtime import emulate
+from tests.cli.test_cli import assert_one_line_error, edgepart
+from tests.conftest import EXAMPLE_MODELS, MODELS
+
+pytestmark = pytest.mark.tvm
+needs_cuda_toolkit = pytest.mark.skipif(shutil.which("nvcc") is None and not list(
+    __import__("pathlib").Path("/usr/local").glob("cuda*/bin/nvcc")), reason="no nvcc: CUDA tiers cannot be built")
+needs_arm = pytest.mark.skipif(not emulate.available(), reason="no aarch64 cross toolchain or qemu-user")
+
+
+def three_tier_deploy(tmp_path, model_path, cloud_target="cuda-sm90"):
+    """Pins the first layers to the device, a layer a third of the way in to the edge and the last
+    layer to the cloud; the solver places the rest."""
+    layers = graph.load(model_path).graph.layers
+    edge_layer = layers[max(2, len(layers) // 3)].name
+    cloud_layer = layers[-1].name
+    path = tmp_path / "deploy.toml"
+    path.write_text(f"""
+[[tier]]
+name = "device"
+device = "rpi4"
+target = "aarch64"
+[[tier]]
+name = "edge"
+device = "xeon-edge-server"
+target = "x86-64"
+[[tier]]
+name = "cloud"
+device = "h100"
+target = "{cloud_target}"
+[[link]]
+from = "device"
+to = "edge"
+preset = "ethernet"
+[[link]]
+from = "edge"
+to = "cloud"
+bandwidth = "10 Gbit/s"
+rtt = "0.1 ms"
+[pins]
+first_layers = 2
+nodes = {{ "{edge_layer}" = "edge", "{cloud_layer}" = "cloud" }}
+""")
+    return path
+
+
+def plan_and_compile(tmp_path, model_path, cloud_target="cuda-sm90"):
+    deploy = three_tier_deploy(tmp_path, model_path, cloud_target)
+    plan = tmp_path / "plan.json"
+    result = edgepart("plan", str(model_path), "--deploy", str(deploy), "-o", str(plan))
+    assert result.returncode == 0, result.stderr
+    build = tmp_path / "build"
+    result = edgepart("compile", str(model_path), "--plan", str(plan), "-o", str(build), "--json")
+    assert result.returncode == 0, result.stderr
+    return plan, build, json.loads(result.stdout)
+
+
+@needs_cuda_toolkit
+@needs_arm
+@pytest.mark.parametrize("path", EXAMPLE_MODELS, ids=lambda p: p.stem)
+def test_three_tier_compile_and_verify(tmp_path, path):
+    _, build, manifest = plan_and_compile(tmp_path, path)
+    by_name = {t["name"]: t for t in manifest["tiers"]}
+    assert set(by_name) == {"device", "edge", "cloud"}
+    assert elf.machine(build / by_name["device"]["artifact"]) == "AArch64"
+    assert elf.machine(build / by_name["edge"]["artifact"]) == "x86-64"
+    cloud = (build / by_name["cloud"]["artifact"]).read_bytes()
+    assert FATBIN_MAGIC in cloud and b"__global__" not in cloud  # compiled device code, no source
+    assert by_name["cloud"]["build"]["device_code"] == "fatbin"
+    result = edgepart("verify", str(build), "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    ran = {t["name"]: t["ran_with"] for t in report["tiers"]}
+    assert "qemu" in ran["device"] and ran["edge"].startswith("tvm runtime (cpu")
+    assert report["passed"]
+
+
+@needs_arm
+def test_armv7_library_is_32_bit_arm(tmp_path):
+    plan, build, manifest = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
+    text = (tmp_path / "deploy.toml").read_text().replace('target = "aarch64"', 'target = "armv7"')
+    (tmp_path / "deploy.toml").write_text(text)
+    edgepart("plan", str(MODELS / "digits_cnn.onnx"), "--deploy", str(tmp_path / "deploy.toml"), "-o", str(plan))
+    result = edgepart("compile", str(MODELS / "digits_cnn.onnx"), "--plan", str(plan), "-o", str(build), "--json")
+    assert result.returncode == 0, result.stderr
+    device = next(t for t in json.loads(result.stdout)["tiers"] if t["name"] == "device")
+    assert elf.machine(build / device["artifact"]) == "ARM" and device["verification"] == "check"
+
+
+def test_tampering_and_escaping_paths_are_refused(tmp_path):
+    plan, build, manifest = plan_and_compile(tmp_path, MODELS / "chain_cnn.onnx", cloud_target="x86-64")
+    edge = next(t for t in manifest["tiers"] if t["name"] == "edge")
+    library = build / edge["artifact"]
+    library.write_bytes(library.read_bytes() + b"\0")
+    assert_one_line_error(edgepart("verify", str(build)), 2, "does not match the manifest")
+    probe = (f"from edgepart.runtime import tier; tier.load({str(build)!r}, 'edge')")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode != 0 and "does not match the manifest" in result.stderr
+    doc = json.loads((build / "manifest.json").read_text())
+    doc["tiers"][0]["artifact"] = "../../etc/passwd"
+    (build / "manifest.json").write_text(json.dumps(doc))
+    assert_one_line_error(edgepart("verify", str(build)), 2, "escapes the build folder")
+
+
+def test_compile_refuses_another_models_plan_and_unknown_targets(tmp_path):
+    plan, build, _ = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
+    assert_one_line_error(edgepart("compile", str(MODELS / "chain_cnn.onnx"), "--plan", str(plan), "-o",
+                                   str(tmp_path / "other")), 2, "made for model sha256")
+    assert not (tmp_path / "other").exists()
+    deploy = (tmp_path / "deploy.toml").read_text().replace('target = "x86-64"', 'target = "riscv-toaster"', 1)
+    (tmp_path / "bad.toml").write_text(deploy)
+    assert_one_line_error(edgepart("plan", str(MODELS / "digits_cnn.onnx"), "--deploy", str(tmp_path / "bad.toml")),
+                          2, "unknown target 'riscv-toaster'; presets: x86-64")
+
+
+def test_a_failed_compile_leaves_the_previous_build(tmp_path, monkeypatch):
+    from edgepart.compile import build as build_module
+    from edgepart.compile import compilers
+    from edgepart.errors import ToolError
+    from edgepart.plan.validate import load_plan
+
+    plan, build, _ = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
+    before = (build / "manifest.json").read_bytes()
+
+    class Exploding:
+        def compile(self, *args):
+            raise ToolError("interrupted")
+
+    monkeypatch.setitem(compilers.COMPILERS, "tvm", Exploding())
+    with pytest.raises(ToolError):
+        build_module.compile_plan(graph.load(MODELS / "digits_cnn.onnx"), load_plan(str(plan)), str(plan), build)
+    assert (build / "manifest.json").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".build")] == []
+
+
+def test_a_tier_runs_with_the_tvm_runtime_alone(tmp_path):
+    _, build, _ = plan_and_compile(tmp_path, MODELS / "chain_cnn.onnx", cloud_target="x86-64")
+    probe = f"""
+import sys, numpy as np
+from edgepart.runtime import tier
+t = tier.load({str(build)!r}, 'cloud')
+maps = open('/proc/self/maps').read()
+assert 'libtvm_compiler' not in maps and 'tvm.relax' not in sys.modules, 'compiler loaded'
+print('runtime-only ok')
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0 and "runtime-only ok" in result.stdout, result.stderr
