@@ -1,26 +1,46 @@
-"""The `edgepart` command line: thin commands that load, call a stage, and write or print."""
+"""The `edgepart` command line: thin commands that load, call a stage, and write or print.
+
+Commands are imported when used, so `edgepart verify` runs where only the runtime pieces are
+installed (a device, a GPU box) and `--help` does not load the solvers or onnxruntime.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
 import click
 
 from edgepart import __version__
-from edgepart.cli.compile_cmd import compile_command, verify_command
-from edgepart.cli.inspect_cmd import inspect_command
 from edgepart.cli.output import OutputOptions
 from edgepart.cli.pending import pending_commands
-from edgepart.cli.plan_cmd import plan_command
-from edgepart.cli.profile_cmd import profile_command
-from edgepart.cli.sweep_cmd import sweep_command
 from edgepart.errors import EdgepartError, ExitCode
 
-COMMANDS = [inspect_command, profile_command, plan_command, sweep_command, compile_command, verify_command]
+COMMANDS = {
+    "inspect": "edgepart.cli.inspect_cmd:inspect_command",
+    "profile": "edgepart.cli.profile_cmd:profile_command",
+    "plan": "edgepart.cli.plan_cmd:plan_command",
+    "sweep": "edgepart.cli.sweep_cmd:sweep_command",
+    "compile": "edgepart.cli.compile_cmd:compile_command",
+    "verify": "edgepart.cli.compile_cmd:verify_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, attribute = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or log output on stderr.")
@@ -35,7 +55,7 @@ def cli(ctx: click.Context, as_json: bool, verbose: int, quiet: bool) -> None:
     ctx.obj = OutputOptions(json=as_json, verbose=verbose, quiet=quiet)
 
 
-for _command in COMMANDS + pending_commands({c.name for c in COMMANDS}):
+for _command in pending_commands(set(COMMANDS)):
     cli.add_command(_command)
 
 
@@ -45,10 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
     try:
         code = cli.main(args=args, prog_name="edgepart", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("edgepart: interrupted", err=True)
-        code = ExitCode.INTERRUPTED
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("edgepart: interrupted", err=True)
         code = ExitCode.INTERRUPTED
     except click.ClickException as exc:

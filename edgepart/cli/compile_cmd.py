@@ -81,7 +81,8 @@ def _inputs(path: str) -> dict[str, np.ndarray]:
 def render_verify(report: dict[str, Any]) -> str:
     lines = [f"{t['name']}: {t['ran_with']}" for t in report["tiers"]]
     for name, error in report["outputs"].items():
-        lines.append(f"output {name}: max abs error {error['max_abs_error']:.3g}, relative {error['relative_error']:.3g}")
+        lines.append(f"output {name}: max abs error {error['max_abs_error']:.3g}, "
+                     f"relative {error['relative_error']:.3g}")
     tolerance = report["tolerance"]
     lines.append(f"{'PASSED' if report['passed'] else 'FAILED'} (tolerance {tolerance['relative_error']:g}, "
                  f"{tolerance['precision']})")

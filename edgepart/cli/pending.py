@@ -7,10 +7,6 @@ import click
 from edgepart.errors import NotAvailableError
 
 _PENDING = {
-    "profile": ("per-layer latency and energy on real hardware", 3),
-    "plan": ("where each layer runs and in what precision", 4),
-    "compile": ("per-tier TVM artifacts and a manifest", 6),
-    "verify": ("run the tier chain against onnxruntime", 6),
     "run": ("the tiers as processes over shaped links", 7),
 }
 

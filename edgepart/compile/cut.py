@@ -39,7 +39,8 @@ def cut(loaded: LoadedModel, plan: dict) -> list[TierCut]:
         if not layers:
             continue
         members = set(layers)
-        inputs = sorted({t for name in layers for t in graph.node(name).inputs if graph.tensors[t].producer not in members})
+        inputs = sorted({t for name in layers for t in graph.node(name).inputs
+                         if graph.tensors[t].producer not in members})
         outputs = sorted({
             t for name in layers for t in graph.node(name).outputs
             if t in graph.outputs or any(c not in members and graph.node(c).op_type != GRAPH_OUTPUT

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-import igraph
 import numpy as np
 
 from edgepart.cost.model import CostModel, Objective
@@ -52,6 +51,8 @@ class _FlowGraph:
         capacity = np.asarray(self.capacity, dtype=float)
         finite = capacity[np.isfinite(capacity)]
         capacity[~np.isfinite(capacity)] = 1.0 + 2.0 * finite.sum() if finite.size else 1.0
+        import igraph  # noqa: PLC0415 - loaded when a cut is solved, not when the CLI starts
+
         graph = igraph.Graph(n=self.vertices, edges=self.edges, directed=True)
         cut = graph.mincut(source, sink, capacity=capacity.tolist())
         return set(cut.partition[0])

@@ -105,7 +105,8 @@ class QemuRunner:
             try:
                 result = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
-                raise ToolError(f"tier '{self.tier['name']}' did not finish under qemu in {self.timeout_s:g} s") from None
+                raise ToolError(f"tier '{self.tier['name']}' did not finish under qemu "
+                                f"in {self.timeout_s:g} s") from None
             if result.returncode != 0:
                 raise ToolError(f"tier '{self.tier['name']}' failed under qemu: {result.stderr.strip()[-300:]}")
             outputs = []

@@ -125,6 +125,11 @@ def _runner(build_dir: Path, tier: dict, emulators: dict):
 
 
 def _cuda_available() -> bool:
-    from edgepart.compile.cuda_env import has_system_driver  # noqa: PLC0415
+    """An NVIDIA driver that loads and a GPU device node."""
+    import ctypes  # noqa: PLC0415
 
-    return has_system_driver() and Path("/dev/nvidia0").exists()
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return Path("/dev/nvidia0").exists()

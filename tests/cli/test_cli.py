@@ -82,9 +82,9 @@ def test_verbose_shows_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
-@pytest.mark.parametrize("name", sorted(cli.commands))
+@pytest.mark.parametrize("name", cli.list_commands(None))
 def test_every_command_and_option_has_help(name):
-    command = cli.commands[name]
+    command = cli.get_command(None, name)
     assert command.help
     for param in command.params:
         if param.param_type_name == "option":

@@ -23,11 +23,11 @@ needs_arm = pytest.mark.skipif(not emulate.available(), reason="no aarch64 cross
 
 
 def three_tier_deploy(tmp_path, model_path, cloud_target="cuda-sm90"):
-    """Pins the first layers to the device, a layer a third of the way in to the edge and the last
-    layer to the cloud; the solver places the rest."""
+    """Pins the first layers to the device, a layer a third of the way in to the edge and a
+    layer two thirds of the way in to the cloud; the solver places the rest."""
     layers = graph.load(model_path).graph.layers
     edge_layer = layers[max(2, len(layers) // 3)].name
-    cloud_layer = layers[-1].name
+    cloud_layer = layers[max(3, 2 * len(layers) // 3)].name
     path = tmp_path / "deploy.toml"
     path.write_text(f"""
 [[tier]]
