@@ -37,9 +37,15 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -m 'not gpu'
 
+# The main job on a bundled example: inspect, profile this host, plan three tiers, compile, verify.
 demo: install
 	$(BIN)/edgepart inspect $(DEMO_MODEL)
-	$(BIN)/edgepart plan $(DEMO_MODEL) --deploy examples/phone-edge-cloud.toml --explain -o build/demo/plan.json
+	mkdir -p build/demo/profiles
+	$(BIN)/edgepart profile $(DEMO_MODEL) --check-segments 5 -o build/demo/profiles/local.json
+	$(BIN)/edgepart plan $(DEMO_MODEL) --deploy examples/demo.toml --profiles build/demo/profiles \
+	  --explain -o build/demo/plan.json --svg build/demo/plan.svg
+	$(BIN)/edgepart compile $(DEMO_MODEL) --plan build/demo/plan.json -o build/demo/build
+	$(BIN)/edgepart verify build/demo/build
 
 # Regenerate the example models (deterministic; trains the digits CNN in numpy, ~10 s).
 models: install

@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (Python 3.12, CUDA 13, no TVM): unpack the runtime-only TVM and run the check.
+# On the GPU machine: load each prepared CUDA library runtime-only and compare with onnxruntime.
 set -euo pipefail
-site=/tmp/edgepart-site
-rm -rf "$site" && mkdir -p "$site"
-tar xzf .device/tvm_runtime.tar.gz -C "$site"
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .device/apache_tvm_ffi-*.whl
-export PYTHONPATH="$site" TVM_USE_RUNTIME_LIB=1 PYTHONUNBUFFERED=1
-export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+source bench/gpu/runtime_env.sh
 nvidia-smi --query-gpu=name,driver_version,power.draw --format=csv
 python3 bench/gpu/check.py .device/cases "${OUT:-/tmp}/gpu_check.json"

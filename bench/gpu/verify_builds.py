@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.gpu.check import energy_counter, idle_power, measure  # noqa: E402
 from edgepart.compile import manifest  # noqa: E402
@@ -35,9 +37,9 @@ def main() -> None:
             doc = manifest.load(build)
             cloud = next(t for t in doc["tiers"] if t["runtime_device"] == "cuda")
             runner = tier_loader.load(build, cloud["name"])
-            inputs = [__import__("numpy").random.default_rng(0).standard_normal(spec["shape"]).astype(spec["dtype"])
-                      if spec["dtype"].startswith("float") else __import__("numpy").zeros(spec["shape"], spec["dtype"])
-                      for spec in cloud["inputs"]]
+            rng = np.random.default_rng(0)
+            inputs = [rng.standard_normal(spec["shape"]).astype(spec["dtype"]) if spec["dtype"].startswith("float")
+                      else np.zeros(spec["shape"], spec["dtype"]) for spec in cloud["inputs"]]
             row["cloud_tier"] = {"layers": cloud["layers"], "device_code": cloud["build"].get("device_code"),
                                  **measure(runner, inputs, read_joules)}
         except Exception as exc:  # record and go on

@@ -14,14 +14,14 @@ import numpy as np
 
 from edgepart.cost.model import CostModel, Objective
 from edgepart.errors import CheckFailedError
-from edgepart.plan.solution import Solution, apply_pins, best_choices, require_valid, return_costs
+from edgepart.plan.solution import Solution, require_valid, unbudgeted
 
 
 def solve(model: CostModel, objective: Objective) -> Solution:
     started = time.perf_counter()
-    node_cost, precision_of, transfer_cost, codec_of = best_choices(model, objective)
-    node_cost = apply_pins(node_cost + return_costs(model, objective), model)
-    _, _, _, link_cost = model.combined(objective)
+    costs = unbudgeted(model, objective)
+    node_cost, precision_of, transfer_cost, codec_of, link_cost = (
+        costs.node, costs.precision, costs.transfer, costs.codec, costs.link)
     n, k = node_cost.shape
     order = [v for v in range(n) if v not in model.unordered]
     position = {v: i for i, v in enumerate(order)}

@@ -15,18 +15,16 @@ import time
 import numpy as np
 
 from edgepart.cost.model import CostModel, Objective
-from edgepart.plan.solution import Solution, apply_pins, best_choices, require_valid, return_costs
+from edgepart.plan.solution import Solution, require_valid, unbudgeted
 
 
 def solve(model: CostModel, objective: Objective) -> Solution:
     started = time.perf_counter()
-    node_cost, precision_of, transfer_cost, codec_of = best_choices(model, objective)
-    node_cost = apply_pins(node_cost + return_costs(model, objective), model)
-    _, _, _, link_cost = model.combined(objective)
-    n, k = node_cost.shape
-    tiers = _layered_cut(model, node_cost, transfer_cost, link_cost) if k > 1 else np.zeros(n, dtype=int)
-    precisions = precision_of[np.arange(n), tiers]
-    solution = Solution(tiers, precisions, codec_of.copy(), "mincut", seconds=time.perf_counter() - started)
+    costs = unbudgeted(model, objective)
+    n, k = costs.node.shape
+    tiers = _layered_cut(model, costs.node, costs.transfer, costs.link) if k > 1 else np.zeros(n, dtype=int)
+    precisions = costs.precision[np.arange(n), tiers]
+    solution = Solution(tiers, precisions, costs.codec.copy(), "mincut", seconds=time.perf_counter() - started)
     return require_valid(solution, model, objective)
 
 

@@ -37,6 +37,23 @@ def best_choices(model: CostModel, objective: Objective) -> tuple[np.ndarray, np
     return node.min(axis=2), node.argmin(axis=2), transfer.min(axis=2), transfer.argmin(axis=2)
 
 
+@dataclass(frozen=True)
+class Unbudgeted:
+    """The additive costs of the unbudgeted problem, precision and codec already chosen."""
+
+    node: np.ndarray  # [N, K], pins and the return of outputs included
+    precision: np.ndarray  # [N, K] index of the cheapest precision
+    transfer: np.ndarray  # [T, L]
+    codec: np.ndarray  # [T, L] index of the cheapest codec
+    link: np.ndarray  # [L]
+
+
+def unbudgeted(model: CostModel, objective: Objective) -> Unbudgeted:
+    node, precision, transfer, codec = best_choices(model, objective)
+    _, _, _, link = model.combined(objective)
+    return Unbudgeted(apply_pins(node + return_costs(model, objective), model), precision, transfer, codec, link)
+
+
 def apply_pins(node_cost: np.ndarray, model: CostModel) -> np.ndarray:
     node_cost = node_cost.copy()
     for node, tier in model.pinned.items():
