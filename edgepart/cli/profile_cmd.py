@@ -10,7 +10,7 @@ from edgepart import graph, schema
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options
-from edgepart.errors import NotAvailableError
+from edgepart.errors import BadInputError, NotAvailableError
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.measure import measure
@@ -24,6 +24,9 @@ from edgepart.profile.ort_profiler import LEVELS, RunOptions
 @click.option("--backend", type=click.Choice(["onnxruntime", "tvm"]), default="onnxruntime", show_default=True,
               help="Runtime to measure with.")
 @click.option("--predict", is_flag=True, help="Predict from the device profile instead of measuring.")
+@click.option("--calibrate-with", "calibration", type=click.Path(dir_okay=False),
+              help="With --predict: a measured profile (of another model on this device) to fit the "
+                   "device's per-op-class efficiencies on first.")
 @click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions: fp32,fp16,int8.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Intra-op threads (fixed).")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Runs discarded before measuring.")
@@ -36,7 +39,8 @@ from edgepart.profile.ort_profiler import LEVELS, RunOptions
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the profile file here.")
 @input_shape_option
 @output_options
-def profile_command(out: OutputOptions, model: str, device: str, backend: str, predict: bool, precision: str,
+def profile_command(out: OutputOptions, model: str, device: str, backend: str, predict: bool,
+                    calibration: str | None, precision: str,
                     threads: int, warmup: int, repeat: int, optimization: str, check_segments: int,
                     rpc: str | None, output: str | None, input_shapes: tuple[str, ...]) -> None:
     """Per-layer latency (and modelled energy) of MODEL on a device."""
@@ -44,6 +48,8 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
     profile_device = load_device(device, "--device")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     if predict:
+        if calibration:
+            profile_device = _calibrated(profile_device, calibration)
         doc = document.predicted_document(loaded, profile_device, precisions)
     else:
         if rpc or backend == "tvm":
@@ -63,6 +69,18 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
     if output:
         schema.write_json(output, doc)
     emit(out, doc, render)
+
+
+def _calibrated(device, path: str):
+    from edgepart.profile.calibrate import calibrate  # noqa: PLC0415
+
+    measured = schema.load_json(path, "profile", document.SCHEMA_VERSION)
+    if measured["device"] != device.name or measured["predicted"]:
+        raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
+    measured_model = graph.load(measured["model"]["path"])
+    if measured_model.sha256 != measured["model"]["sha256"]:
+        raise BadInputError(f"{path}: its model {measured['model']['path']} changed since it was profiled")
+    return calibrate(device, measured_model.graph, measured)
 
 
 def render(doc: dict[str, Any]) -> str:
