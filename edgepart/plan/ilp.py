@@ -6,7 +6,10 @@ reported. The constraint families are named in the code as in docs/solvers.md.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -168,10 +171,13 @@ class _Program:
                 solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, warmStart=warm,
                                            logPath=str(log), threads=1)
             try:
-                self.problem.solve(solver)
+                with _stdout_silenced():  # HiGHS prints a banner on stdout, where --json output goes
+                    self.problem.solve(solver)
             except pulp.PulpSolverError as exc:
                 raise ToolError(f"the ILP solver ({backend}) failed: {exc}") from None
             text = log.read_text() if log.exists() else ""
+        if backend == "highs" and getattr(self.problem, "solverModel", None) is not None:
+            text = f"Gap: {self.problem.solverModel.getInfo().mip_gap}"
         status = pulp.LpStatus[self.problem.status]
         if status == "Infeasible":
             return "infeasible", None
@@ -205,6 +211,20 @@ def _warm_start(model: CostModel, objective: Objective) -> Solution | None:
     except CheckFailedError:
         return None
     return start if bool(start.metrics(model).feasible(model)[0]) else None
+
+
+@contextlib.contextmanager
+def _stdout_silenced():
+    """Send what native code writes to file descriptor 1 to /dev/null for the duration."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _gap_from_log(text: str) -> float | None:
