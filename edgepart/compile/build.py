@@ -4,21 +4,27 @@ into a temporary folder that replaces the output folder only when complete."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 
 from edgepart import __version__, schema
 from edgepart.compile import compilers, cut, manifest, precision, targets
-from edgepart.errors import BadInputError
+from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
 from edgepart.plan.validate import validate
+from edgepart.runtime.verify import HOST_MACHINE
+
+log = logging.getLogger(__name__)
 
 
 def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_dir: str | Path,
@@ -31,6 +37,7 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
     presets = {name: targets.resolve(t["target"], f"plan: tier '{name}' target") for name, t in tiers.items()}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o777 & ~schema.current_umask())  # mkdtemp makes 0700; the build folder is meant to be shared
     try:
         entries = []
         for tier_cut in cut.cut(loaded, plan):
@@ -60,7 +67,10 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
     submodel = folder / "submodel.onnx"
     onnx.save(model, submodel)
     backend = tier.get("backend", "tvm")
-    artifact = compilers.compiler("tvm" if backend == "auto" else backend).compile(submodel, preset, folder, "model")
+    if backend == "auto":
+        artifact = choose_backend(submodel, preset, folder, tier_cut.tier)
+    else:
+        artifact = compilers.compiler(backend).compile(submodel, preset, folder, "model")
     machine = artifact.details.get("elf_machine")
     if artifact.backend == "tvm" and preset.elf_machine and machine != preset.elf_machine:
         raise BadInputError(f"tier '{tier_cut.tier}': built a {machine} library for target {preset.name}, "
@@ -90,6 +100,53 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
         "outputs": [_io(model, name, plan, None) for name in tier_cut.outputs],
         "build": artifact.details,
     }
+
+
+def choose_backend(submodel: Path, preset: targets.TargetPreset, folder: Path, tier: str) -> compilers.Artifact:
+    """`backend = "auto"`: TVM unless it cannot compile the tier, or, where the library runs on this
+    host, unless onnxruntime runs the same sub-model faster (measured, one thread, medians)."""
+    try:
+        artifact = compilers.compiler("tvm").compile(submodel, preset, folder, "model")
+    except ToolError as exc:
+        log.warning("tier '%s': TVM cannot compile it (%s); falling back to onnxruntime", tier, exc)
+        fallback = compilers.compiler("onnxruntime").compile(submodel, preset, folder, "model")
+        fallback.details["chosen_because"] = f"TVM failed: {exc}"
+        return fallback
+    if preset.device != "cpu" or artifact.details.get("elf_machine") != HOST_MACHINE:
+        artifact.details["chosen_because"] = "TVM; not measured against onnxruntime (the target does not run here)"
+        return artifact
+    tvm_s, ort_s = race(artifact.path, submodel)
+    measured = {"tvm_s": tvm_s, "onnxruntime_s": ort_s, "clock": "wall, median of 20 runs, 1 thread"}
+    if ort_s < tvm_s:
+        artifact.path.unlink()
+        fallback = compilers.compiler("onnxruntime").compile(submodel, preset, folder, "model")
+        fallback.details.update(measured, chosen_because="onnxruntime ran this tier faster here")
+        return fallback
+    artifact.details.update(measured, chosen_because="TVM ran this tier at least as fast as onnxruntime here")
+    return artifact
+
+
+def race(library: Path, submodel: Path, runs: int = 20) -> tuple[float, float]:
+    """Median seconds of the TVM library and of onnxruntime on the same seeded inputs."""
+    from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
+
+    session = ort.InferenceSession(str(submodel), compilers.ort_options(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {i.name: (rng.standard_normal(i.shape).astype(np.float32) if "float" in i.type
+                      else np.zeros(i.shape, np.int64)) for i in session.get_inputs()}
+    tier = TvmTier(library)
+    values = list(feeds.values())
+
+    def median(function) -> float:
+        function()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    return median(lambda: tier.run(values)), median(lambda: session.run(None, feeds))
 
 
 def _io(model: onnx.ModelProto, name: str, plan: dict, tier_index: int | None) -> dict[str, Any]:

@@ -57,7 +57,8 @@ class TvmCompiler:
                                 capture_output=True, text=True, env=env)
         spec_path.unlink()
         if result.returncode != 0:
-            raise ToolError(f"TVM failed to compile tier '{stem}' for {preset.name}: {_last_error(result.stderr)}")
+            raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: "
+                            f"{_last_error(result.stderr)}")
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         data = out.read_bytes()
         summary["elf_machine"] = elf.machine(out)
@@ -85,6 +86,16 @@ def compiler(name: str):
     if name not in COMPILERS:
         raise BadInputError(f"unknown backend '{name}'; known: {', '.join(COMPILERS)}")
     return COMPILERS[name]
+
+
+def ort_options():
+    """onnxruntime as the tiers use it: one intra-op thread, sequential, all graph optimisations."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.log_severity_level = 3
+    return options
 
 
 def _last_error(stderr: str) -> str:

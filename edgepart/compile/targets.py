@@ -73,7 +73,8 @@ _PRESETS = [
     TargetPreset("metal", {"kind": "metal"}, {"kind": "llvm", "mtriple": "arm64-apple-macos"}, cc="",
                  elf_machine="", device="metal", verification="generate",
                  notes="Apple GPU; Metal source only (linking needs macOS)"),
-    TargetPreset("webgpu", {"kind": "webgpu"}, X86_HOST, device="webgpu", verification="generate",
+    TargetPreset("webgpu", {"kind": "webgpu"}, X86_HOST, cc="", elf_machine="", device="webgpu",
+                 verification="generate",
                  notes="WebGPU; WGSL source only, needs TVM's web runtime"),
 ]
 

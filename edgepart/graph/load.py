@@ -115,10 +115,12 @@ def fix_input_shapes(
     return fixed
 
 
-def infer_tensor_types(model: onnx.ModelProto, source: str) -> dict[str, TensorType]:
+def infer_tensor_types(model: onnx.ModelProto, source: str, base_dir: Path | None = None) -> dict[str, TensorType]:
     """Static shape and dtype of every tensor in the main graph, initializers included.
 
-    Raises BadInputError when shape inference fails or leaves a tensor without a static shape.
+    ONNX shape inference first; tensors it leaves unknown (operators it does not know, such as
+    onnxruntime's contrib ops) are read off one onnxruntime run on seeded inputs. Raises
+    BadInputError when neither gives a static shape.
     """
     skeleton = _skeleton(model)
     try:
@@ -133,8 +135,40 @@ def infer_tensor_types(model: onnx.ModelProto, source: str) -> dict[str, TensorT
         tensor_type = _static_type(vi)
         if tensor_type is not None:
             types.setdefault(vi.name, tensor_type)
+    missing = _missing(model, types)
+    if missing:
+        types.update(_probe_with_onnxruntime(model, missing, base_dir))
     _require_all_static(model, types, source)
     return types
+
+
+def _missing(model: onnx.ModelProto, types: dict[str, TensorType]) -> list[str]:
+    return [name for node in model.graph.node for name in node.output if name and name not in types]
+
+
+def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: Path | None) -> dict[str, TensorType]:
+    """Shapes and dtypes of `names` from running the model once; {} when onnxruntime cannot run it."""
+    import onnxruntime as ort  # noqa: PLC0415 - only for models shape inference cannot type
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    if base_dir is not None:
+        external_data_helper.load_external_data_for_model(probe, str(base_dir))
+    known = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in known)
+    rng = np.random.default_rng(0)
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+        feeds = {}
+        for i in session.get_inputs():
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(
+                next(vi for vi in model.graph.input if vi.name == i.name).type.tensor_type.elem_type))
+            feeds[i.name] = (rng.standard_normal(i.shape).astype(dtype) if dtype.kind == "f"
+                             else np.zeros(i.shape, dtype))
+        values = session.run(names, feeds)
+    except Exception:  # noqa: BLE001 - any onnxruntime failure means: no probe, report the missing shape
+        return {}
+    return {n: TensorType(tuple(v.shape), np.asarray(v).dtype.name) for n, v in zip(names, values)}
 
 
 def _static_type(vi: onnx.ValueInfoProto) -> TensorType | None:

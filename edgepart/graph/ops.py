@@ -138,6 +138,7 @@ _MAC_COUNTERS: dict[str, Callable[[NodeShapes], Arithmetic]] = {
     "MatMul": _matmul,
     "MatMulInteger": _matmul,
     "QLinearMatMul": _matmul,
+    "QGemm": lambda s: _gemm(NodeShapes([s.inputs[0], s.inputs[3]], s.outputs, s.attrs)),
     "Einsum": _einsum,
     "LSTM": _recurrent(4),
     "GRU": _recurrent(3),

@@ -117,7 +117,7 @@ def _runner(build_dir: Path, tier: dict, emulators: dict):
         return _TvmRunner(artifact, "cpu")
     if tier["runtime_device"] == "cuda" and _cuda_available():
         return _TvmRunner(artifact, "cuda")
-    emulator = emulators.get(tier["elf_machine"])
+    emulator = emulators.get(tier["elf_machine"]) if tier["runtime_device"] == "cpu" else None
     if emulator is not None:
         return emulator(artifact, tier)
     return _OrtRunner(submodel, f"onnxruntime stand-in: a {tier['target']['preset']} library cannot run here "

@@ -159,3 +159,74 @@ print('runtime-only ok')
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0 and "runtime-only ok" in result.stdout, result.stderr
+
+
+def _one_tier_deploy(tmp_path, target: str, backend: str = "tvm", device: str = "local"):
+    path = tmp_path / f"{target}.toml"
+    path.write_text(f'[[tier]]\nname = "device"\ndevice = "{device}"\ntarget = "{target}"\nbackend = "{backend}"\n')
+    return path
+
+
+def _compile_one_tier(tmp_path, model_path, target, backend="tvm", device="local"):
+    plan, build = tmp_path / "plan.json", tmp_path / "build"
+    assert edgepart("plan", str(model_path), "--deploy", str(_one_tier_deploy(tmp_path, target, backend, device)),
+                    "-o", str(plan)).returncode == 0
+    return edgepart("compile", str(model_path), "--plan", str(plan), "-o", str(build), "--json"), build
+
+
+@pytest.mark.parametrize("target, expect", [("opencl-adreno", "AArch64"), ("webgpu", None)])
+def test_generate_only_targets_are_packaged_and_verified_with_a_stand_in(tmp_path, target, expect):
+    if expect == "AArch64" and not emulate.available():
+        pytest.skip("no aarch64 cross toolchain")
+    result, build = _compile_one_tier(tmp_path, MODELS / "chain_cnn.onnx", target, device="snapdragon-8-gen2")
+    assert result.returncode == 0, result.stderr
+    tier = json.loads(result.stdout)["tiers"][0]
+    assert tier["verification"] == "generate" and "needs" in tier["notes"]
+    assert elf.machine(build / tier["artifact"]) == expect
+    if expect is None:
+        assert "@compute" in (build / tier["artifact"]).read_text()  # WGSL compute shaders
+    report = edgepart("verify", str(build), "--json")
+    assert report.returncode == 0 and "stand-in" in json.loads(report.stdout)["tiers"][0]["ran_with"]
+
+
+def _qoperator_model(tmp_path):
+    """The digits CNN quantised to onnxruntime's QOperator format (QLinearConv, QGemm): TVM cannot import it."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    images = np.load(MODELS / "digits_data.npz")["calib_x"][:16]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"image": x[None]} for x in images])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    path = tmp_path / "digits_qop.onnx"
+    quantize_static(str(MODELS / "digits_cnn.onnx"), str(path), Reader(), quant_format=QuantFormat.QOperator,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return path
+
+
+def test_auto_backend_falls_back_to_onnxruntime_when_tvm_cannot_import(tmp_path):
+    model = _qoperator_model(tmp_path)
+    result, build = _compile_one_tier(tmp_path, model, "x86-64", backend="auto")
+    assert result.returncode == 0, result.stderr
+    assert "falling back to onnxruntime" in result.stderr and "QLinearConv" in result.stderr
+    tier = json.loads(result.stdout)["tiers"][0]
+    assert tier["backend"] == "onnxruntime" and "TVM failed" in tier["build"]["chosen_because"]
+    assert edgepart("verify", str(build)).returncode == 0
+    (tmp_path / "strict").mkdir()
+    strict, _ = _compile_one_tier(tmp_path / "strict", model, "x86-64", backend="tvm")
+    assert_one_line_error(strict, 3, "OpNotImplemented", "QLinearConv")
+
+
+def test_auto_backend_chooses_by_measurement_here(tmp_path):
+    result, _ = _compile_one_tier(tmp_path, MODELS / "digits_cnn.onnx", "x86-64", backend="auto")
+    tier = json.loads(result.stdout)["tiers"][0]
+    chosen = tier["build"]
+    assert chosen["tvm_s"] > 0 and chosen["onnxruntime_s"] > 0
+    faster = "onnxruntime" if chosen["onnxruntime_s"] < chosen["tvm_s"] else "tvm"
+    assert tier["backend"] == faster
+    assert "faster" in chosen["chosen_because"] or "as fast" in chosen["chosen_because"]
