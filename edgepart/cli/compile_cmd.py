@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,8 +24,13 @@ from edgepart.plan.validate import load_plan
               help="Build folder; replaced only when the new build is complete.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DxDx...",
               help="The same --input-shape the plan was made with.")
+@click.option("--tune", "tune_trials", type=int, default=0, show_default=True,
+              help="MetaSchedule trials per kernel for CPU tiers this host runs (0: untuned).")
+@click.option("--tuning-db", type=click.Path(file_okay=False),
+              help="Tuning database folder (default: ~/.cache/edgepart/tuning, shared by all models).")
 @output_options
-def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...]) -> None:
+def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...],
+                    tune_trials: int, tuning_db: str | None) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
 
@@ -32,7 +38,8 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
         if out.show_progress:
             click.echo(f"edgepart: {message}", err=True)
 
-    doc = compile_plan(loaded, load_plan(plan_path), plan_path, output, progress)
+    doc = compile_plan(loaded, load_plan(plan_path), plan_path, output, progress, tune_trials,
+                       Path(tuning_db) if tuning_db else None)
     emit(out, doc, lambda d: render_manifest(d, output))
 
 

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_dir: str | Path,
-                 progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+                 progress: Callable[[str], None] = lambda message: None, tune_trials: int = 0,
+                 tuning_db: Path | None = None) -> dict[str, Any]:
+    """`tune_trials` > 0: MetaSchedule-tune each kernel of the CPU tiers this host can run."""
     validate(plan, loaded, source=plan_path)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file():
@@ -42,7 +44,8 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
         entries = []
         for tier_cut in cut.cut(loaded, plan):
             progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {presets[tier_cut.tier].name}")
-            entries.append(_build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging))
+            tvm = compilers.TvmCompiler(tune_trials, tuning_db)
+            entries.append(_build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm))
         doc = schema.document("manifest", manifest.SCHEMA_VERSION, {
             "model": {"path": str(loaded.path), "sha256": loaded.sha256},
             "plan": {"path": plan_path, "sha256": manifest.sha256(Path(plan_path))},
@@ -60,7 +63,7 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
 
 
 def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset, plan: dict,
-                staging: Path) -> dict[str, Any]:
+                staging: Path, tvm: compilers.TvmCompiler) -> dict[str, Any]:
     folder = staging / tier_cut.tier
     folder.mkdir()
     model = precision.apply(tier_cut.model, plan.get("precision", {}), tier_cut.tier)
@@ -68,9 +71,9 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
     onnx.save(model, submodel)
     backend = tier.get("backend", "tvm")
     if backend == "auto":
-        artifact = choose_backend(submodel, preset, folder, tier_cut.tier)
+        artifact = choose_backend(submodel, preset, folder, tier_cut.tier, tvm)
     else:
-        artifact = compilers.compiler(backend).compile(submodel, preset, folder, "model")
+        artifact = (tvm if backend == "tvm" else compilers.compiler(backend)).compile(submodel, preset, folder, "model")
     machine = artifact.details.get("elf_machine")
     if artifact.backend == "tvm" and preset.elf_machine and machine != preset.elf_machine:
         raise BadInputError(f"tier '{tier_cut.tier}': built a {machine} library for target {preset.name}, "
@@ -102,11 +105,12 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
     }
 
 
-def choose_backend(submodel: Path, preset: targets.TargetPreset, folder: Path, tier: str) -> compilers.Artifact:
+def choose_backend(submodel: Path, preset: targets.TargetPreset, folder: Path, tier: str,
+                   tvm: compilers.TvmCompiler) -> compilers.Artifact:
     """`backend = "auto"`: TVM unless it cannot compile the tier, or, where the library runs on this
     host, unless onnxruntime runs the same sub-model faster (measured, one thread, medians)."""
     try:
-        artifact = compilers.compiler("tvm").compile(submodel, preset, folder, "model")
+        artifact = tvm.compile(submodel, preset, folder, "model")
     except ToolError as exc:
         log.warning("tier '%s': TVM cannot compile it (%s); falling back to onnxruntime", tier, exc)
         fallback = compilers.compiler("onnxruntime").compile(submodel, preset, folder, "model")

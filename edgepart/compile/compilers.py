@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +41,9 @@ def io_types(model: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, st
 class TvmCompiler:
     name = "tvm"
 
+    def __init__(self, tune_trials: int = 0, tuning_db: Path | None = None) -> None:
+        self.tune_trials, self.tuning_db = tune_trials, tuning_db
+
     def compile(self, submodel: Path, preset: TargetPreset, out_dir: Path, stem: str) -> Artifact:
         source_only = preset.verification == "generate" and not preset.cc
         suffix = {"metal": ".metal", "webgpu": ".wgsl"}.get(preset.device, ".src") if source_only else ".so"
@@ -50,9 +55,14 @@ class TvmCompiler:
         spec = {"onnx": str(submodel), "out": str(out), "target": preset.target, "host": preset.host,
                 "device": preset.device, "cc": preset.cc if preset.cc != "g++" else None,
                 "input_shapes": shapes, "input_dtypes": dtypes, "export": "source" if source_only else "library"}
+        if self.tune_trials and _tunable_here(preset):
+            database = tuning_database(preset, self.tuning_db)
+            spec["tune"] = {"trials": self.tune_trials, "database": str(database)}
+            spec["target"] = {**preset.target, "num-cores": 1}  # tuned for the one thread tiers run with
         spec_path = out_dir / f".{stem}.spec.json"
         spec_path.write_text(json.dumps(spec))
-        env = cuda_env.build_env() if preset.device == "cuda" else None
+        env = cuda_env.build_env() if preset.device == "cuda" else dict(os.environ)
+        env.pop("TVM_USE_RUNTIME_LIB", None)  # set in this process if a tier was run here; the build needs TVM whole
         result = subprocess.run([sys.executable, "-m", "edgepart.compile.tvm_worker", str(spec_path)],
                                 capture_output=True, text=True, env=env)
         spec_path.unlink()
@@ -80,6 +90,21 @@ class OnnxRuntimeCompiler:
 
 
 COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler()}
+
+
+def _tunable_here(preset: TargetPreset) -> bool:
+    """MetaSchedule measures candidates by running them: only for CPU targets this host runs."""
+    import platform  # noqa: PLC0415
+
+    return preset.device == "cpu" and preset.elf_machine == {"x86_64": "x86-64"}.get(platform.machine())
+
+
+def tuning_database(preset: TargetPreset, folder: Path | None = None) -> Path:
+    """One MetaSchedule database per target, shared by every model and run."""
+    key = hashlib.sha256(json.dumps(preset.target, sort_keys=True).encode()).hexdigest()[:12]
+    path = (folder or cuda_env.cache_dir() / "tuning") / f"{preset.name}-{key}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def compiler(name: str):

@@ -28,6 +28,9 @@ def compile_onnx(spec: dict) -> dict:
     # CPU: the fusing pipeline (the "default" one does not fuse). GPU: "default" picks the target's
     # pipeline with dlight schedules; without them every kernel would silently become host code.
     pipeline = relax.get_default_pipeline(target) if spec["device"] == "cpu" else "default"
+    tuning = None
+    if spec.get("tune"):
+        mod, tuning = tune(mod, target, spec["tune"]["trials"], spec["tune"]["database"])
     with target:  # the nvcc callback reads the arch from the current target
         executable = tvm.compile(mod, target, relax_pipeline=pipeline)
     compiled = time.perf_counter()
@@ -48,7 +51,39 @@ def compile_onnx(spec: dict) -> dict:
         "seconds": {"import": imported - started, "compile": compiled - imported,
                     "export": time.perf_counter() - compiled},
         "tvm_version": tvm.__version__,
+        "tuning": tuning,
     }
+
+
+def tune(mod, target, trials: int, database: str):
+    """MetaSchedule: tune each fused kernel the database has no record for (`trials` measured
+    candidates per kernel), then apply the database. Records are shared across models and runs,
+    so a kernel tuned once is not tuned again for the same target."""
+    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+
+    started = time.perf_counter()
+    with target:
+        fused = relax.get_pipeline("zero")(mod)  # tasks come from the fused module
+    tasks = ms.relax_integration.extract_tasks(fused, target)
+    db = ms.database.JSONDatabase(work_dir=database)
+    missing = [t for t in tasks if not _has_record(db, t.dispatched[0])]
+    if missing and trials > 0:
+        ms.relax_integration.tune_relax(
+            fused, {}, target, work_dir=database, max_trials_global=trials * len(missing),
+            max_trials_per_task=trials, op_names=[t.task_name for t in missing],
+            num_trials_per_iter=min(16, trials), cost_model="random", seed=0,
+        )
+        db = ms.database.JSONDatabase(work_dir=database)
+    with target, db:
+        fused = relax.transform.MetaScheduleApplyDatabase()(fused)
+    return fused, {"tasks": len(tasks), "tuned_now": len(missing) if trials > 0 else 0,
+                   "from_database": len(tasks) - len(missing), "trials_budget": trials,
+                   "seconds": time.perf_counter() - started, "database": database}
+
+
+def _has_record(db, mod) -> bool:
+    return db.has_workload(mod) and len(db.get_top_k(db.commit_workload(mod), 1)) > 0
 
 
 def _device_module_kinds(executable) -> list[str]:

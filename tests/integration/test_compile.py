@@ -230,3 +230,20 @@ def test_auto_backend_chooses_by_measurement_here(tmp_path):
     faster = "onnxruntime" if chosen["onnxruntime_s"] < chosen["tvm_s"] else "tvm"
     assert tier["backend"] == faster
     assert "faster" in chosen["chosen_because"] or "as fast" in chosen["chosen_because"]
+
+
+@pytest.mark.slow
+def test_tuning_database_is_reused_by_the_next_compile(tmp_path):
+    """MetaSchedule tunes every kernel once (minutes); the second compile finds them all recorded."""
+    plan = tmp_path / "plan.json"
+    deploy = _one_tier_deploy(tmp_path, "x86-64")
+    assert edgepart("plan", str(MODELS / "digits_cnn.onnx"), "--deploy", str(deploy), "-o", str(plan)).returncode == 0
+    runs = []
+    for _ in range(2):
+        result = edgepart("compile", str(MODELS / "digits_cnn.onnx"), "--plan", str(plan), "-o", str(tmp_path / "b"),
+                          "--tune", "4", "--tuning-db", str(tmp_path / "db"), "--json")
+        assert result.returncode == 0, result.stderr
+        runs.append(json.loads(result.stdout)["tiers"][0]["build"]["tuning"])
+    assert runs[0]["tuned_now"] == runs[0]["tasks"] > 0
+    assert runs[1]["tuned_now"] == 0 and runs[1]["from_database"] == runs[1]["tasks"]
+    assert edgepart("verify", str(tmp_path / "b")).returncode == 0

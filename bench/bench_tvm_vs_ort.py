@@ -1,0 +1,54 @@
+"""TVM artifacts against onnxruntime on this CPU, one thread, as ratios measured in one run
+(`python -m bench.bench_tvm_vs_ort [TRIALS [MODEL...]]`).
+
+Per example CNN: the untuned TVM library, and with TRIALS > 0 the MetaSchedule-tuned one (TRIALS
+candidates per kernel; the tuning database under bench/results/tuning-db is reused, so a second run
+tunes nothing), each timed against onnxruntime on the same inputs (median of 50 runs after warm-ups).
+Goal (issue #6): within 1.5x of onnxruntime with at most 30 minutes of tuning per model.
+Writes bench/results/tvm_vs_ort.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from edgepart.compile import compilers, targets
+from edgepart.compile.build import race
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "tvm_vs_ort.json"
+MODELS = ["digits_cnn", "chain_cnn", "residual_cnn", "inception_cnn"]
+
+
+def main() -> None:
+    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    names = sys.argv[2:] or MODELS
+    preset = targets.resolve("x86-64")
+    rows = []
+    for name in names:
+        model = ROOT / "models" / f"{name}.onnx"
+        for tune in ([0, trials] if trials else [0]):
+            compiler = compilers.TvmCompiler(tune, ROOT / "bench" / "results" / "tuning-db")
+            with tempfile.TemporaryDirectory() as tmp:
+                started = time.perf_counter()
+                artifact = compiler.compile(model, preset, Path(tmp), name)
+                build_s = time.perf_counter() - started
+                tvm_s, ort_s = race(artifact.path, model, runs=50)
+            tuning = artifact.details.get("tuning") or {}
+            rows.append({"model": name, "trials_per_kernel": tune, "tvm_ms": tvm_s * 1e3, "onnxruntime_ms": ort_s * 1e3,
+                         "ratio": tvm_s / ort_s, "compile_s": build_s, "tuning_s": tuning.get("seconds", 0.0),
+                         "kernels_tuned_now": tuning.get("tuned_now", 0)})
+            r = rows[-1]
+            print(f"{name:15s} trials {tune:4d}  tvm {r['tvm_ms']:9.3f} ms  ort {r['onnxruntime_ms']:7.3f} ms  "
+                  f"ratio {r['ratio']:6.1f}x  compile {build_s:6.1f} s (tuning {r['tuning_s']:.1f} s)", flush=True)
+    results = RESULTS if not trials else RESULTS.with_name(f"tvm_vs_ort_tuned_{trials}.json")
+    results.write_text(json.dumps({"threads": 1, "rows": rows}, indent=1) + "\n")
+    print(f"-> {results.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
