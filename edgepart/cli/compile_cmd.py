@@ -28,11 +28,19 @@ from edgepart.plan.validate import load_plan
               help="MetaSchedule trials per kernel for CPU tiers this host runs (0: untuned).")
 @click.option("--tuning-db", type=click.Path(file_okay=False),
               help="Tuning database folder (default: ~/.cache/edgepart/tuning, shared by all models).")
+@click.option("--byoc-report", is_flag=True,
+              help="Only report, per tier, what each BYOC backend (TensorRT, NNAPI, cuBLAS, cuDNN, "
+                   "CUTLASS) would take.")
 @output_options
 def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...],
-                    tune_trials: int, tuning_db: str | None) -> None:
+                    tune_trials: int, tuning_db: str | None, byoc_report: bool) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
+    if byoc_report:
+        from edgepart.compile.build import byoc_report as report  # noqa: PLC0415
+
+        emit(out, report(loaded, load_plan(plan_path), plan_path), render_byoc)
+        return
 
     def progress(message: str) -> None:
         if out.show_progress:
@@ -41,6 +49,19 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
     doc = compile_plan(loaded, load_plan(plan_path), plan_path, output, progress, tune_trials,
                        Path(tuning_db) if tuning_db else None)
     emit(out, doc, lambda d: render_manifest(d, output))
+
+
+def render_byoc(doc: dict[str, Any]) -> str:
+    names = sorted({b for tier in doc["tiers"] for b in tier["backends"]})
+    rows = []
+    for tier in doc["tiers"]:
+        cells = []
+        for name in names:
+            entry = tier["backends"][name]
+            cells.append("error" if "error" in entry else f"{entry['operator_calls']}/{tier['operator_calls']}")
+        rows.append((tier["tier"], tier["layers"], *cells))
+    return ("operator calls each BYOC backend's partitioner would take (none can be built from the apache-tvm "
+            "wheel)\n" + text.table(["tier", "layers", *names], rows, right=tuple(range(1, len(names) + 2))))
 
 
 def render_manifest(doc: dict[str, Any], output: str) -> str:

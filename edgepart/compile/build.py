@@ -62,6 +62,19 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
     return doc
 
 
+def byoc_report(loaded: LoadedModel, plan: dict[str, Any], plan_path: str) -> dict[str, Any]:
+    """Per tier, the operator calls each BYOC backend's partitioner would take (nothing is built)."""
+    validate(plan, loaded, source=plan_path)
+    tiers = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for tier_cut in cut.cut(loaded, plan):
+            path = Path(tmp) / f"{tier_cut.tier}.onnx"
+            onnx.save(tier_cut.model, path)
+            tiers.append({"tier": tier_cut.tier, "layers": len(tier_cut.layers), **compilers.byoc_coverage(path)})
+    return schema.document("byoc_report", 1, {"model": {"path": str(loaded.path), "sha256": loaded.sha256},
+                                              "tiers": tiers})
+
+
 def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset, plan: dict,
                 staging: Path, tvm: compilers.TvmCompiler) -> dict[str, Any]:
     folder = staging / tier_cut.tier

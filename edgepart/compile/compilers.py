@@ -89,7 +89,34 @@ class OnnxRuntimeCompiler:
         return Artifact(out, self.name, {"note": "runs with onnxruntime on the device"})
 
 
-COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler()}
+class ByocCompiler:
+    """TVM BYOC backends: TVM partitions the tier for them here, but the wheel has none of their
+    code generators, so compiling fails with the coverage the backend would have had."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def compile(self, submodel: Path, preset: TargetPreset, out_dir: Path, stem: str) -> Artifact:
+        coverage = byoc_coverage(submodel)
+        taken = coverage["backends"][self.name].get("operator_calls", 0)
+        taken = f"{taken} of {coverage['operator_calls']} operator calls"
+        raise BadInputError(f"tier '{out_dir.name}': backend '{self.name}' has no code generator in this TVM build "
+                            f"(apache-tvm wheel); it would take {taken}; use backend tvm, onnxruntime or auto")
+
+
+def byoc_coverage(submodel: Path) -> dict:
+    """What each BYOC backend's partitioner takes from a sub-model (edgepart.compile.byoc_worker)."""
+    env = dict(os.environ)
+    env.pop("TVM_USE_RUNTIME_LIB", None)
+    result = subprocess.run([sys.executable, "-m", "edgepart.compile.byoc_worker", str(submodel)],
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise ToolError(f"TVM could not partition {submodel}: {_last_error(result.stderr)}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler(),
+             **{name: ByocCompiler(name) for name in ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")}}
 
 
 def _tunable_here(preset: TargetPreset) -> bool:

@@ -20,7 +20,8 @@ from edgepart.hardware.links import Link, link_presets, preset_link, radio_from_
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CODECS = ("raw", "fp16", "int8")
-BACKENDS = ("tvm", "onnxruntime", "auto")
+BYOC_BACKENDS = ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")
+BACKENDS = ("tvm", "onnxruntime", "auto", *BYOC_BACKENDS)
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,18 @@ def test_tuning_database_is_reused_by_the_next_compile(tmp_path):
     assert runs[0]["tuned_now"] == runs[0]["tasks"] > 0
     assert runs[1]["tuned_now"] == 0 and runs[1]["from_database"] == runs[1]["tasks"]
     assert edgepart("verify", str(tmp_path / "b")).returncode == 0
+
+
+def test_byoc_backends_report_coverage_and_refuse_to_build(tmp_path):
+    plan = tmp_path / "plan.json"
+    deploy = _one_tier_deploy(tmp_path, "cuda-sm90", backend="tensorrt", device="h100")
+    assert edgepart("plan", str(MODELS / "chain_cnn.onnx"), "--deploy", str(deploy), "-o", str(plan)).returncode == 0
+    report = edgepart("compile", str(MODELS / "chain_cnn.onnx"), "--plan", str(plan), "--byoc-report", "--json")
+    assert report.returncode == 0, report.stderr
+    tier = json.loads(report.stdout)["tiers"][0]
+    assert set(tier["backends"]) == {"tensorrt", "nnapi", "cublas", "cudnn", "cutlass"}
+    assert tier["backends"]["tensorrt"]["operator_calls"] == tier["operator_calls"] > 0  # TensorRT takes it all
+    assert 0 < tier["backends"]["cudnn"]["operator_calls"] < tier["operator_calls"]  # convolutions only
+    result = edgepart("compile", str(MODELS / "chain_cnn.onnx"), "--plan", str(plan), "-o", str(tmp_path / "b"), "-q")
+    assert_one_line_error(result, 2, "backend 'tensorrt' has no code generator", f"of {tier['operator_calls']}")
+    assert not (tmp_path / "b").exists()
