@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_MODEL ?= models/residual_cnn.onnx
 
-.PHONY: install system-deps arm-runtime test test-all demo models bench lint clean host-profile
+.PHONY: install system-deps arm-runtime verify-arm test test-all demo models bench lint clean host-profile
 
 install: $(STAMP) system-deps
 
@@ -23,6 +23,10 @@ system-deps:
 # TVM's aarch64 runtime and the tier runner, for running aarch64 tiers under qemu (cached).
 arm-runtime: install
 	$(BIN)/python -c "from edgepart.runtime import emulate; print(emulate.bundle())"
+
+# Compile the demo's split plan (rpi4 device tier) and verify it, the aarch64 tier under qemu.
+verify-arm: arm-runtime demo
+	$(BIN)/edgepart verify build/demo/build
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
