@@ -70,6 +70,7 @@ def plan_and_compile(tmp_path, model_path, cloud_target="cuda-sm90"):
 
 
 @needs_cuda_toolkit
+@pytest.mark.arm
 @needs_arm
 @pytest.mark.parametrize("path", EXAMPLE_MODELS, ids=lambda p: p.stem)
 def test_three_tier_compile_and_verify(tmp_path, path):
@@ -89,6 +90,7 @@ def test_three_tier_compile_and_verify(tmp_path, path):
     assert report["passed"]
 
 
+@pytest.mark.arm
 @needs_arm
 def test_armv7_library_is_32_bit_arm(tmp_path):
     plan, build, manifest = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
