@@ -7,6 +7,7 @@ installed (a device, a GPU box) and `--help` does not load the solvers or onnxru
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import traceback
 
@@ -59,9 +60,14 @@ for _command in pending_commands(set(COMMANDS)):
     cli.add_command(_command)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one stderr line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up (temporary build folders) as on Ctrl-C
     verbose = any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
     try:
         code = cli.main(args=args, prog_name="edgepart", standalone_mode=False)

@@ -64,7 +64,7 @@ class TvmCompiler:
         env = cuda_env.build_env() if preset.device == "cuda" else dict(os.environ)
         env.pop("TVM_USE_RUNTIME_LIB", None)  # set in this process if a tier was run here; the build needs TVM whole
         result = subprocess.run([sys.executable, "-m", "edgepart.compile.tvm_worker", str(spec_path)],
-                                capture_output=True, text=True, env=env)
+                                capture_output=True, text=True, env=env, preexec_fn=_die_with_parent)
         spec_path.unlink()
         if result.returncode != 0:
             raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: "
@@ -117,6 +117,17 @@ def byoc_coverage(submodel: Path) -> dict:
 
 COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler(),
              **{name: ByocCompiler(name) for name in ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")}}
+
+
+def _die_with_parent() -> None:
+    """Linux: the build process gets SIGTERM when edgepart dies, so no orphan keeps tuning."""
+    import ctypes  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _tunable_here(preset: TargetPreset) -> bool:
