@@ -30,7 +30,7 @@ def test_segments_are_cut_out_and_timed():
     measured = measure(loaded, QUICK, segments=3)
     assert len(measured.segments) == 3
     for segment in measured.segments:
-        assert segment["measured_s"] > 0 and segment["predicted_s"] > 0 and segment["layers"] >= 2
+        assert segment["measured_s"] > 0 and segment["predicted_s"] >= 0 and segment["layers"] >= 2
 
 
 def test_measured_and_predicted_documents_share_the_format(tmp_path):
@@ -41,7 +41,9 @@ def test_measured_and_predicted_documents_share_the_format(tmp_path):
         assert doc["kind"] == "edgepart.profile" and doc["model"]["sha256"] == loaded.sha256
         layers = doc["precisions"]["fp32"]["layers"]
         assert set(layers) == {n.name for n in loaded.graph.layers}
-        assert all(v["calibrated_s"] > 0 and v["energy_j"] > 0 for v in layers.values())
+        # a layer fused into another kernel may measure ~0 once the profiler's own cost is taken off
+        assert all(v["calibrated_s"] >= 0 and v["energy_j"] >= 0 for v in layers.values())
+        assert sum(v["calibrated_s"] for v in layers.values()) > 0
     assert predicted["predicted"] and not measured["predicted"]
     assert "modelled" in measured["provenance"]["energy"]
 
