@@ -18,8 +18,15 @@ from edgepart.plan.document import SCHEMA_VERSION
 from edgepart.plan.solution import Solution
 
 
+REQUIRED = ("model", "deployment", "solver", "assignment", "cuts")
+
+
 def load_plan(path: str) -> dict[str, Any]:
-    return schema.load_json(path, "plan", SCHEMA_VERSION)
+    doc = schema.load_json(path, "plan", SCHEMA_VERSION)
+    missing = [key for key in REQUIRED if not isinstance(doc.get(key), (dict, list))]
+    if missing:
+        raise BadInputError(f"{path}: not a complete plan file (no '{missing[0]}'); write one with edgepart plan -o")
+    return doc
 
 
 def validate(plan: dict[str, Any], loaded: LoadedModel, deployment: Deployment | None = None,

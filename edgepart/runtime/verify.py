@@ -35,6 +35,7 @@ def verify(build_dir: str | Path, inputs: dict[str, np.ndarray] | None = None, m
         raise BadInputError(f"{model}: sha256 differs from the model this build was made from")
     reference_session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feeds = inputs if inputs is not None else _sample(reference_session)
+    _check_inputs(feeds, reference_session, model)
     expected = dict(zip([o.name for o in reference_session.get_outputs()], reference_session.run(None, feeds)))
     state: dict[str, np.ndarray] = dict(feeds)
     tiers = []
@@ -68,6 +69,17 @@ def verify(build_dir: str | Path, inputs: dict[str, np.ndarray] | None = None, m
         raise CheckFailedError(f"output '{name}' differs from onnxruntime: relative error "
                                f"{error['relative_error']:.3g} > {tolerance:g} ({worst} tolerance)", report)
     return report
+
+
+def _check_inputs(feeds: dict[str, np.ndarray], session: ort.InferenceSession, model: Path) -> None:
+    """--inputs must name every model input with its shape; the message says which does not."""
+    for spec in session.get_inputs():
+        if spec.name not in feeds:
+            raise BadInputError(f"--inputs: no array named '{spec.name}' (the inputs of {model} are "
+                                f"{', '.join(i.name for i in session.get_inputs())})")
+        if list(feeds[spec.name].shape) != list(spec.shape):
+            raise BadInputError(f"--inputs: '{spec.name}' has shape {list(feeds[spec.name].shape)}, "
+                                f"{model} expects {list(spec.shape)}")
 
 
 def _least_precise(current: str, choice: str) -> str:

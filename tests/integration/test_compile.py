@@ -263,3 +263,18 @@ def test_byoc_backends_report_coverage_and_refuse_to_build(tmp_path):
     result = edgepart("compile", str(MODELS / "chain_cnn.onnx"), "--plan", str(plan), "-o", str(tmp_path / "b"), "-q")
     assert_one_line_error(result, 2, "backend 'tensorrt' has no code generator", f"of {tier['operator_calls']}")
     assert not (tmp_path / "b").exists()
+
+
+def test_verify_names_bad_inputs_and_compile_refuses_an_incomplete_plan(tmp_path):
+    import numpy as np
+
+    plan, build, _ = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
+    np.savez(tmp_path / "wrong.npz", picture=np.zeros((1, 1, 8, 8), np.float32))
+    np.savez(tmp_path / "shape.npz", image=np.zeros((1, 8, 8), np.float32))
+    assert_one_line_error(edgepart("verify", str(build), "--inputs", str(tmp_path / "wrong.npz")), 2,
+                          "no array named 'image'")
+    assert_one_line_error(edgepart("verify", str(build), "--inputs", str(tmp_path / "shape.npz")), 2,
+                          "'image' has shape [1, 8, 8]")
+    (tmp_path / "empty.json").write_text('{"kind": "edgepart.plan", "schema_version": 1}')
+    assert_one_line_error(edgepart("compile", str(MODELS / "digits_cnn.onnx"), "--plan", str(tmp_path / "empty.json")),
+                          2, "not a complete plan file")
