@@ -17,7 +17,6 @@ from edgepart.hardware.deploy import Deployment
 from edgepart.plan.document import SCHEMA_VERSION
 from edgepart.plan.solution import Solution
 
-
 REQUIRED = ("model", "deployment", "solver", "assignment", "cuts")
 
 
