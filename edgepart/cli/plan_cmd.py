@@ -76,10 +76,9 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
 
 def _profiles(folder: str, loaded: graph.LoadedModel) -> tuple[dict, ...]:
     """Every profile in `folder`; one made for another model is refused, naming both hashes."""
-    paths = sorted(Path(folder).glob("*.json"))
     if not Path(folder).is_dir():
         raise BadInputError(f"--profiles {folder}: no such folder")
-    return tuple(load_profile(str(p), loaded) for p in paths)
+    return tuple(load_profile(str(p), loaded) for p in sorted(Path(folder).glob("*.json")))
 
 
 def summary(doc: dict[str, Any], output: str | None) -> str:

@@ -19,10 +19,11 @@ import onnxruntime as ort
 
 from edgepart import __version__, schema
 from edgepart.compile import compilers, cut, manifest, precision, targets
+from edgepart.compile.elf import HOST_MACHINE
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
+from edgepart.graph import feeds as seeded_feeds
 from edgepart.plan.validate import validate
-from edgepart.runtime.verify import HOST_MACHINE
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,7 @@ def race(library: Path, submodel: Path, runs: int = 20) -> tuple[float, float]:
     from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
 
     session = ort.InferenceSession(str(submodel), compilers.ort_options(), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    feeds = {i.name: (rng.standard_normal(i.shape).astype(np.float32) if "float" in i.type
-                      else np.zeros(i.shape, np.int64)) for i in session.get_inputs()}
+    feeds = seeded_feeds.for_session(session)
     tier = TvmTier(library)
     values = list(feeds.values())
 

@@ -24,15 +24,14 @@ def partitioners() -> dict:
 
 
 def coverage(path: str) -> dict:
-    import numpy as np
     import onnx
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
+    from edgepart.compile.compilers import io_types
+
     model = onnx.load(path)
-    shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
-    dtypes = {i.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)).name
-              for i in model.graph.input}
+    shapes, dtypes = io_types(model)
     mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
     total = _op_calls(mod["main"])
     report = {"operator_calls": sum(total.values()), "backends": {}}

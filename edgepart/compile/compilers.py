@@ -61,10 +61,7 @@ class TvmCompiler:
             spec["target"] = {**preset.target, "num-cores": 1}  # tuned for the one thread tiers run with
         spec_path = out_dir / f".{stem}.spec.json"
         spec_path.write_text(json.dumps(spec))
-        env = cuda_env.build_env() if preset.device == "cuda" else dict(os.environ)
-        env.pop("TVM_USE_RUNTIME_LIB", None)  # set in this process if a tier was run here; the build needs TVM whole
-        result = subprocess.run([sys.executable, "-m", "edgepart.compile.tvm_worker", str(spec_path)],
-                                capture_output=True, text=True, env=env, preexec_fn=_die_with_parent)
+        result = _run_tvm_process("edgepart.compile.tvm_worker", str(spec_path), cuda=preset.device == "cuda")
         spec_path.unlink()
         if result.returncode != 0:
             raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: "
@@ -106,10 +103,7 @@ class ByocCompiler:
 
 def byoc_coverage(submodel: Path) -> dict:
     """What each BYOC backend's partitioner takes from a sub-model (edgepart.compile.byoc_worker)."""
-    env = dict(os.environ)
-    env.pop("TVM_USE_RUNTIME_LIB", None)
-    result = subprocess.run([sys.executable, "-m", "edgepart.compile.byoc_worker", str(submodel)],
-                            capture_output=True, text=True, env=env)
+    result = _run_tvm_process("edgepart.compile.byoc_worker", str(submodel))
     if result.returncode != 0:
         raise ToolError(f"TVM could not partition {submodel}: {_last_error(result.stderr)}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -117,6 +111,15 @@ def byoc_coverage(submodel: Path) -> dict:
 
 COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler(),
              **{name: ByocCompiler(name) for name in ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")}}
+
+
+def _run_tvm_process(module: str, argument: str, cuda: bool = False) -> subprocess.CompletedProcess:
+    """A process with the whole of TVM (never runtime-only, even if the user's shell asks for it),
+    the CUDA build environment when needed, and that dies with edgepart."""
+    env = cuda_env.build_env() if cuda else dict(os.environ)
+    env.pop("TVM_USE_RUNTIME_LIB", None)
+    return subprocess.run([sys.executable, "-m", module, argument], capture_output=True, text=True, env=env,
+                          preexec_fn=_die_with_parent)
 
 
 def _die_with_parent() -> None:
@@ -132,9 +135,7 @@ def _die_with_parent() -> None:
 
 def _tunable_here(preset: TargetPreset) -> bool:
     """MetaSchedule measures candidates by running them: only for CPU targets this host runs."""
-    import platform  # noqa: PLC0415
-
-    return preset.device == "cpu" and preset.elf_machine == {"x86_64": "x86-64"}.get(platform.machine())
+    return preset.device == "cpu" and preset.elf_machine == elf.HOST_MACHINE
 
 
 def tuning_database(preset: TargetPreset, folder: Path | None = None) -> Path:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import platform
 import struct
 from pathlib import Path
 
 MACHINES = {3: "x86", 40: "ARM", 62: "x86-64", 183: "AArch64", 243: "RISC-V"}
+# This host's CPU, named as ELF headers name it: a library of this machine runs here natively.
+HOST_MACHINE = {"x86_64": "x86-64", "aarch64": "AArch64", "arm64": "AArch64"}.get(platform.machine())
 
 
 def machine(path: str | Path) -> str | None:

@@ -55,7 +55,7 @@ def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = Non
     model = read_model(path)
     fixed = fix_input_shapes(model, input_shapes or {}, str(path))
     types = infer_tensor_types(fixed, str(path), path.parent)
-    return LoadedModel(path, model_sha256(path), fixed, build(fixed, types))
+    return LoadedModel(path, model_sha256(path, model), fixed, build(fixed, types))
 
 
 def from_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None) -> LayerGraph:

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from edgepart.errors import BadInputError
+from edgepart.graph import feeds as seeded_feeds
 
 # Initializers at most this large keep their data in the skeleton: shape tensors for Reshape,
 # Slice starts and the like, which shape inference needs to propagate values.
@@ -44,18 +45,20 @@ def read_model(path: str | Path) -> onnx.ModelProto:
         raise BadInputError(f"{path}: not an ONNX model (no graph found; truncated or another format?)")
     _check_external_data(model, path.parent)
     try:
-        onnx.checker.check_model(str(path))  # by path: finds external data beside the model
+        # in memory unless weights live beside the model, which only the checker's path form finds
+        onnx.checker.check_model(str(path) if _external_locations(model) else model)
     except onnx.checker.ValidationError as exc:
         raise BadInputError(f"{path}: invalid ONNX model: {_first_line(exc)}") from None
     return model
 
 
-def model_sha256(path: str | Path) -> str:
-    """sha256 over the model file and, in name order, the external data files it references."""
+def model_sha256(path: str | Path, model: onnx.ModelProto | None = None) -> str:
+    """sha256 over the model file and, in name order, the external data files it references
+    (`model`: the file already loaded without external data, to save reading it again)."""
     path = Path(path)
     digest = hashlib.sha256()
     _hash_file(path, digest)
-    model = onnx.load(str(path), load_external_data=False)
+    model = model if model is not None else onnx.load(str(path), load_external_data=False)
     for location in sorted(_external_locations(model)):
         _hash_file(path.parent / location, digest)
     return digest.hexdigest()
@@ -156,16 +159,9 @@ def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: 
         external_data_helper.load_external_data_for_model(probe, str(base_dir))
     known = {o.name for o in probe.graph.output}
     probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in known)
-    rng = np.random.default_rng(0)
     try:
         session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-        feeds = {}
-        for i in session.get_inputs():
-            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(
-                next(vi for vi in model.graph.input if vi.name == i.name).type.tensor_type.elem_type))
-            feeds[i.name] = (rng.standard_normal(i.shape).astype(dtype) if dtype.kind == "f"
-                             else np.zeros(i.shape, dtype))
-        values = session.run(names, feeds)
+        values = session.run(names, seeded_feeds.for_session(session))
     except Exception:  # noqa: BLE001 - any onnxruntime failure means: no probe, report the missing shape
         return {}
     return {n: TensorType(tuple(v.shape), np.asarray(v).dtype.name) for n, v in zip(names, values)}

@@ -63,10 +63,13 @@ class Deployment:
     path: str = ""
 
     def tier_index(self, name: str, where: str) -> int:
-        for i, tier in enumerate(self.tiers):
-            if tier.name == name:
-                return i
-        raise BadInputError(f"{where}: unknown tier '{name}'; tiers: {', '.join(t.name for t in self.tiers)}")
+        return _tier_index([t.name for t in self.tiers], name, where)
+
+
+def _tier_index(names: list[str], name: str, where: str) -> int:
+    if name not in names:
+        raise BadInputError(f"{where}: unknown tier '{name}'; tiers: {', '.join(names)}")
+    return names.index(name)
 
 
 def load(path: str | Path) -> Deployment:
@@ -93,14 +96,13 @@ def parse(doc: dict[str, Any], source: str = "deploy.toml") -> Deployment:
     links = _links(_list(doc, "link", source), names, source)
     head = doc.get("deploy", {})
     _keys(head, {"name", "output_tier", "codecs"}, f"{source}: [deploy]")
-    deployment = Deployment(tiers, links, _budgets(doc.get("budgets", {}), source), Pins())
-    output_tier = deployment.tier_index(head.get("output_tier", names[0]), f"{source}: deploy.output_tier")
+    output_tier = _tier_index(names, head.get("output_tier", names[0]), f"{source}: deploy.output_tier")
     codecs = tuple(head.get("codecs", ["raw"]))
     for codec in codecs:
         if codec not in CODECS:
             raise BadInputError(f"{source}: deploy.codecs: unknown codec '{codec}'; known: {', '.join(CODECS)}")
-    pins = _pins(doc.get("pins", {}), deployment, source)
-    return Deployment(tiers, links, deployment.budgets, pins, output_tier, codecs)
+    pins = _pins(doc.get("pins", {}), names, source)
+    return Deployment(tiers, links, _budgets(doc.get("budgets", {}), source), pins, output_tier, codecs)
 
 
 def _tier(doc: dict[str, Any], where: str) -> Tier:
@@ -189,12 +191,12 @@ def _budgets(doc: dict[str, Any], source: str) -> Budgets:
     )
 
 
-def _pins(doc: dict[str, Any], deployment: Deployment, source: str) -> Pins:
+def _pins(doc: dict[str, Any], names: list[str], source: str) -> Pins:
     where = f"{source}: [pins]"
     _keys(doc, {"input_stays_on_device", "first_layers", "nodes"}, where)
     nodes = doc.get("nodes", {})
     for node, tier in nodes.items():
-        deployment.tier_index(tier, f"{where}.nodes.{node}")
+        _tier_index(names, tier, f"{where}.nodes.{node}")
     first = doc.get("first_layers", 0)
     if not isinstance(first, int) or first < 0:
         raise BadInputError(f"{where}.first_layers: expected a non-negative integer, got {first!r}")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgepart import __version__, schema
+from edgepart.cost.build import codec_bytes
 from edgepart.cost.model import CostModel, Metrics, Objective
 from edgepart.graph import LayerGraph
 from edgepart.plan.solution import Solution
@@ -43,8 +44,6 @@ def plan_document(model_info: dict[str, Any], deployment_info: dict[str, Any], g
 
 def _cuts(graph: LayerGraph, cost: CostModel, solution: Solution) -> list[dict[str, Any]]:
     """Per link, the tensors that go up it (with codec and bytes on the wire) and outputs coming down."""
-    from edgepart.cost.build import codec_bytes  # noqa: PLC0415 - only needed here
-
     tiers = solution.tiers
     cuts = []
     for link, name in enumerate(cost.links):

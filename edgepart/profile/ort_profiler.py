@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from edgepart.errors import ToolError
 from edgepart.graph import LoadedModel
+from edgepart.graph import feeds as seeded_feeds
 
 LAYOUT_OPS = {"ReorderInput", "ReorderOutput"}
 LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -85,15 +86,9 @@ def named_model(loaded: LoadedModel) -> onnx.ModelProto:
 
 
 def sample_inputs(loaded: LoadedModel, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs: normal floats; zeros for integer inputs (valid token ids and indices)."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for name in loaded.graph.inputs:
-        tensor = loaded.graph.tensors[name]
-        dtype = np.dtype(tensor.dtype)
-        feeds[name] = (rng.standard_normal(tensor.shape).astype(dtype) if dtype.kind == "f"
-                       else np.zeros(tensor.shape, dtype=dtype))
-    return feeds
+    """Seeded inputs for the model (edgepart.graph.feeds)."""
+    tensors = loaded.graph.tensors
+    return seeded_feeds.seeded(((n, tensors[n].shape, tensors[n].dtype) for n in loaded.graph.inputs), seed)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Load one compiled tier library and run it, with TVM's runtime only.
 
-Importing this module never loads TVM's compiler: set TVM_USE_RUNTIME_LIB=1 (done here unless the
-caller already imported tvm), so the same code runs on a device that has only the runtime.
+Importing this module never loads TVM's compiler: TVM is imported with TVM_USE_RUNTIME_LIB=1 (unless
+the caller already imported it), so the same code runs on a device that has only the runtime.
 """
 
 from __future__ import annotations
@@ -18,10 +18,19 @@ _CUDA_RUNTIME = "libtvm_runtime_cuda.so"
 
 
 def _import_tvm_runtime():
-    if "tvm" not in sys.modules:
-        os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
-    import tvm  # noqa: PLC0415 - deferred so the flag above is seen first
-
+    """Import TVM in runtime-only mode. TVM reads the flag once, at import; it is then taken out of
+    the environment again, so processes started later (a TVM build) do not inherit it."""
+    if "tvm" in sys.modules:
+        return sys.modules["tvm"]
+    previous = os.environ.get("TVM_USE_RUNTIME_LIB")
+    os.environ["TVM_USE_RUNTIME_LIB"] = "1"
+    try:
+        import tvm  # noqa: PLC0415 - deferred so the flag above is seen first
+    finally:
+        if previous is None:
+            del os.environ["TVM_USE_RUNTIME_LIB"]
+        else:
+            os.environ["TVM_USE_RUNTIME_LIB"] = previous
     return tvm
 
 

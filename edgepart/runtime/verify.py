@@ -8,7 +8,6 @@ available; otherwise its ONNX sub-model runs in onnxruntime as a stand-in, and t
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,13 @@ import numpy as np
 import onnxruntime as ort
 
 from edgepart.compile import manifest
+from edgepart.compile.elf import HOST_MACHINE
 from edgepart.errors import BadInputError, CheckFailedError
+from edgepart.graph import feeds as seeded_feeds
 from edgepart.runtime.codecs import roundtrip
 
 # max |tvm - reference| / max |reference| allowed, by the least precise choice in the chain
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 1e-1}
-HOST_MACHINE = {"x86_64": "x86-64", "aarch64": "AArch64", "arm64": "AArch64"}.get(platform.machine())
 
 
 def verify(build_dir: str | Path, inputs: dict[str, np.ndarray] | None = None, model_path: str | None = None,
@@ -34,7 +34,7 @@ def verify(build_dir: str | Path, inputs: dict[str, np.ndarray] | None = None, m
     if manifest.sha256(model) != doc["model"]["sha256"] and model_path is None:
         raise BadInputError(f"{model}: sha256 differs from the model this build was made from")
     reference_session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    feeds = inputs if inputs is not None else _sample(reference_session)
+    feeds = inputs if inputs is not None else seeded_feeds.for_session(reference_session)
     _check_inputs(feeds, reference_session, model)
     expected = dict(zip([o.name for o in reference_session.get_outputs()], reference_session.run(None, feeds)))
     state: dict[str, np.ndarray] = dict(feeds)
@@ -86,17 +86,6 @@ def _least_precise(current: str, choice: str) -> str:
     order = ["fp32", "raw", "fp16", "int8"]
     choice = "fp32" if choice == "raw" else choice
     return choice if order.index(choice) > order.index(current) else current
-
-
-def _sample(session: ort.InferenceSession) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for i in session.get_inputs():
-        dtype = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
-                 "tensor(float16)": np.float16}.get(i.type, np.float32)
-        feeds[i.name] = (rng.standard_normal(i.shape).astype(dtype) if np.dtype(dtype).kind == "f"
-                         else np.zeros(i.shape, dtype))
-    return feeds
 
 
 class _OrtRunner:

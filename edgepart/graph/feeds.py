@@ -1,0 +1,31 @@
+"""Seeded model inputs: standard-normal floats, zeros for integer inputs (valid token ids and indices).
+
+One rule for every place edgepart has to run a model on made-up data: profiling, the shape probe,
+verify's default inputs and the backend race, so their numbers describe the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+              "tensor(bool)": "bool"}
+
+
+def seeded(specs: Iterable[tuple[str, Sequence[int], str]], seed: int = 0) -> dict[str, np.ndarray]:
+    """{name: array} for (name, shape, numpy dtype name) specs."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, shape, dtype in specs:
+        dtype = np.dtype(dtype)
+        feeds[name] = (rng.standard_normal(tuple(shape)).astype(dtype) if dtype.kind == "f"
+                       else np.zeros(tuple(shape), dtype=dtype))
+    return feeds
+
+
+def for_session(session, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs for an onnxruntime InferenceSession."""
+    return seeded(((i.name, i.shape, ORT_DTYPES.get(i.type, "float32")) for i in session.get_inputs()), seed)
