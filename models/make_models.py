@@ -2,7 +2,7 @@
 
 Four architectures with seeded random weights (a chain CNN, a residual CNN, an Inception-style
 multi-branch CNN, a transformer encoder) and one CNN trained here, in numpy, on scikit-learn's
-digits data set, saved with its calibration and held-out test split (digits_data.npz) so that
+digits data set, saved with its calibration and held-out test splits (digits_calib.npz, digits_test.npz) so that
 accuracy budgets can be measured for real.
 """
 
@@ -205,7 +205,8 @@ def digits_cnn(out: Path) -> tuple[onnx.ModelProto, float]:
     net = DigitsCNN(rng)
     net.train(split["train_x"], split["train_y"], rng)
     model = net.to_onnx()
-    np.savez_compressed(out / "digits_data.npz", **{k: v for k, v in split.items() if not k.startswith("train")})
+    for part in ("calib", "test"):  # edgepart's data format: an array per model input, and labels
+        np.savez_compressed(out / f"digits_{part}.npz", image=split[f"{part}_x"], labels=split[f"{part}_y"])
     import onnxruntime as ort
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -231,7 +232,7 @@ def main() -> None:
         print(f"{name}.onnx")
     model, accuracy = digits_cnn(args.out)
     onnx.save(model, args.out / "digits_cnn.onnx")
-    print(f"digits_cnn.onnx (test accuracy {accuracy:.4f} on {540} held-out images), digits_data.npz")
+    print(f"digits_cnn.onnx (test accuracy {accuracy:.4f} on {540} held-out images), digits_calib.npz, digits_test.npz")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from edgepart.errors import EdgepartError, ExitCode
 COMMANDS = {
     "inspect": "edgepart.cli.inspect_cmd:inspect_command",
     "profile": "edgepart.cli.profile_cmd:profile_command",
+    "sensitivity": "edgepart.cli.sensitivity_cmd:sensitivity_command",
     "plan": "edgepart.cli.plan_cmd:plan_command",
     "sweep": "edgepart.cli.sweep_cmd:sweep_command",
     "compile": "edgepart.cli.compile_cmd:compile_command",

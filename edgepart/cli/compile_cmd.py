@@ -12,6 +12,7 @@ from edgepart import graph
 from edgepart.cli import text
 from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.compile.build import compile_plan
+from edgepart.compress import data
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.plan.validate import load_plan
 
@@ -28,12 +29,14 @@ from edgepart.plan.validate import load_plan
               help="MetaSchedule trials per kernel for CPU tiers this host runs (0: untuned).")
 @click.option("--tuning-db", type=click.Path(file_okay=False),
               help="Tuning database folder (default: ~/.cache/edgepart/tuning, shared by all models).")
+@click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False),
+              help="Calibration data for int8 layers (.npz: an array per model input, samples first).")
 @click.option("--byoc-report", is_flag=True,
               help="Only report, per tier, what each BYOC backend (TensorRT, NNAPI, cuBLAS, cuDNN, "
                    "CUTLASS) would take.")
 @output_options
 def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...],
-                    tune_trials: int, tuning_db: str | None, byoc_report: bool) -> None:
+                    tune_trials: int, tuning_db: str | None, calibration_path: str | None, byoc_report: bool) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     if byoc_report:
@@ -46,8 +49,9 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
         if out.show_progress:
             click.echo(f"edgepart: {message}", err=True)
 
+    calibration = data.load(calibration_path, loaded, "--calibration") if calibration_path else None
     doc = compile_plan(loaded, load_plan(plan_path), plan_path, output, progress, tune_trials,
-                       Path(tuning_db) if tuning_db else None)
+                       Path(tuning_db) if tuning_db else None, calibration)
     emit(out, doc, lambda d: render_manifest(d, output))
 
 
@@ -77,19 +81,29 @@ def render_manifest(doc: dict[str, Any], output: str) -> str:
               help="An .npz file with the model's inputs by name (default: seeded random inputs).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="The original model, if it moved since compile.")
+@click.option("--validate-accuracy", "accuracy_data", type=click.Path(dir_okay=False),
+              help="Held-out data (.npz, like --calibration, with 'labels' for task accuracy): measure the "
+                   "chain's accuracy drop against the plan's budget (exit 1 when over it).")
+@click.option("--samples", type=int, help="With --validate-accuracy: use only the first N samples.")
 @output_options
-def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, model_path: str | None) -> None:
+def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, model_path: str | None,
+                   accuracy_data: str | None, samples: int | None) -> None:
     """Run the tier chain of BUILD_DIR and compare its outputs with onnxruntime on the original model."""
-    from edgepart.runtime.verify import verify  # noqa: PLC0415 - loads TVM's runtime only when verifying
+    from edgepart.runtime import verify  # noqa: PLC0415 - loads TVM's runtime only when verifying
 
     inputs = _inputs(inputs_path) if inputs_path else None
+    if accuracy_data:
+        check, render = (lambda: verify.validate_accuracy(build_dir, accuracy_data, model_path, _emulators(),
+                                                          samples)), render_accuracy
+    else:
+        check, render = (lambda: verify.verify(build_dir, inputs, model_path, emulators=_emulators())), render_verify
     try:
-        report = verify(build_dir, inputs, model_path, emulators=_emulators())
+        report = check()
     except CheckFailedError as exc:
         if out.json and exc.details:
-            emit(out, exc.details, render_verify)
+            emit(out, exc.details, render)
         raise
-    emit(out, report, render_verify)
+    emit(out, report, render)
 
 
 def _emulators() -> dict:
@@ -104,6 +118,19 @@ def _inputs(path: str) -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{path}: not an .npz file of inputs ({exc})") from None
+
+
+def render_accuracy(report: dict[str, Any]) -> str:
+    lines = [f"{t['name']}: {t['ran_with']}" for t in report["tiers"]]
+    predicted = report["predicted_drop"]
+    budget = report["budget"]
+    lines += [f"{report['metric']} on {report['data']['samples']} samples of {report['data']['source']}: "
+              f"fp32 {report['fp32']:.4f}, this build {report['compressed']:.4f}",
+              f"drop: measured {100 * report['measured_drop']:.2f}%, predicted "
+              f"{'-' if predicted is None else f'{100 * predicted:.2f}%'}, budget "
+              f"{'none' if budget is None else f'{100 * budget:.2f}%'}",
+              "PASSED" if report["passed"] else "FAILED"]
+    return "\n".join(lines)
 
 
 def render_verify(report: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from edgepart import graph, schema
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.compress.sensitivity import load_sensitivity
 from edgepart.cost.model import Objective
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.hardware import deploy
@@ -19,6 +21,7 @@ from edgepart.plan import planner, solvers
 from edgepart.plan.ilp import IlpOptions
 from edgepart.profile.document import load_profile
 
+log = logging.getLogger(__name__)
 OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 
 
@@ -35,6 +38,9 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @click.option("--time-limit", type=float, default=60.0, show_default=True, help="ILP time limit in seconds.")
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False),
               help="Folder of profile files (edgepart profile -o); a tier whose device has one uses it.")
+@click.option("--sensitivity", "sensitivity_path", type=click.Path(dir_okay=False),
+              help="Measured accuracy costs of precisions and codecs (edgepart sensitivity -o); needed for "
+                   "an accuracy budget to mean anything.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan file here.")
 @click.option("--explain", is_flag=True, help="Print a readable breakdown: tiers, cuts, baselines.")
 @click.option("--svg", type=click.Path(dir_okay=False), help="Draw the graph coloured by tier into this SVG file.")
@@ -43,7 +49,8 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @input_shape_option
 @output_options
 def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, objective: str,
-                 energy_weight: float, time_limit: float, profiles_dir: str | None, output: str | None,
+                 energy_weight: float, time_limit: float, profiles_dir: str | None, sensitivity_path: str | None,
+                 output: str | None,
                  explain: bool, svg: str | None,
                  reproducible: bool, input_shapes: tuple[str, ...]) -> None:
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
@@ -55,7 +62,10 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
         objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit),
         reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ,
         profiles=_profiles(profiles_dir, loaded) if profiles_dir else (),
+        sensitivity=load_sensitivity(sensitivity_path, loaded) if sensitivity_path else None,
     )
+    if deployment.budgets.accuracy_drop is not None and request.sensitivity is None:
+        log.warning("an accuracy budget without --sensitivity: lower precisions and codecs count as free")
     doc = planner.plan(loaded, deployment, request)
     if output:
         schema.write_json(output, doc)

@@ -13,6 +13,7 @@ from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.errors import BadInputError, NotAvailableError
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
+from edgepart.profile.converted import measure_precision
 from edgepart.profile.measure import measure
 from edgepart.profile.ort_profiler import LEVELS, RunOptions
 
@@ -35,6 +36,8 @@ from edgepart.profile.ort_profiler import LEVELS, RunOptions
               help="onnxruntime graph optimisation level of the profiled session.")
 @click.option("--check-segments", type=int, default=0, show_default=True,
               help="Cut K random contiguous segments out, time them, report predicted vs measured.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False),
+              help="With --precision int8: calibration data for the quantisation ranges (default: seeded inputs).")
 @click.option("--rpc", metavar="HOST:PORT", help="Profile on a remote board over TVM RPC.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the profile file here.")
 @input_shape_option
@@ -42,7 +45,8 @@ from edgepart.profile.ort_profiler import LEVELS, RunOptions
 def profile_command(out: OutputOptions, model: str, device: str, backend: str, predict: bool,
                     calibration: str | None, precision: str,
                     threads: int, warmup: int, repeat: int, optimization: str, check_segments: int,
-                    rpc: str | None, output: str | None, input_shapes: tuple[str, ...]) -> None:
+                    data_path: str | None, rpc: str | None, output: str | None,
+                    input_shapes: tuple[str, ...]) -> None:
     """Per-layer latency (and modelled energy) of MODEL on a device."""
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
     profile_device = load_device(device, "--device")
@@ -58,17 +62,27 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
         if device != "local":
             raise NotAvailableError(f"device '{device}' is not this host: measure it over --rpc (not available "
                                     "yet), or predict it with --predict")
-        if precisions != ["fp32"]:
-            raise NotAvailableError("measured fp16/int8 profiles are not available yet (issue #5); use fp32")
+        unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
+        if unknown:
+            raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
         options = RunOptions(threads, warmup, repeat, optimization)
-        passes = 3 * (warmup + repeat) + check_segments * repeat
+        lower = [p for p in precisions if p != "fp32"]
+        passes = 3 * (warmup + repeat) * (1 + len(lower)) + check_segments * repeat
+        calibration = _calibration(data_path, loaded) if "int8" in lower else None
         with click.progressbar(length=passes, label="profiling", file=click.get_text_stream("stderr"),
                                hidden=not out.show_progress) as bar:
             measurement = measure(loaded, options, check_segments, progress=bar.update)
-        doc = document.measured_document(loaded, profile_device, options, measurement)
+            converted = {p: measure_precision(loaded, p, options, calibration, bar.update) for p in lower}
+        doc = document.measured_document(loaded, profile_device, options, measurement, converted)
     if output:
         schema.write_json(output, doc)
     emit(out, doc, render)
+
+
+def _calibration(path: str | None, loaded: graph.LoadedModel):
+    from edgepart.compress import data  # noqa: PLC0415
+
+    return data.load(path, loaded) if path else data.seeded(loaded, 16)
 
 
 def _calibrated(device, path: str):

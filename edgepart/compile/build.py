@@ -18,8 +18,9 @@ import onnx
 import onnxruntime as ort
 
 from edgepart import __version__, schema
-from edgepart.compile import compilers, cut, manifest, precision, targets
+from edgepart.compile import compilers, cut, manifest, targets
 from edgepart.compile.elf import HOST_MACHINE
+from edgepart.compress import data, precision
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
 from edgepart.graph import feeds as seeded_feeds
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 
 def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_dir: str | Path,
                  progress: Callable[[str], None] = lambda message: None, tune_trials: int = 0,
-                 tuning_db: Path | None = None) -> dict[str, Any]:
-    """`tune_trials` > 0: MetaSchedule-tune each kernel of the CPU tiers this host can run."""
+                 tuning_db: Path | None = None, calibration: data.Dataset | None = None) -> dict[str, Any]:
+    """`tune_trials` > 0: MetaSchedule-tune each kernel of the CPU tiers this host can run.
+    `calibration`: samples of the model's inputs, for the activation ranges of int8 layers."""
     validate(plan, loaded, source=plan_path)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file():
@@ -43,10 +45,13 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
     staging.chmod(0o777 & ~schema.current_umask())  # mkdtemp makes 0700; the build folder is meant to be shared
     try:
         entries = []
-        for tier_cut in cut.cut(loaded, plan):
+        tier_cuts = cut.cut(loaded, plan)
+        tier_data = _tier_calibration(loaded, plan, tier_cuts, calibration)
+        for tier_cut in tier_cuts:
             progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {presets[tier_cut.tier].name}")
             tvm = compilers.TvmCompiler(tune_trials, tuning_db)
-            entries.append(_build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm))
+            entries.append(_build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm,
+                                       tier_data.get(tier_cut.tier)))
         doc = schema.document("manifest", manifest.SCHEMA_VERSION, {
             "model": {"path": str(loaded.path), "sha256": loaded.sha256},
             "plan": {"path": plan_path, "sha256": manifest.sha256(Path(plan_path))},
@@ -54,7 +59,10 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
             "tiers": entries,
             "outputs": list(loaded.graph.outputs),
             "output_tier": plan["deployment"]["output_tier"],
+            "accuracy": _accuracy(plan, calibration),
         })
+        if calibration is not None:  # inputs within the int8 ranges, for verify
+            np.savez(staging / manifest.SAMPLE_INPUTS, **next(calibration.samples()))
         schema.write_json(staging / manifest.FILE, doc)
         _replace(out_dir, staging)
     except BaseException:
@@ -76,11 +84,36 @@ def byoc_report(loaded: LoadedModel, plan: dict[str, Any], plan_path: str) -> di
                                               "tiers": tiers})
 
 
+def _tier_calibration(loaded: LoadedModel, plan: dict, tier_cuts: list[cut.TierCut],
+                      calibration: data.Dataset | None) -> dict[str, data.Dataset]:
+    """Per tier with int8 layers, its own inputs computed from the calibration samples (fp32 model)."""
+    needed = [c for c in tier_cuts if any(plan.get("precision", {}).get(n) == "int8" for n in c.layers)]
+    if not needed:
+        return {}
+    if calibration is None:
+        count = sum(1 for c in needed for n in c.layers if plan["precision"].get(n) == "int8")
+        raise BadInputError(f"{plan.get('model', {}).get('path', 'the plan')}: the plan puts {count} layer(s) in "
+                            f"int8 (tier '{needed[0].tier}', ...); pass calibration data with --calibration DATA.npz")
+    inner = sorted({name for c in needed for name in c.inputs} - set(calibration.inputs))
+    values = {**calibration.inputs, **(data.run(loaded.model, calibration, inner) if inner else {})}
+    return {c.tier: data.Dataset(f"{calibration.source} through the layers below tier '{c.tier}'",
+                                 {name: values[name] for name in c.inputs}, None) for c in needed}
+
+
+def _accuracy(plan: dict, calibration: data.Dataset | None) -> dict[str, Any]:
+    """What the plan predicted for accuracy, for verify --validate-accuracy to hold it against."""
+    budget = plan.get("budgets", {}).get("accuracy_drop")
+    return {"predicted_drop": plan.get("predicted", {}).get("accuracy_drop", 0.0),
+            "budget": None if budget is None else budget["limit"],
+            "sensitivity": plan.get("accuracy", {}).get("sensitivity"),
+            "calibration": None if calibration is None else calibration.describe()}
+
+
 def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset, plan: dict,
-                staging: Path, tvm: compilers.TvmCompiler) -> dict[str, Any]:
+                staging: Path, tvm: compilers.TvmCompiler, calibration: data.Dataset | None) -> dict[str, Any]:
     folder = staging / tier_cut.tier
     folder.mkdir()
-    model = precision.apply(tier_cut.model, plan.get("precision", {}), tier_cut.tier)
+    model = precision.apply(tier_cut.model, plan.get("precision", {}), tier_cut.tier, calibration)
     submodel = folder / "submodel.onnx"
     onnx.save(model, submodel)
     backend = tier.get("backend", "tvm")

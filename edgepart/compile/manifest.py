@@ -15,6 +15,7 @@ from edgepart.errors import BadInputError
 
 SCHEMA_VERSION = 1
 FILE = "manifest.json"
+SAMPLE_INPUTS = "sample_inputs.npz"  # one calibration sample, verify's default inputs
 
 
 def sha256(path: Path) -> str:

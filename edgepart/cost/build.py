@@ -5,7 +5,8 @@ costs per link and codec, per-link overheads, pins and budgets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,17 +16,35 @@ from edgepart.graph import GRAPH_INPUT, GRAPH_OUTPUT, LayerGraph, Node, Tensor
 from edgepart.hardware.deploy import PRECISIONS, Deployment, Tier
 from edgepart.hardware.links import Link
 from edgepart.profile import predict
+from edgepart.runtime import codecs as codec_formats
 
 # Layer seconds on a tier in a precision; None when nothing was measured (then it is predicted).
 MeasuredSeconds = Callable[[Tier, Node, str], float | None]
 
 CODEC_BYTES_PER_ELEMENT = {"raw": None, "fp16": 2, "int8": 1}
-CODEC_HEADER_BYTES = {"raw": 0, "fp16": 0, "int8": 8}  # int8: scale and zero point
+UNMEASURED_ZLIB_BPS = 50e6  # entropy coding with no measured size: assumed to gain nothing, at this speed
+
+
+@dataclass(frozen=True)
+class Compression:
+    """What compression costs, measured on calibration data (edgepart.compress.sensitivity).
+
+    drop: (node, precision) or ("tensor:<name>", codec) -> accuracy drop of that choice alone.
+    wire_bytes: (tensor, codec) -> mean encoded bytes. codec_seconds: (tensor, codec) -> (encode,
+    decode) seconds on the measuring host, whose memory bandwidth scales them to other devices.
+    fp32_only: nodes that stay fp32 when asked for int8 (onnxruntime does not quantise their op)."""
+
+    drop: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    wire_bytes: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    codec_seconds: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    host_memory_bandwidth: float | None = None
+    fp32_only: frozenset[str] = frozenset()
 
 
 def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds | None = None,
-          sensitivity: dict[tuple[str, str], float] | None = None) -> CostModel:
-    """`sensitivity` maps (node, precision) to the accuracy drop of running that node alone in it."""
+          compression: Compression | None = None) -> CostModel:
+    """Without `compression`, lower precisions and codecs cost no accuracy and are predicted."""
+    compression = compression or Compression()
     tiers, links = deployment.tiers, deployment.links
     precisions = tuple(p for p in PRECISIONS if any(p in t.precisions for t in tiers))
     codecs = deployment.codecs
@@ -45,8 +64,11 @@ def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds |
                 node_latency[v, k, q] = seconds
                 node_energy[v, k, q] = (predict.node_energy(graph, node, device, precision, seconds) if k == 0
                                         else device.idle_power_w * seconds)
+        if node.name in compression.fp32_only and {"int8", "fp32"} <= set(precisions):
+            for costs in (node_latency, node_energy):  # asked for int8, it runs in fp32
+                costs[v, :, precisions.index("int8")] = costs[v, :, precisions.index("fp32")]
     tensor_list = list(graph.tensors.values())
-    transfer_latency, transfer_energy = _transfers(tensor_list, links, codecs, tiers)
+    transfer_latency, transfer_energy = _transfers(tensor_list, links, codecs, tiers, compression)
     return_latency = np.array([[link.down_seconds(t.nbytes) for link in links] for t in tensor_list]).reshape(
         len(tensor_list), len(links))
     return_energy = return_latency * device.idle_power_w
@@ -66,12 +88,12 @@ def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds |
         node_energy=node_energy,
         weight_bytes=np.array([[n.param_bytes * predict.BYTES_PER_ELEMENT[p] / 4 for p in precisions] for n in nodes]),
         activation_bytes=np.array([graph.input_bytes(n.name) + n.output_bytes for n in nodes], dtype=float),
-        accuracy_drop=_accuracy(nodes, precisions, sensitivity),
+        accuracy_drop=_accuracy(nodes, precisions, compression.drop),
         tensors=tuple(TensorCosts(t.name, index[t.producer], tuple(index[c] for c in t.consumers),
                                   is_output=t.name in graph.outputs) for t in tensor_list),
         transfer_latency=transfer_latency,
         transfer_energy=transfer_energy,
-        codec_accuracy_drop=_codec_accuracy(tensor_list, codecs, sensitivity),
+        codec_accuracy_drop=_codec_accuracy(tensor_list, codecs, compression.drop),
         return_latency=return_latency,
         return_energy=return_energy,
         link_latency=link_latency,
@@ -83,19 +105,43 @@ def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds |
         latency_budget=deployment.budgets.latency_s,
         energy_budget=deployment.budgets.device_energy_j,
         accuracy_budget=deployment.budgets.accuracy_drop,
+        wire_bytes=np.array([[codec_bytes(t, c, compression) for c in codecs] for t in tensor_list],
+                            dtype=float).reshape(len(tensor_list), len(codecs)),
     )
 
 
-def codec_bytes(tensor: Tensor, codec: str) -> int:
-    """Bytes on the wire; codecs only shrink float tensors."""
-    per_element = CODEC_BYTES_PER_ELEMENT[codec]
+def codec_bytes(tensor: Tensor, codec: str, compression: Compression | None = None) -> int:
+    """Bytes on the wire: measured for entropy coding, exact otherwise (only float tensors shrink)."""
+    measured = (compression.wire_bytes.get((tensor.name, codec)) if compression else None)
+    if measured is not None:
+        return int(round(measured))
+    lossy = codec_formats.base(codec)
+    per_element = CODEC_BYTES_PER_ELEMENT[lossy]
     if per_element is None or not tensor.dtype.startswith(("float", "bfloat")):
         return tensor.nbytes
-    return tensor.elements * per_element + CODEC_HEADER_BYTES[codec]
+    return tensor.elements * per_element + codec_formats.HEADER_BYTES[lossy]
+
+
+def codec_seconds(tensor: Tensor, codec: str, sender: Tier, receiver: Tier,
+                  compression: Compression) -> tuple[float, float]:
+    """Encode seconds on the sender, decode seconds on the receiver. Measured times are scaled from
+    the measuring host by memory bandwidth; unmeasured conversions cost one pass over the tensor."""
+    measured = compression.codec_seconds.get((tensor.name, codec))
+    if measured is not None and compression.host_memory_bandwidth:
+        host = compression.host_memory_bandwidth
+        return (measured[0] * host / sender.device.memory_bandwidth,
+                measured[1] * host / receiver.device.memory_bandwidth)
+    lossy = codec_formats.base(codec)
+    convert = 0.0 if lossy == "raw" or codec_bytes(tensor, lossy) == tensor.nbytes else tensor.nbytes * 8
+    encode, decode = convert / sender.device.memory_bandwidth, convert / receiver.device.memory_bandwidth
+    if codec_formats.entropy_coded(codec):
+        zlib_s = codec_bytes(tensor, lossy) / UNMEASURED_ZLIB_BPS
+        encode, decode = encode + zlib_s, decode + zlib_s
+    return encode, decode
 
 
 def _transfers(tensors: list[Tensor], links: tuple[Link, ...], codecs: tuple[str, ...],
-               tiers: tuple[Tier, ...]) -> tuple[np.ndarray, np.ndarray]:
+               tiers: tuple[Tier, ...], compression: Compression) -> tuple[np.ndarray, np.ndarray]:
     """[T, L, C] seconds and device joules to send each tensor up each link in each codec."""
     latency = np.zeros((len(tensors), len(links), len(codecs)))
     energy = np.zeros_like(latency)
@@ -103,10 +149,8 @@ def _transfers(tensors: list[Tensor], links: tuple[Link, ...], codecs: tuple[str
     for t, tensor in enumerate(tensors):
         for li, link in enumerate(links):
             for c, codec in enumerate(codecs):
-                wire = codec_bytes(tensor, codec)
-                convert = 0.0 if codec == "raw" or wire == tensor.nbytes else tensor.nbytes * 8
-                encode = convert / tiers[li].device.memory_bandwidth
-                decode = convert / tiers[li + 1].device.memory_bandwidth
+                wire = codec_bytes(tensor, codec, compression)
+                encode, decode = codec_seconds(tensor, codec, tiers[li], tiers[li + 1], compression)
                 airtime = link.up_seconds(wire)
                 latency[t, li, c] = encode + airtime + decode
                 if li == 0 and link.radio is not None:
@@ -120,22 +164,24 @@ def _transfers(tensors: list[Tensor], links: tuple[Link, ...], codecs: tuple[str
 
 
 def _accuracy(nodes: tuple[Node, ...], precisions: tuple[str, ...],
-              sensitivity: dict[tuple[str, str], float] | None) -> np.ndarray:
+              sensitivity: Mapping[tuple[str, str], float]) -> np.ndarray:
     drop = np.zeros((len(nodes), len(precisions)))
     for v, node in enumerate(nodes):
         for q, precision in enumerate(precisions):
-            if precision != "fp32" and sensitivity is not None:
+            if precision != "fp32":
                 drop[v, q] = max(0.0, sensitivity.get((node.name, precision), 0.0))
     return drop
 
 
 def _codec_accuracy(tensors: list[Tensor], codecs: tuple[str, ...],
-                    sensitivity: dict[tuple[str, str], float] | None) -> np.ndarray:
+                    sensitivity: Mapping[tuple[str, str], float]) -> np.ndarray:
+    """Entropy coding is lossless: a codec costs what its lossy part costs."""
     drop = np.zeros((len(tensors), len(codecs)))
     for t, tensor in enumerate(tensors):
         for c, codec in enumerate(codecs):
-            if codec != "raw" and sensitivity is not None:
-                drop[t, c] = max(0.0, sensitivity.get((f"tensor:{tensor.name}", codec), 0.0))
+            lossy = codec_formats.base(codec)
+            if lossy != "raw":
+                drop[t, c] = max(0.0, sensitivity.get((f"tensor:{tensor.name}", lossy), 0.0))
     return drop
 
 

@@ -77,6 +77,7 @@ class CostModel:
     latency_budget: float | None = None
     energy_budget: float | None = None
     accuracy_budget: float | None = None
+    wire_bytes: np.ndarray | None = None  # [T, C] bytes on the wire, for plan files (None: not known)
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:

@@ -17,9 +17,9 @@ from edgepart.errors import BadInputError
 from edgepart.hardware import units
 from edgepart.hardware.devices import DeviceProfile, load_device
 from edgepart.hardware.links import Link, link_presets, preset_link, radio_from_preset
+from edgepart.runtime.codecs import CODECS
 
 PRECISIONS = ("fp32", "fp16", "int8")
-CODECS = ("raw", "fp16", "int8")
 BYOC_BACKENDS = ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")
 BACKENDS = ("tvm", "onnxruntime", "auto", *BYOC_BACKENDS)
 

@@ -54,7 +54,9 @@ def _cuts(graph: LayerGraph, cost: CostModel, solution: Solution) -> list[dict[s
             if tiers[tensor.producer] <= link < reach:
                 codec = cost.codecs[int(solution.codecs[t, link])]
                 seconds = cost.transfer_latency[t, link, solution.codecs[t, link]]
-                up.append({"tensor": tensor.name, "codec": codec, "bytes": codec_bytes(info, codec),
+                wire = (int(cost.wire_bytes[t, solution.codecs[t, link]]) if cost.wire_bytes is not None
+                        else codec_bytes(info, codec))
+                up.append({"tensor": tensor.name, "codec": codec, "bytes": wire,
                            "shape": list(info.shape), "seconds": float(seconds)})
             if tensor.is_output and cost.output_tier <= link < tiers[tensor.producer]:
                 down.append({"tensor": tensor.name, "bytes": info.nbytes,

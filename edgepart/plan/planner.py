@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgepart.compress import sensitivity
 from edgepart.cost import build as cost_build
 from edgepart.cost.model import CostModel, Objective
 from edgepart.errors import CheckFailedError
@@ -24,16 +25,24 @@ class PlanRequest:
     ilp: IlpOptions = IlpOptions()
     reproducible: bool = False
     profiles: tuple[dict, ...] = ()  # measured or predicted profile documents of this model
+    sensitivity: dict | None = None  # a sensitivity document of this model
 
 
 def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = PlanRequest()) -> dict:
     measured = profile_lookup(request.profiles)
-    cost = cost_build.build(loaded.graph, deployment, measured)
+    compression = sensitivity.compression(request.sensitivity) if request.sensitivity else None
+    cost = cost_build.build(loaded.graph, deployment, measured, compression)
     solution = solvers.solve(cost, request.objective, request.solver, request.ilp)
-    return plan_document(
+    doc = plan_document(
         loaded.describe(), describe_deployment(deployment), loaded.graph, cost, request.objective, solution,
         baselines(cost, request.objective), cost_sources(deployment, request.profiles), request.reproducible,
     )
+    if request.sensitivity:
+        doc["accuracy"] = {"sensitivity": {"metric": request.sensitivity["metric"],
+                                           "data": request.sensitivity["data"]},
+                           "predicted_drop": doc["predicted"]["accuracy_drop"],
+                           "note": "sum of per-layer and per-codec drops measured one at a time"}
+    return doc
 
 
 def profile_lookup(profiles: tuple[dict, ...]) -> cost_build.MeasuredSeconds:

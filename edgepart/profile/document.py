@@ -22,14 +22,18 @@ SCHEMA_VERSION = 1
 
 
 def measured_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions,
-                      measurement: Measurement) -> dict[str, Any]:
-    """A measured fp32 profile; energy is modelled from the device profile (active power x time)."""
-    layers = {}
-    for node in loaded.graph.layers:
-        stats = measurement.layers[node.name]
-        seconds = stats.median * measurement.calibration
-        layers[node.name] = {**stats.as_dict(), "calibrated_s": seconds,
-                             "energy_j": predict.node_energy(loaded.graph, node, device, "fp32", seconds)}
+                      measurement: Measurement, converted: dict[str, Measurement] | None = None) -> dict[str, Any]:
+    """A measured profile: fp32, plus each precision in `converted` (the model converted to it);
+    energy is modelled from the device profile (active power x time)."""
+    precisions = {"fp32": {"layers": _measured_layers(loaded, device, "fp32", measurement)}}
+    for precision, result in (converted or {}).items():
+        precisions[precision] = {
+            "layers": _measured_layers(loaded, device, precision, result),
+            "end_to_end": result.end_to_end.as_dict(),
+            "sum_error": result.sum_error,
+            "calibration_factor": result.calibration,
+            "conversion": CONVERSIONS[precision],
+        }
     errors = [abs(s["error"]) for s in measurement.segments]
     provenance = {
         "method": "measured",
@@ -60,8 +64,25 @@ def measured_document(loaded: LoadedModel, device: DeviceProfile, options: RunOp
         "device": device.name,
         "predicted": False,
         "provenance": provenance,
-        "precisions": {"fp32": {"layers": layers}},
+        "precisions": precisions,
     })
+
+
+CONVERSIONS = {
+    "fp16": "whole model through onnxruntime's float16 converter; inserted Casts folded into their layers",
+    "int8": "whole model through onnxruntime static QDQ quantisation; Q/DQ nodes folded into their layers",
+}
+
+
+def _measured_layers(loaded: LoadedModel, device: DeviceProfile, precision: str,
+                     measurement: Measurement) -> dict[str, dict]:
+    layers = {}
+    for node in loaded.graph.layers:
+        stats = measurement.layers[node.name]
+        seconds = stats.median * measurement.calibration
+        layers[node.name] = {**stats.as_dict(), "calibrated_s": seconds,
+                             "energy_j": predict.node_energy(loaded.graph, node, device, precision, seconds)}
+    return layers
 
 
 def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: list[str]) -> dict[str, Any]:

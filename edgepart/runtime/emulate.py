@@ -94,14 +94,20 @@ class QemuRunner:
         self.description = f"tvm runtime (aarch64) under {Path(qemu()).name}"
 
     def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        return self.run_many([values])[0]
+
+    def run_many(self, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+        """All samples in one emulated process: qemu and the runtime start once."""
         with tempfile.TemporaryDirectory() as tmp:
             specs = []
-            for i, value in enumerate(values):
+            for i, first in enumerate(samples[0]):
                 path = Path(tmp) / f"in{i}.bin"
-                np.ascontiguousarray(value).tofile(path)
-                specs.append(f"{path}:{value.dtype.name}:{'x'.join(map(str, value.shape)) or '1'}")
-            command = [qemu(), "-L", SYSROOT, str(self.folder / "run_tier"), str(self.library),
-                       str(Path(tmp) / "out"), *specs]
+                with path.open("wb") as stream:
+                    for values in samples:
+                        stream.write(np.ascontiguousarray(values[i]).tobytes())
+                specs.append(f"{path}:{first.dtype.name}:{'x'.join(map(str, first.shape)) or '1'}")
+            command = [qemu(), "-L", SYSROOT, str(self.folder / "run_tier"), "-n", str(len(samples)),
+                       str(self.library), str(Path(tmp) / "out"), *specs]
             try:
                 result = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
@@ -113,5 +119,5 @@ class QemuRunner:
             for line in result.stdout.strip().splitlines():
                 index, dtype, dims = line.split()
                 shape = tuple(int(d) for d in dims.split("x")) if dims else ()
-                outputs.append(np.fromfile(Path(tmp) / f"out.{index}.bin", dtype=dtype).reshape(shape))
-            return outputs
+                outputs.append(np.fromfile(Path(tmp) / f"out.{index}.bin", dtype=dtype).reshape(len(samples), *shape))
+            return [[output[n] for output in outputs] for n in range(len(samples))]

@@ -18,57 +18,132 @@ from edgepart.compile import manifest
 from edgepart.compile.elf import HOST_MACHINE
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
-from edgepart.runtime.codecs import roundtrip
+from edgepart.runtime import codecs
 
 # max |tvm - reference| / max |reference| allowed, by the least precise choice in the chain
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 1e-1}
+
+
+class Chain:
+    """The build's tiers, each with the runner this machine allows, codecs applied between them."""
+
+    def __init__(self, build_dir: Path, doc: dict, emulators: dict) -> None:
+        self.doc = doc
+        self.runners = [_runner(build_dir, tier, emulators) for tier in doc["tiers"]]
+        self.precision = "fp32"  # the least precise choice on the way, for the tolerance
+        for tier in doc["tiers"]:
+            for choice in [*tier["precisions"], *(c for s in tier["inputs"] for c in s.get("codecs", {}).values())]:
+                self.precision = _least_precise(self.precision, codecs.base(choice))
+
+    def run_many(self, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Tier by tier over all samples (an emulated tier starts once for all of them)."""
+        states = [dict(feeds) for feeds in samples]
+        for tier, runner in zip(self.doc["tiers"], self.runners):
+            values = [[_received(state[spec["name"]], spec) for spec in tier["inputs"]] for state in states]
+            many = getattr(runner, "run_many", None)
+            outputs = many(values) if many else [runner.run(v) for v in values]
+            for state, produced in zip(states, outputs):
+                state.update({spec["name"]: out for spec, out in zip(tier["outputs"], produced)})
+        return [{name: state[name] for name in self.doc["outputs"]} for state in states]
+
+    def describe(self) -> list[dict]:
+        return [{"name": t["name"], "ran_with": r.description} for t, r in zip(self.doc["tiers"], self.runners)]
 
 
 def verify(build_dir: str | Path, inputs: dict[str, np.ndarray] | None = None, model_path: str | None = None,
            emulators: dict | None = None) -> dict[str, Any]:
     build_dir = Path(build_dir)
     doc = manifest.load(build_dir)
-    model = Path(model_path or doc["model"]["path"])
-    if not model.is_file():
-        raise BadInputError(f"{model}: the original model is missing; pass --model")
-    if manifest.sha256(model) != doc["model"]["sha256"] and model_path is None:
-        raise BadInputError(f"{model}: sha256 differs from the model this build was made from")
+    model = _original(doc, model_path)
     reference_session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    feeds = inputs if inputs is not None else seeded_feeds.for_session(reference_session)
+    feeds = inputs if inputs is not None else _default_inputs(build_dir, reference_session)
     _check_inputs(feeds, reference_session, model)
     expected = dict(zip([o.name for o in reference_session.get_outputs()], reference_session.run(None, feeds)))
-    state: dict[str, np.ndarray] = dict(feeds)
-    tiers = []
-    worst = "fp32"
-    for tier in doc["tiers"]:
-        runner = _runner(build_dir, tier, emulators or {})
-        values = []
-        for spec in tier["inputs"]:
-            value = state[spec["name"]]
-            for codec in spec.get("codecs", {}).values():
-                value = roundtrip(value, codec)
-                worst = _least_precise(worst, codec)
-            values.append(value)
-        outputs = runner.run(values)
-        state.update({spec["name"]: out for spec, out in zip(tier["outputs"], outputs)})
-        for p in tier["precisions"]:
-            worst = _least_precise(worst, p)
-        tiers.append({"name": tier["name"], "ran_with": runner.description})
+    chain = Chain(build_dir, doc, emulators or {})
+    got = chain.run_many([feeds])[0]
     errors = {}
     for name in doc["outputs"]:
-        ref, got = expected[name].astype(np.float64), state[name].astype(np.float64)
+        ref, out = expected[name].astype(np.float64), got[name].astype(np.float64)
         scale = float(np.max(np.abs(ref))) or 1.0
-        errors[name] = {"max_abs_error": float(np.max(np.abs(got - ref))),
-                        "relative_error": float(np.max(np.abs(got - ref)) / scale)}
+        errors[name] = {"max_abs_error": float(np.max(np.abs(out - ref))),
+                        "relative_error": float(np.max(np.abs(out - ref)) / scale)}
+    worst = chain.precision
     tolerance = TOLERANCE[worst]
-    report = {"kind": "edgepart.verify", "build": str(build_dir), "tiers": tiers, "outputs": errors,
-              "tolerance": {"relative_error": tolerance, "precision": worst}}
+    report = {"kind": "edgepart.verify", "build": str(build_dir), "tiers": chain.describe(), "outputs": errors,
+              "tolerance": {"relative_error": tolerance, "precision": worst},
+              "inputs": "--inputs" if inputs is not None else _default_inputs_source(build_dir)}
     name, error = max(errors.items(), key=lambda item: item[1]["relative_error"])
     report["passed"] = error["relative_error"] <= tolerance
     if not report["passed"]:
         raise CheckFailedError(f"output '{name}' differs from onnxruntime: relative error "
                                f"{error['relative_error']:.3g} > {tolerance:g} ({worst} tolerance)", report)
     return report
+
+
+def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | None = None,
+                      emulators: dict | None = None, samples: int | None = None) -> dict[str, Any]:
+    """Run held-out data through the chain and the original model; the measured accuracy drop must
+    stay within the plan's accuracy budget (exit 1 otherwise), shown beside the predicted drop."""
+    from edgepart import graph  # noqa: PLC0415 - the compiler side; verify alone needs only the runtime
+    from edgepart.compress import data, sensitivity  # noqa: PLC0415
+
+    build_dir = Path(build_dir)
+    doc = manifest.load(build_dir)
+    model = _original(doc, model_path)
+    loaded = graph.load(model)
+    dataset = data.load(data_path, loaded, "--validate-accuracy").head(samples)
+    planned = doc.get("accuracy") or {}
+    metric = (planned.get("sensitivity") or {}).get("metric", {}).get("name")
+    metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
+    if metric == "accuracy" and dataset.labels is None:
+        raise BadInputError(f"--validate-accuracy {data_path}: the plan's metric is accuracy; the file has no "
+                            "'labels' array")
+    reference = data.run(loaded.model, dataset)
+    chain = Chain(build_dir, doc, emulators or {})
+    outputs = chain.run_many(list(dataset.samples()))
+    measured_outputs = {name: np.stack([o[name] for o in outputs]) for name in reference}
+    score = sensitivity.scorer(metric, reference, dataset.labels)
+    fp32, compressed = score(reference), score(measured_outputs)
+    drop, budget = fp32 - compressed, planned.get("budget")
+    report = {"kind": "edgepart.accuracy", "build": str(build_dir), "data": dataset.describe(),
+              "tiers": chain.describe(), "metric": metric, "fp32": fp32, "compressed": compressed,
+              "measured_drop": drop, "predicted_drop": planned.get("predicted_drop"), "budget": budget,
+              "passed": budget is None or drop <= budget}
+    if not report["passed"]:
+        raise CheckFailedError(f"accuracy budget exceeded on {data_path}: measured drop {100 * drop:.2f}% > budget "
+                               f"{100 * budget:.2f}% (predicted {100 * (planned.get('predicted_drop') or 0):.2f}%; "
+                               f"{metric} {compressed:.4f} vs fp32 {fp32:.4f})", report)
+    return report
+
+
+def _original(doc: dict, model_path: str | None) -> Path:
+    model = Path(model_path or doc["model"]["path"])
+    if not model.is_file():
+        raise BadInputError(f"{model}: the original model is missing; pass --model")
+    if manifest.sha256(model) != doc["model"]["sha256"] and model_path is None:
+        raise BadInputError(f"{model}: sha256 differs from the model this build was made from")
+    return model
+
+
+def _received(value: np.ndarray, spec: dict) -> np.ndarray:
+    """What a tier gets for one input: the value after every link's codec on the way up."""
+    for codec in spec.get("codecs", {}).values():
+        value = codecs.roundtrip(value, codec)
+    return value
+
+
+def _default_inputs(build_dir: Path, session: ort.InferenceSession) -> dict[str, np.ndarray]:
+    """A calibration sample stored at compile time (int8 ranges fit it), else seeded inputs."""
+    stored = build_dir / manifest.SAMPLE_INPUTS
+    if stored.is_file():
+        with np.load(stored) as archive:
+            return {name: archive[name] for name in archive.files}
+    return seeded_feeds.for_session(session)
+
+
+def _default_inputs_source(build_dir: Path) -> str:
+    stored = build_dir / manifest.SAMPLE_INPUTS
+    return f"{manifest.SAMPLE_INPUTS} (a calibration sample)" if stored.is_file() else "seeded"
 
 
 def _check_inputs(feeds: dict[str, np.ndarray], session: ort.InferenceSession, model: Path) -> None:

@@ -195,7 +195,7 @@ def _qoperator_model(tmp_path):
     import numpy as np
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    images = np.load(MODELS / "digits_data.npz")["calib_x"][:16]
+    images = np.load(MODELS / "digits_calib.npz")["image"][:16]
 
     class Reader(CalibrationDataReader):
         def __init__(self):

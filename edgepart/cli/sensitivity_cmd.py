@@ -1,0 +1,81 @@
+"""`edgepart sensitivity MODEL --data calib.npz -o sens.json`: the accuracy each per-layer precision
+and each cut-tensor codec costs, for `edgepart plan --sensitivity`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from edgepart import graph, schema
+from edgepart.cli import text
+from edgepart.cli.inspect_cmd import input_shape_option
+from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.compress import data, sensitivity
+from edgepart.errors import BadInputError
+
+log = logging.getLogger(__name__)
+SEEDED_SAMPLES = 32
+
+
+@click.command("sensitivity")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False),
+              help="Calibration data (.npz: an array per model input, samples first; optional 'labels'). "
+                   f"Without it, {SEEDED_SAMPLES} seeded inputs and the cosine metric.")
+@click.option("--samples", type=int, help="Use only the first N samples.")
+@click.option("--metric", type=click.Choice(sorted(sensitivity.METRICS)),
+              help="Default: accuracy when the data has labels, else cosine.")
+@click.option("--precision", default="fp16,int8", show_default=True, help="Precisions to measure per layer.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the sensitivity file here.")
+@input_shape_option
+@output_options
+def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, samples: int | None,
+                        metric: str | None, precision: str, output: str | None,
+                        input_shapes: tuple[str, ...]) -> None:
+    """Measure the accuracy drop of each layer in fp16/int8 and of each tensor codec, one at a time."""
+    which = tuple(p.strip() for p in precision.split(",") if p.strip())
+    unknown = sorted(set(which) - {"fp16", "int8"})
+    if unknown:
+        raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp16, int8")
+    if samples is not None and samples < 1:
+        raise BadInputError("--samples must be at least 1")
+    loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
+    if data_path:
+        dataset = data.load(data_path, loaded).head(samples)
+    else:
+        log.warning("no --data: measuring on %d seeded inputs against the fp32 outputs; pass calibration data "
+                    "for task accuracy", samples or SEEDED_SAMPLES)
+        dataset = data.seeded(loaded, samples or SEEDED_SAMPLES)
+    with click.progressbar(length=sensitivity.steps(loaded, which), label="sensitivity",
+                           file=click.get_text_stream("stderr"), hidden=not out.show_progress) as bar:
+        doc = sensitivity.measure(loaded, dataset, metric, which, progress=bar.update)
+    if output:
+        schema.write_json(output, doc)
+    emit(out, doc, render)
+
+
+def render(doc: dict[str, Any]) -> str:
+    metric = doc["metric"]
+    lines = [f"model {doc['model']['path']}  data: {doc['data']['source']} ({doc['data']['samples']} samples)",
+             f"metric: {metric['name']} ({metric['description']}); fp32: {metric['fp32']:.4f}", ""]
+    rows = []
+    for name, entry in doc["layers"].items():
+        int8 = entry.get("int8")
+        rows.append((name, _drop(entry.get("fp16")),
+                     "-" if int8 is None else (_drop(int8) if int8["applies"] else "stays fp32")))
+    lines += [text.table(["layer", "fp16 drop", "int8 drop"], rows, right=(1, 2)), ""]
+    rows = []
+    for name, entry in doc["tensors"].items():
+        codecs = entry["codecs"]
+        rows.append((name, text.size(entry["bytes"]), _drop(codecs["fp16"]), _drop(codecs["int8"]),
+                     *(f"{entry['bytes'] / codecs[c]['bytes']:.2f}x" for c in ("zlib", "fp16+zlib", "int8+zlib"))))
+    lines.append(text.table(["tensor", "raw", "fp16 drop", "int8 drop", "zlib", "fp16+zlib", "int8+zlib"], rows,
+                            right=(1, 2, 3, 4, 5, 6)))
+    lines.append(f"\n{doc['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def _drop(result: dict | None) -> str:
+    return "-" if result is None else f"{100 * result['drop']:+.2f}%"

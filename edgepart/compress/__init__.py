@@ -1,0 +1,2 @@
+"""Compression: per-layer precisions (fp16, int8 through QDQ), cut-tensor codecs, and the accuracy
+each costs, measured on calibration data."""

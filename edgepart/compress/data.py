@@ -1,0 +1,120 @@
+"""Calibration and held-out data: one .npz file, an array per model input named after it (samples
+along the first axis, each reshaped to the input's shape) and optionally `labels` (one class index
+per sample). Without a file, seeded inputs stand in (no labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from edgepart.errors import BadInputError, ToolError
+from edgepart.graph import LoadedModel
+from edgepart.graph import feeds as seeded_feeds
+
+LABELS = "labels"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    source: str
+    inputs: dict[str, np.ndarray]  # name -> [N, *input shape]
+    labels: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def samples(self) -> Iterator[dict[str, np.ndarray]]:
+        for i in range(len(self)):
+            yield {name: array[i] for name, array in self.inputs.items()}
+
+    def head(self, n: int | None) -> Dataset:
+        if n is None or n >= len(self):
+            return self
+        return Dataset(self.source, {k: v[:n] for k, v in self.inputs.items()},
+                       None if self.labels is None else self.labels[:n])
+
+    def describe(self) -> dict:
+        return {"source": self.source, "samples": len(self), "labels": self.labels is not None}
+
+
+def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
+    """Read `path` and check it against the model's inputs; errors name the file and the array."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise BadInputError(f"{option} {path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{option} {path}: not a readable .npz file ({exc})") from None
+    tensors = loaded.graph.tensors
+    inputs = {}
+    for name in loaded.graph.inputs:
+        if name not in arrays:
+            raise BadInputError(f"{option} {path}: no array named '{name}' (the model's inputs are "
+                                f"{', '.join(loaded.graph.inputs)}; arrays: {', '.join(sorted(arrays)) or 'none'})")
+        shape, dtype = tuple(tensors[name].shape), np.dtype(tensors[name].dtype)
+        array = arrays[name]
+        if array.ndim == 0 or int(np.prod(array.shape[1:])) != int(np.prod(shape)):
+            raise BadInputError(f"{option} {path}: '{name}' has shape {list(array.shape)}; expected samples along "
+                                f"the first axis, each of shape {list(shape)}")
+        inputs[name] = array.reshape((len(array), *shape)).astype(dtype, copy=False)
+    counts = {len(a) for a in inputs.values()}
+    labels = arrays.get(LABELS)
+    if labels is not None:
+        counts.add(len(labels))
+        labels = labels.astype(np.int64).reshape(-1)
+    if len(counts) != 1 or 0 in counts:
+        raise BadInputError(f"{option} {path}: arrays hold different numbers of samples ({sorted(counts)})")
+    return Dataset(path, inputs, labels)
+
+
+def seeded(loaded: LoadedModel, samples: int, seed: int = 0) -> Dataset:
+    """`samples` seeded inputs (edgepart.graph.feeds), no labels."""
+    tensors = loaded.graph.tensors
+    feeds = [seeded_feeds.seeded(((n, tensors[n].shape, tensors[n].dtype) for n in loaded.graph.inputs), seed + i)
+             for i in range(samples)]
+    return Dataset(f"seeded inputs (seed {seed})", {n: np.stack([f[n] for f in feeds]) for n in loaded.graph.inputs},
+                   None)
+
+
+def run(model: onnx.ModelProto, dataset: Dataset, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Run every sample through `model` with onnxruntime (one thread); {output: [N, ...]}.
+    `outputs` may name any tensor of the model: it is exposed as an extra graph output."""
+    if outputs is not None:
+        model = expose(model, outputs)
+    session = session_of(model)
+    names = outputs or [o.name for o in session.get_outputs()]
+    results: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    wanted = {i.name for i in session.get_inputs()}
+    try:
+        for sample in dataset.samples():
+            for name, value in zip(names, session.run(names, {k: v for k, v in sample.items() if k in wanted})):
+                results[name].append(value)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ToolError(f"onnxruntime failed on {dataset.source}: {str(exc).splitlines()[0]}") from None
+    return {n: np.stack(v) for n, v in results.items()}
+
+
+def expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy with `names` added to the graph outputs (types left to onnxruntime)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    present = {o.name for o in copy.graph.output}
+    for name in names:
+        if name not in present:
+            copy.graph.output.append(onnx.ValueInfoProto(name=name))
+    return copy
+
+
+def session_of(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ToolError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,205 @@
+"""Accuracy sensitivity per layer and per cut-tensor codec, measured on calibration data.
+
+Each choice is measured alone: the whole model with just that layer in fp16 or int8, or just that
+tensor sent through a codec (emulated in-graph with the same arithmetic as the runtime's codec),
+run over the calibration samples and scored against labels (accuracy) or against the fp32 outputs
+(top-1 agreement, or cosine similarity). The planner adds the drops up under the accuracy budget;
+`verify --validate-accuracy` then measures the composed plan for real. For every tensor the codecs'
+wire bytes and encode/decode times are measured on these activations too.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from edgepart import __version__, schema
+from edgepart.compress import precision as precisions
+from edgepart.compress.data import Dataset, run
+from edgepart.compress.quantize import Quantizer, quantized_nodes
+from edgepart.cost.build import Compression
+from edgepart.errors import BadInputError
+from edgepart.graph import LoadedModel
+from edgepart.hardware.devices import load_device
+from edgepart.profile.measure import host_description
+from edgepart.profile.ort_profiler import named_model
+from edgepart.runtime import codecs
+
+SCHEMA_VERSION = 1
+METRICS = {
+    "accuracy": "top-1 accuracy against the labels (drop = fp32 accuracy - accuracy)",
+    "agreement": "top-1 agreement with the fp32 model along the first output's last axis (drop = 1 - agreement)",
+    "cosine": "cosine similarity with the fp32 outputs, mean over samples (drop = 1 - similarity)",
+}
+LOSSY_CODECS = ("fp16", "int8")
+TIMING_SAMPLES = 8
+
+
+def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
+            which: tuple[str, ...] = ("fp16", "int8"),
+            progress: Callable[[int], None] = lambda n: None) -> dict:
+    """The sensitivity document of `loaded` on `dataset` for the precisions in `which`."""
+    metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
+    if metric == "accuracy" and dataset.labels is None:
+        raise BadInputError(f"{dataset.source}: metric 'accuracy' needs an array named 'labels'")
+    start = time.perf_counter()
+    model = named_model(loaded)
+    reference = run(model, dataset)
+    score = scorer(metric, reference, dataset.labels)
+    baseline = score(reference)
+
+    def drop(variant: onnx.ModelProto) -> float:
+        result = float(baseline - score(run(variant, dataset)))
+        progress(1)
+        return result
+
+    layers = _layers(loaded, model, dataset, which, drop)
+    tensors = _tensors(loaded, model, dataset, drop)
+    return schema.document("sensitivity", SCHEMA_VERSION, {
+        "model": {"path": str(loaded.path), "sha256": loaded.sha256},
+        "data": dataset.describe(),
+        "metric": {"name": metric, "description": METRICS[metric], "fp32": float(baseline)},
+        "method": "each choice alone on the whole model; int8: onnxruntime static QDQ (uint8 activations, "
+                  "int8 weights, min-max ranges); fp16: onnxruntime float16 converter; codecs: the runtime's "
+                  "arithmetic in-graph (Cast pair, DynamicQuantizeLinear + DequantizeLinear)",
+        "host": {**host_description(), "memory_bandwidth_bps": load_device("local").memory_bandwidth},
+        "versions": {"edgepart": __version__},
+        "seconds": time.perf_counter() - start,
+        "layers": layers,
+        "tensors": tensors,
+    })
+
+
+def steps(loaded: LoadedModel, which: tuple[str, ...]) -> int:
+    """How many variants `measure` runs (for a progress bar)."""
+    return len(loaded.graph.layers) * len(which) + len(_float_tensors(loaded)) * len(LOSSY_CODECS)
+
+
+def load_sensitivity(path: str, loaded: LoadedModel) -> dict:
+    """A sensitivity file, refused when it was measured on another model (both hashes named)."""
+    doc = schema.load_json(path, "sensitivity", SCHEMA_VERSION)
+    if doc["model"]["sha256"] != loaded.sha256:
+        raise BadInputError(f"{path}: sensitivity of model sha256 {doc['model']['sha256'][:12]}, but {loaded.path} "
+                            f"has sha256 {loaded.sha256[:12]}; measure this model")
+    return doc
+
+
+def compression(doc: dict) -> Compression:
+    """The planner's view of a sensitivity document."""
+    drop: dict[tuple[str, str], float] = {}
+    wire: dict[tuple[str, str], float] = {}
+    seconds: dict[tuple[str, str], tuple[float, float]] = {}
+    fp32_only = set()
+    for name, entry in doc["layers"].items():
+        for precision, result in entry.items():
+            drop[(name, precision)] = result["drop"]
+            if precision == "int8" and not result.get("applies", True):
+                fp32_only.add(name)
+    for name, entry in doc["tensors"].items():
+        for codec, result in entry["codecs"].items():
+            if "drop" in result:
+                drop[(f"tensor:{name}", codec)] = result["drop"]
+            if codecs.entropy_coded(codec):
+                wire[(name, codec)] = result["bytes"]
+            if codec != "raw":  # the transport sends raw buffers as they are
+                seconds[(name, codec)] = (result["encode_s"], result["decode_s"])
+    return Compression(drop, wire, seconds, doc["host"]["memory_bandwidth_bps"], frozenset(fp32_only))
+
+
+def _layers(loaded: LoadedModel, model: onnx.ModelProto, dataset: Dataset, which: tuple[str, ...],
+            drop: Callable[[onnx.ModelProto], float]) -> dict:
+    names = [n.name for n in loaded.graph.layers]
+    result: dict[str, dict] = {name: {} for name in names}
+    if "int8" in which:
+        with Quantizer(model, dataset) as quantizer:
+            for name in names:
+                variant = quantizer.quantize([name])
+                applies = name in quantized_nodes(variant)
+                result[name]["int8"] = {"drop": drop(variant) if applies else 0.0, "applies": applies}
+    if "fp16" in which:
+        for name in names:
+            result[name]["fp16"] = {"drop": drop(precisions.to_fp16(model, [name]))}
+    return result
+
+
+def _tensors(loaded: LoadedModel, model: onnx.ModelProto, dataset: Dataset,
+             drop: Callable[[onnx.ModelProto], float]) -> dict:
+    names = _float_tensors(loaded)
+    values = run(model, dataset.head(TIMING_SAMPLES), names) if names else {}
+    result = {}
+    for name in names:
+        entry = {codec: _wire(values[name], codec) for codec in codecs.CODECS}
+        for codec in LOSSY_CODECS:
+            lossy = drop(with_codec(model, name, codec))
+            for full in codecs.CODECS:
+                if codecs.base(full) == codec:
+                    entry[full]["drop"] = lossy
+        result[name] = {"bytes": loaded.graph.tensors[name].nbytes, "codecs": entry}
+    return result
+
+
+def _float_tensors(loaded: LoadedModel) -> list[str]:
+    """Tensors that may cross a link (consumed by a layer) and that a lossy codec changes."""
+    return [t.name for t in loaded.graph.tensors.values()
+            if t.dtype == "float32" and any(not c.startswith("output:") for c in t.consumers)]
+
+
+def _wire(samples: np.ndarray, codec: str) -> dict:
+    """Mean bytes on the wire and median encode/decode seconds over the samples, on this host."""
+    sizes, encode, decode = [], [], []
+    for value in samples:
+        t0 = time.perf_counter()
+        payload, meta = codecs.encode(value, codec)
+        t1 = time.perf_counter()
+        codecs.decode(payload, meta)
+        decode.append(time.perf_counter() - t1)
+        encode.append(t1 - t0)
+        sizes.append(len(payload) + (codecs.HEADER_BYTES[meta["codec"]]))
+    return {"bytes": float(np.mean(sizes)), "encode_s": statistics.median(encode),
+            "decode_s": statistics.median(decode)}
+
+
+def with_codec(model: onnx.ModelProto, tensor: str, codec: str) -> onnx.ModelProto:
+    """A copy in which every consumer of `tensor` reads it after `codec` encoded and decoded it."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    nodes = list(copy.graph.node)
+    first = next(i for i, n in enumerate(nodes) if tensor in n.input)
+    coded = f"{tensor}__{codec}"
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name == tensor:
+                node.input[i] = coded
+    if codec == "fp16":
+        inserted = [helper.make_node("Cast", [tensor], [f"{coded}_half"], to=TensorProto.FLOAT16, name=f"{coded}_enc"),
+                    helper.make_node("Cast", [f"{coded}_half"], [coded], to=TensorProto.FLOAT, name=f"{coded}_dec")]
+    else:
+        parts = [f"{coded}_q", f"{coded}_scale", f"{coded}_zero"]
+        inserted = [helper.make_node("DynamicQuantizeLinear", [tensor], parts, name=f"{coded}_enc"),
+                    helper.make_node("DequantizeLinear", parts, [coded], name=f"{coded}_dec")]
+    del copy.graph.node[:]
+    copy.graph.node.extend(nodes[:first] + inserted + nodes[first:])
+    return copy
+
+
+def scorer(metric: str, reference: dict[str, np.ndarray], labels: np.ndarray | None
+            ) -> Callable[[dict[str, np.ndarray]], float]:
+    first = next(iter(reference))
+    if metric == "accuracy":
+        return lambda out: float(np.mean(out[first].reshape(len(labels), -1).argmax(axis=1) == labels))
+    if metric == "agreement":
+        expected = reference[first].argmax(axis=-1)
+        return lambda out: float(np.mean(out[first].argmax(axis=-1) == expected))
+    flat_reference = np.concatenate([v.reshape(len(v), -1).astype(np.float64) for v in reference.values()], axis=1)
+
+    def cosine(out: dict[str, np.ndarray]) -> float:
+        flat = np.concatenate([out[k].reshape(len(out[k]), -1).astype(np.float64) for k in reference], axis=1)
+        norms = np.linalg.norm(flat, axis=1) * np.linalg.norm(flat_reference, axis=1)
+        return float(np.mean(np.sum(flat * flat_reference, axis=1) / np.where(norms > 0, norms, 1.0)))
+
+    return cosine

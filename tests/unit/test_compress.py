@@ -1,0 +1,159 @@
+"""Compression parts: codecs, calibration data, QDQ quantisation, sensitivity measurement, and how
+the cost model uses what was measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from edgepart import graph
+from edgepart.compress import data, precision, quantize, sensitivity
+from edgepart.cost import build as cost_build
+from edgepart.errors import BadInputError
+from edgepart.hardware import deploy
+from edgepart.runtime import codecs
+from tests.conftest import MODELS
+
+DIGITS = MODELS / "digits_cnn.onnx"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return graph.load(DIGITS)
+
+
+@pytest.fixture(scope="module")
+def calibration(digits):
+    return data.load(str(MODELS / "digits_calib.npz"), digits).head(60)
+
+
+@pytest.fixture(scope="module")
+def digits_sensitivity(digits, calibration):
+    return sensitivity.measure(digits, calibration)
+
+
+@pytest.mark.parametrize("codec", codecs.CODECS)
+def test_codec_roundtrip_error_is_bounded(codec):
+    x = np.random.default_rng(0).standard_normal((2, 3, 17)).astype(np.float32) * 5
+    y = codecs.roundtrip(x, codec)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    bound = {"raw": 0, "fp16": 4e-3 * np.abs(x).max(), "int8": (x.max() - x.min()) / 255 * 0.51}[codecs.base(codec)]
+    assert np.abs(y - x).max() <= bound + 1e-6
+
+
+def test_integer_tensors_pass_through_every_codec():
+    ids = np.arange(12, dtype=np.int64).reshape(3, 4)
+    for codec in codecs.CODECS:
+        assert np.array_equal(codecs.roundtrip(ids, codec), ids)
+
+
+def test_int8_codec_is_onnx_dynamic_quantize_linear():
+    """The runtime's int8 codec and the in-graph emulation the sensitivity uses give the same bytes."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(1).standard_normal((4, 33)).astype(np.float32) * 3 + 1
+    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("q", TensorProto.UINT8, x.shape),
+                           helper.make_tensor_value_info("s", TensorProto.FLOAT, []),
+                           helper.make_tensor_value_info("z", TensorProto.UINT8, [])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    q, s, z = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    ours, scale, zero = codecs.quantize_uint8(x)
+    assert np.float32(scale) == s and zero == int(z)
+    assert np.abs(ours.astype(int) - q.astype(int)).max() <= 1  # rounding of a float32 division at a tie
+    assert np.mean(ours == q) > 0.99
+
+
+def test_zlib_is_lossless_and_shrinks_sparse_tensors():
+    x = np.maximum(np.random.default_rng(2).standard_normal(4096).astype(np.float32), 0)  # ReLU output
+    payload, meta = codecs.encode(x, "zlib")
+    assert len(payload) < x.nbytes * 0.8
+    assert np.array_equal(codecs.decode(payload, meta), x)
+    assert len(codecs.encode(x, "int8+zlib")[0]) < len(codecs.encode(x, "int8")[0])
+
+
+def test_dataset_checks_name_the_file_and_array(tmp_path, digits):
+    path = tmp_path / "bad.npz"
+    np.savez(path, pixels=np.zeros((3, 1, 8, 8), np.float32))
+    with pytest.raises(BadInputError, match="no array named 'image'"):
+        data.load(str(path), digits)
+    np.savez(path, image=np.zeros((3, 1, 7, 8), np.float32))
+    with pytest.raises(BadInputError, match=r"'image' has shape \[3, 1, 7, 8\]"):
+        data.load(str(path), digits)
+    np.savez(path, image=np.zeros((3, 64), np.float32), labels=np.zeros(4))
+    with pytest.raises(BadInputError, match="different numbers of samples"):
+        data.load(str(path), digits)
+    np.savez(path, image=np.zeros((3, 64), np.float32), labels=np.zeros(3))
+    loaded = data.load(str(path), digits)  # flattened samples are reshaped to the input's shape
+    assert loaded.inputs["image"].shape == (3, 1, 1, 8, 8) and loaded.labels.dtype == np.int64
+
+
+def test_quantizer_puts_only_the_chosen_layers_in_int8(digits, calibration):
+    model = onnx.load(DIGITS)
+    with quantize.Quantizer(model, calibration) as quantizer:
+        one = quantizer.quantize(["conv2"])
+        both = quantizer.quantize(["conv2", "fc1", "relu_1"])
+    assert quantize.quantized_nodes(one) == {"conv2"}
+    assert quantize.quantized_nodes(both) == {"conv2", "fc1"}  # a Relu alone is not quantised
+    onnx.checker.check_model(both)
+
+
+def test_precision_apply_needs_calibration_for_int8(digits):
+    with pytest.raises(BadInputError, match="tier 'device'.*--calibration"):
+        precision.apply(onnx.load(DIGITS), {"conv1": "int8"}, "device")
+
+
+def test_mixed_fp16_and_int8_model_runs_and_stays_close(digits, calibration):
+    model = precision.apply(onnx.load(DIGITS), {"conv1": "int8", "fc1": "int8", "conv2": "fp16"}, "t", calibration)
+    reference = data.run(onnx.load(DIGITS), calibration)["fc2"]
+    mixed = data.run(model, calibration)["fc2"]
+    assert np.mean(reference.argmax(-1) == mixed.argmax(-1)) > 0.95
+
+
+def test_codec_emulation_equals_the_runtime_codec(digits, calibration):
+    """with_codec's in-graph int8/fp16 gives what the runtime's roundtrip feeds the next layer."""
+    model = onnx.load(DIGITS)
+    head = calibration.head(4)
+    relu = data.run(model, head, ["relu_2"])["relu_2"]
+    for codec in ("fp16", "int8"):
+        emulated = data.run(sensitivity.with_codec(model, "relu_2", codec), head, ["relu_2__" + codec])
+        manual = np.stack([codecs.roundtrip(r, codec) for r in relu])
+        assert np.abs(emulated["relu_2__" + codec] - manual).max() <= 1e-6 + (
+            np.abs(relu).max() / 255 if codec == "int8" else 0)
+
+
+def test_sensitivity_document(digits_sensitivity, digits):
+    doc = digits_sensitivity
+    assert doc["kind"] == "edgepart.sensitivity" and doc["metric"]["name"] == "accuracy"
+    assert set(doc["layers"]) == {n.name for n in digits.graph.layers}
+    assert doc["layers"]["conv1"]["int8"]["applies"] and not doc["layers"]["relu_1"]["int8"]["applies"]
+    image = doc["tensors"]["image"]["codecs"]
+    assert image["raw"]["bytes"] == 256 and image["fp16"]["bytes"] == 128 and image["int8"]["bytes"] == 64 + 5
+    assert image["int8+zlib"]["drop"] == image["int8"]["drop"]
+    assert 0.9 < doc["metric"]["fp32"] <= 1.0
+
+
+def test_sensitivity_detects_a_drop_without_labels():
+    """Cosine against fp32 outputs: int8 on a random-weight CNN must cost something measurable."""
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    doc = sensitivity.measure(loaded, data.seeded(loaded, 4), which=("int8",))
+    drops = [entry["int8"]["drop"] for entry in doc["layers"].values() if entry["int8"]["applies"]]
+    assert doc["metric"]["name"] == "cosine" and drops and max(drops) > 1e-5
+    assert all(entry["codecs"]["int8"]["drop"] >= -1e-9 for entry in doc["tensors"].values())
+
+
+def test_cost_model_uses_measured_compression(digits_sensitivity, digits):
+    deployment = deploy.load(str(MODELS.parent / "examples" / "compressed.toml"))
+    measured = sensitivity.compression(digits_sensitivity)
+    cost = cost_build.build(digits.graph, deployment, None, measured)
+    q, c = cost.precisions.index("int8"), cost.codecs.index("int8+zlib")
+    relu = cost.nodes.index("relu_1")
+    assert np.array_equal(cost.node_latency[relu, :, q], cost.node_latency[relu, :, cost.precisions.index("fp32")])
+    t = [x.name for x in cost.tensors].index("relu_1")
+    assert cost.wire_bytes[t, c] == round(digits_sensitivity["tensors"]["relu_1"]["codecs"]["int8+zlib"]["bytes"])
+    unmeasured = cost_build.build(digits.graph, deployment)
+    assert unmeasured.wire_bytes[t, c] == unmeasured.wire_bytes[t, cost.codecs.index("int8")]
+    assert (unmeasured.transfer_latency[t, :, c] > unmeasured.transfer_latency[t, :, cost.codecs.index("int8")]).all()
