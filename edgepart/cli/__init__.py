@@ -15,7 +15,6 @@ import click
 
 from edgepart import __version__
 from edgepart.cli.output import OutputOptions
-from edgepart.cli.pending import pending_commands
 from edgepart.errors import EdgepartError, ExitCode
 
 COMMANDS = {
@@ -26,6 +25,7 @@ COMMANDS = {
     "sweep": "edgepart.cli.sweep_cmd:sweep_command",
     "compile": "edgepart.cli.compile_cmd:compile_command",
     "verify": "edgepart.cli.compile_cmd:verify_command",
+    "run": "edgepart.cli.run_cmd:run_command",
 }
 
 
@@ -55,10 +55,6 @@ def cli(ctx: click.Context, as_json: bool, verbose: int, quiet: bool) -> None:
     3 a tool or backend failed; 130 interrupted.
     """
     ctx.obj = OutputOptions(json=as_json, verbose=verbose, quiet=quiet)
-
-
-for _command in pending_commands(set(COMMANDS)):
-    cli.add_command(_command)
 
 
 def _interrupt(signum, frame) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,8 @@ class OutputOptions:
 
     @property
     def show_progress(self) -> bool:
-        return not self.quiet and not self.json
+        """Progress bars only on a terminal: in a log they are noise, and stderr stays one line on error."""
+        return not self.quiet and not self.json and sys.stderr.isatty()
 
 
 def output_options(command: Callable) -> Callable:

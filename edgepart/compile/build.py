@@ -60,6 +60,7 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
             "outputs": list(loaded.graph.outputs),
             "output_tier": plan["deployment"]["output_tier"],
             "accuracy": _accuracy(plan, calibration),
+            "network": _network(plan),
         })
         if calibration is not None:  # inputs within the int8 ranges, for verify
             np.savez(staging / manifest.SAMPLE_INPUTS, **next(calibration.samples()))
@@ -98,6 +99,25 @@ def _tier_calibration(loaded: LoadedModel, plan: dict, tier_cuts: list[cut.TierC
     values = {**calibration.inputs, **(data.run(loaded.model, calibration, inner) if inner else {})}
     return {c.tier: data.Dataset(f"{calibration.source} through the layers below tier '{c.tier}'",
                                  {name: values[name] for name in c.inputs}, None) for c in needed}
+
+
+def _network(plan: dict) -> dict[str, Any]:
+    """What `edgepart run` needs to lay out the tiers and links and to hold the run against the plan:
+    every tier in order, each link's bandwidth and round trip with the tensors (and codecs) that go up
+    it and the outputs that come down it, and the plan's predictions."""
+    links = {link["name"]: link for link in plan["deployment"].get("links", [])}
+    predicted = plan.get("predicted", {})
+    return {
+        "tiers": [t["name"] for t in plan["deployment"]["tiers"]],
+        "links": [{**{k: links.get(c["link"], {}).get(k) for k in ("uplink_bps", "downlink_bps", "rtt_s")},
+                   "name": c["link"], "up": [{"tensor": u["tensor"], "codec": u["codec"], "bytes": u["bytes"]}
+                                             for u in c["up"]],
+                   "down": [{"tensor": d["tensor"], "bytes": d["bytes"]} for d in c["down"]]}
+                  for c in plan["cuts"]],
+        "predicted": {"latency_s": predicted.get("latency_s"), "throughput_s": predicted.get("throughput_s"),
+                      "compute_s": {t: v["compute_s"] for t, v in predicted.get("per_tier", {}).items()},
+                      "transfer_s": {link: v["transfer_s"] for link, v in predicted.get("per_link", {}).items()}},
+    }
 
 
 def _accuracy(plan: dict, calibration: data.Dataset | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgepart.children import die_with_parent
 from edgepart.compile import cuda_env, elf
 from edgepart.compile.targets import TargetPreset
 from edgepart.errors import BadInputError, ToolError
@@ -119,18 +120,7 @@ def _run_tvm_process(module: str, argument: str, cuda: bool = False) -> subproce
     env = cuda_env.build_env() if cuda else dict(os.environ)
     env.pop("TVM_USE_RUNTIME_LIB", None)
     return subprocess.run([sys.executable, "-m", module, argument], capture_output=True, text=True, env=env,
-                          preexec_fn=_die_with_parent)
-
-
-def _die_with_parent() -> None:
-    """Linux: the build process gets SIGTERM when edgepart dies, so no orphan keeps tuning."""
-    import ctypes  # noqa: PLC0415
-    import signal  # noqa: PLC0415
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+                          preexec_fn=die_with_parent)
 
 
 def _tunable_here(preset: TargetPreset) -> bool:

@@ -29,11 +29,17 @@ class Chain:
 
     def __init__(self, build_dir: Path, doc: dict, emulators: dict) -> None:
         self.doc = doc
-        self.runners = [_runner(build_dir, tier, emulators) for tier in doc["tiers"]]
-        self.precision = "fp32"  # the least precise choice on the way, for the tolerance
+        self.runners = [runner_for(build_dir, tier, emulators) for tier in doc["tiers"]]
+        self.precision = self.least_precise(doc)
+
+    @staticmethod
+    def least_precise(doc: dict) -> str:
+        """The least precise choice on the way through the build, which sets the tolerance."""
+        precision = "fp32"
         for tier in doc["tiers"]:
             for choice in [*tier["precisions"], *(c for s in tier["inputs"] for c in s.get("codecs", {}).values())]:
-                self.precision = _least_precise(self.precision, codecs.base(choice))
+                precision = _least_precise(precision, codecs.base(choice))
+        return precision
 
     def run_many(self, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Tier by tier over all samples (an emulated tier starts once for all of them)."""
@@ -165,7 +171,9 @@ def _least_precise(current: str, choice: str) -> str:
 
 class _OrtRunner:
     def __init__(self, path: Path, why: str) -> None:
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        from edgepart.compile.compilers import ort_options  # noqa: PLC0415
+
+        self.session = ort.InferenceSession(str(path), ort_options(), providers=["CPUExecutionProvider"])
         self.description = why
 
     def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
@@ -184,7 +192,9 @@ class _TvmRunner:
         return self.tier.run(values)
 
 
-def _runner(build_dir: Path, tier: dict, emulators: dict):
+def runner_for(build_dir: Path, tier: dict, emulators: dict | None = None):
+    """The way this machine runs a tier: its library, an emulator, or its sub-model in onnxruntime."""
+    emulators = emulators or {}
     artifact = manifest.artifact_path(build_dir, tier)
     submodel = manifest.artifact_path(build_dir, tier, "submodel")
     if tier["backend"] == "onnxruntime":

@@ -71,8 +71,8 @@ def test_dynamic_batch_without_input_shape(tmp_path, dynamic_batch_model):
     assert json.loads(fixed.stdout)["model"]["inputs"][0]["shape"] == [4, 3, 8, 8]
 
 
-def test_commands_not_landed_say_so():
-    assert_one_line_error(edgepart("run", "build"), 2, "not available", "issue #7")
+def test_run_on_a_missing_build_is_one_line(tmp_path):
+    assert_one_line_error(edgepart("run", str(tmp_path / "nowhere")), 2, "nowhere")
 
 
 def test_verbose_shows_traceback(tmp_path):

@@ -1,0 +1,86 @@
+"""`edgepart run BUILD`: the tiers as processes over shaped links, measured against the plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgepart.cli import text
+from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.errors import BadInputError, CheckFailedError
+
+LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "ideal"}
+
+
+@click.command("run")
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--links", "links", type=click.Choice(sorted(LINK_MODES)), default="shaped", show_default=True,
+              help="shaped: network namespaces with tc netem where the host allows (root), else pacing in "
+                   "the sender; netns or pacing to insist on one; ideal: no shaping.")
+@click.option("--requests", type=int, default=100, show_default=True, help="Requests to stream (after 5 warm-ups).")
+@click.option("--rate", help="Open loop: requests per second, or 'max' (what the slowest stage sustains, "
+                             "measured while warming up). Default: closed loop, one request at a time.")
+@click.option("--timeout", "timeout_s", type=float,
+              help="Seconds before a request counts as lost (default: 20x the predicted latency, at least 10).")
+@click.option("--no-check", is_flag=True, help="Do not compare each result with onnxruntime.")
+@output_options
+def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, rate: str | None,
+                timeout_s: float | None, no_check: bool) -> None:
+    """Run BUILD's tiers as processes over its links; report latency, throughput and the plan's error."""
+    from edgepart.runtime.run import client  # noqa: PLC0415 - zmq and the runtime only when running
+
+    if requests < 1:
+        raise BadInputError("--requests must be at least 1")
+    options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",
+                                shaping=LINK_MODES[links], timeout_s=timeout_s, check=not no_check)
+    try:
+        with click.progressbar(length=requests, label="requests", file=click.get_text_stream("stderr"),
+                               hidden=not out.show_progress) as bar:
+            report = client.run(build_dir, options, progress=bar.update)
+    except CheckFailedError as exc:
+        if out.json and exc.details:
+            emit(out, exc.details, render)
+        raise
+    emit(out, report, render)
+
+
+def _rate(rate: str | None) -> float | None:
+    if rate is None or rate == "max":
+        return None
+    try:
+        value = float(rate)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise BadInputError(f"--rate '{rate}': expected requests per second (> 0) or 'max'")
+    return value
+
+
+def render(report: dict[str, Any]) -> str:
+    latency = report["latency_s"]
+    lines = [f"{report['completed']} of {report['requests']} requests, {report['mode']}"
+             + (f" at {report['rate_per_s']:.1f}/s" if report["rate_per_s"] else "")
+             + f"; links: {report['links']} ({report['shaping']})",
+             f"latency p50 {_ms(latency['p50'])}, p90 {_ms(latency['p90'])}, p99 {_ms(latency['p99'])}; "
+             f"throughput {report['throughput_per_s']:.1f}/s",
+             f"predicted latency {_ms(report['predicted']['latency_s'])}: measured p50 is "
+             + ("-" if report["error"] is None else f"{report['error'] * 100:+.1f}%") + " off", ""]
+    rows = [(name, t["ran_with"] or "-", _ms(t["predicted_s"]), _ms(t["measured_s"]))
+            for name, t in report["tiers"].items()]
+    lines.append(text.table(["tier", "ran with", "predicted compute", "measured"], rows, right=(2, 3)))
+    if report["per_link"]:
+        rows = [(name, "yes" if link["used"] else "no", _ms(link["predicted_s"]), _ms(link["measured_s"]),
+                 text.size(link["bytes_up"]), text.size(link["bytes_down"]))
+                for name, link in report["per_link"].items()]
+        lines += ["", text.table(["link", "used", "predicted (RTT + transfer)", "measured", "bytes up", "bytes down"],
+                                 rows, right=(2, 3, 4, 5))]
+    if "checked" in report:
+        c = report["checked"]
+        lines.append(f"\nevery result matched onnxruntime (worst relative error {c['worst_relative_error']:.2g}, "
+                     f"tolerance {c['tolerance']:g}), in order")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f} ms"

@@ -1,0 +1,67 @@
+"""Messages between tier processes over ZeroMQ: one multipart message per hop, a JSON header frame
+(request id, kind, timings, and per tensor its codec metadata: dtype, shape, scale) followed by one
+frame per tensor encoded with the link's codec (edgepart.runtime.codecs)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgepart.runtime import codecs
+
+UP, DOWN, RESULT, ACK, STOP, READY, FAILED = "up", "down", "result", "ack", "stop", "ready", "failed"
+
+
+def now() -> float:
+    """CLOCK_MONOTONIC: one clock for every process on the host, network namespaces included."""
+    return time.monotonic()
+
+
+@dataclass
+class Message:
+    kind: str
+    request: int = -1
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # "tier:<name>" compute, "link:<name>:up|down"
+    info: dict = field(default_factory=dict)
+    sent_at: float = 0.0
+    deliver_at: float = 0.0  # when the shaped link hands it over; 0: on arrival
+    wire_bytes: int = 0
+
+
+def pack(message: Message, codec_of: dict[str, str] | None = None) -> list[bytes]:
+    """Frames for `message`; each tensor in its codec (raw when not named)."""
+    metas, payloads = [], []
+    for name, value in message.tensors.items():
+        payload, meta = codecs.encode(np.asarray(value), (codec_of or {}).get(name, "raw"))
+        metas.append({"name": name, **meta})
+        payloads.append(payload)
+    header = {"kind": message.kind, "request": message.request, "timings": message.timings, "info": message.info,
+              "sent_at": message.sent_at, "deliver_at": message.deliver_at, "tensors": metas}
+    return [json.dumps(header).encode(), *payloads]
+
+
+def stamped(frames: list[bytes], fields: dict[str, float]) -> list[bytes]:
+    """The same frames with the link's timing fields in the header (the payload is not re-encoded)."""
+    if not fields:
+        return frames
+    header = json.loads(frames[0])
+    header.update(fields)
+    return [json.dumps(header).encode(), *frames[1:]]
+
+
+def payload_bytes(frames: list[bytes]) -> int:
+    return sum(len(f) for f in frames[1:])
+
+
+def unpack(frames: list[bytes]) -> Message:
+    """The message, its arrival time set: `deliver_at` from the sender's pacing, or the moment it
+    arrived plus `hold_s` (the one-way delay a kernel-shaped link does not add itself)."""
+    header = json.loads(frames[0])
+    tensors = {meta["name"]: codecs.decode(payload, meta) for meta, payload in zip(header["tensors"], frames[1:])}
+    deliver_at = now() + header["hold_s"] if "hold_s" in header else header["deliver_at"]
+    return Message(header["kind"], header["request"], tensors, header["timings"], header["info"],
+                   header["sent_at"], deliver_at, payload_bytes(frames))
