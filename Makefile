@@ -27,6 +27,7 @@ arm-runtime: install
 # Compile the demo's split plan (rpi4 device tier) and verify it, the aarch64 tier under qemu.
 verify-arm: arm-runtime demo
 	$(BIN)/edgepart verify build/demo/build
+	$(BIN)/edgepart run build/demo/build --requests 20
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,7 @@ demo: install
 	  --explain -o build/demo/plan.json --svg build/demo/plan.svg
 	$(BIN)/edgepart compile $(DEMO_MODEL) --plan build/demo/plan.json -o build/demo/build
 	$(BIN)/edgepart verify build/demo/build
+	$(BIN)/edgepart run build/demo/build --requests 20
 
 # Regenerate the example models (deterministic; trains the digits CNN in numpy, ~10 s).
 models: install

@@ -37,16 +37,22 @@ def _import_tvm_runtime():
 class TvmTier:
     """A tier library loaded on one device; `run` maps numpy inputs to numpy outputs."""
 
-    def __init__(self, library: str | Path, device: str = "cpu", device_id: int = 0) -> None:
+    def __init__(self, library: str | Path, device: str = "cpu", device_id: int = 0, session=None) -> None:
+        """`session`: a TVM RPC session; the library is uploaded and runs on the remote device."""
         tvm = _import_tvm_runtime()
-        if device == "cuda":
+        if device == "cuda" and session is None:
             # The CUDA module loader lives in a separate runtime library that must be loaded first.
             ctypes.CDLL(str(Path(tvm.__file__).parent / "lib" / _CUDA_RUNTIME), mode=ctypes.RTLD_GLOBAL)
         from tvm.runtime.vm import VirtualMachine  # noqa: PLC0415
 
         self._tvm = tvm
-        self.device = tvm.runtime.device(device, device_id)
-        self.module = tvm.runtime.load_module(str(Path(library).resolve()))
+        if session is None:
+            self.device = tvm.runtime.device(device, device_id)
+            self.module = tvm.runtime.load_module(str(Path(library).resolve()))
+        else:
+            session.upload(str(library))
+            self.device = session.device(device, device_id)
+            self.module = session.load_module(Path(library).name)
         self.vm = VirtualMachine(self.module, self.device)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -56,6 +62,20 @@ class TvmTier:
 
     def sync(self) -> None:
         self.device.sync()
+
+    def time(self, inputs: Sequence[np.ndarray], number: int, repeat: int) -> list[float]:
+        """Seconds per run, `repeat` times, each the mean of `number` back-to-back runs timed on the
+        device by TVM's time_evaluator (no Python in the loop; the RPC-safe form, TVM.md section 11)."""
+        self.set_inputs(inputs)
+        timer = self.vm.time_evaluator("invoke_stateful", self.device, number=number, repeat=repeat)
+        return [float(r) for r in timer("main").results]
+
+    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
+        self.vm.set_input("main", *[self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs])
+
+    def run_stateful(self) -> None:
+        """One run on the inputs of the last set_inputs (for energy windows)."""
+        self.vm.invoke_stateful("main")
 
 
 def _flatten(result) -> list:

@@ -1,0 +1,99 @@
+"""Profile a model as a TVM artifact: compiled for a target, run on this host or on a remote board
+over TVM RPC, timed end to end on the device by TVM's time_evaluator, with NVML or RAPL energy
+where this host has the meter.
+
+Per layer: TVM 0.27 has no VM profiler and keeps no ONNX names (TVM.md section 10), so the measured
+end-to-end time is split over the layers in proportion to onnxruntime's unfused per-node times on
+this host. The profile says so; its total is TVM's, measured.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from edgepart.compile import compilers, targets
+from edgepart.errors import BadInputError, ToolError
+from edgepart.graph import LoadedModel
+from edgepart.profile import energy
+from edgepart.profile.measure import measure
+from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, sample_inputs
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class TvmMeasurement:
+    end_to_end: Stats
+    layers: dict[str, Stats]  # the end-to-end time split by onnxruntime's unfused weights
+    weights: dict[str, float]
+    energy: energy.EnergyReading | None
+    target: str
+    where: str  # "this host" or "rpc://host:port"
+    build_s: float
+
+
+def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str | None = None,
+                progress: Callable[[int], None] = lambda n: None) -> TvmMeasurement:
+    preset = targets.resolve(target, "--target")
+    session = connect(rpc) if rpc else None
+    if session is None and preset.elf_machine and preset.elf_machine != _host_machine():
+        raise BadInputError(f"--target {preset.name} does not run on this host; profile it on the board with --rpc")
+    with tempfile.TemporaryDirectory(prefix="edgepart-tvm-profile-") as tmp:
+        source = Path(tmp) / "model.onnx"
+        onnx.save(named_model(loaded), source)
+        artifact = compilers.TvmCompiler().compile(source, preset, Path(tmp), "model")
+        from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
+
+        tier = TvmTier(artifact.path, preset.device, session=session)
+        inputs = list(sample_inputs(loaded).values())
+        tier.time(inputs, number=1, repeat=max(1, options.warmup))  # warm-up: caches, lazy init
+        number = _runs_per_repeat(tier, inputs)
+        seconds = tier.time(inputs, number=number, repeat=options.repeat)
+        progress(options.warmup + options.repeat)
+        meter = energy.meter(preset.device) if session is None else None
+        reading = energy.measure(tier.run_stateful, meter, tier.sync) if meter else None
+    unfused = measure(loaded, RunOptions(options.threads, options.warmup, options.repeat, "none"), progress=progress)
+    weights = {name: stats.median for name, stats in unfused.layers.items()}
+    total = sum(weights.values()) or 1.0
+    end_to_end = Stats.of(seconds)
+    layers = {name: Stats(end_to_end.median * w / total, end_to_end.p10 * w / total, end_to_end.p90 * w / total,
+                          end_to_end.n) for name, w in weights.items()}
+    return TvmMeasurement(end_to_end, layers, weights, reading, preset.name, f"rpc://{rpc}" if rpc else "this host",
+                          artifact.details.get("seconds", 0.0))
+
+
+def connect(address: str):
+    """A TVM RPC session; an unreachable server is a clear error after CONNECT_TIMEOUT_S, never a hang."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInputError(f"--rpc '{address}': expected HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ToolError(f"--rpc {address}: no TVM RPC server reachable ({exc.strerror or exc})") from None
+    from edgepart.runtime.tvm_tier import _import_tvm_runtime  # noqa: PLC0415
+
+    rpc = _import_tvm_runtime().rpc
+    try:
+        return rpc.connect(host, int(port), session_timeout=600)
+    except Exception as exc:  # TVM raises its own error types
+        raise ToolError(f"--rpc {address}: {str(exc).splitlines()[0]}") from None
+
+
+def _runs_per_repeat(tier, inputs) -> int:
+    """Back-to-back runs per timed repeat so each repeat lasts about 10 ms (timer resolution, noise)."""
+    once = statistics.median(tier.time(inputs, number=1, repeat=3))
+    return max(1, min(1000, int(0.01 / max(once, 1e-7))))
+
+
+def _host_machine() -> str:
+    from edgepart.compile.elf import HOST_MACHINE  # noqa: PLC0415
+
+    return HOST_MACHINE
