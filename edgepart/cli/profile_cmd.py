@@ -10,7 +10,7 @@ from edgepart import graph, schema
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options
-from edgepart.errors import BadInputError, NotAvailableError
+from edgepart.errors import BadInputError
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.converted import measure_precision
@@ -38,14 +38,15 @@ from edgepart.profile.ort_profiler import LEVELS, RunOptions
               help="Cut K random contiguous segments out, time them, report predicted vs measured.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False),
               help="With --precision int8: calibration data for the quantisation ranges (default: seeded inputs).")
-@click.option("--rpc", metavar="HOST:PORT", help="Profile on a remote board over TVM RPC.")
+@click.option("--rpc", metavar="HOST:PORT", help="Profile on a remote board over TVM RPC (implies --backend tvm).")
+@click.option("--target", help="With --backend tvm: the compile target preset (default x86-64; required with --rpc).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the profile file here.")
 @input_shape_option
 @output_options
 def profile_command(out: OutputOptions, model: str, device: str, backend: str, predict: bool,
                     calibration: str | None, precision: str,
                     threads: int, warmup: int, repeat: int, optimization: str, check_segments: int,
-                    data_path: str | None, rpc: str | None, output: str | None,
+                    data_path: str | None, rpc: str | None, target: str | None, output: str | None,
                     input_shapes: tuple[str, ...]) -> None:
     """Per-layer latency (and modelled energy) of MODEL on a device."""
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
@@ -57,11 +58,15 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
         doc = document.predicted_document(loaded, profile_device, precisions)
     else:
         if rpc or backend == "tvm":
-            raise NotAvailableError("profiling with TVM (locally or over --rpc) is not available yet (issue #3); "
-                                    "use --backend onnxruntime, or --predict")
+            doc = _tvm_profile(out, loaded, profile_device, target, RunOptions(threads, warmup, repeat), rpc,
+                               precisions, check_segments)
+            if output:
+                schema.write_json(output, doc)
+            emit(out, doc, render)
+            return
         if device != "local":
-            raise NotAvailableError(f"device '{device}' is not this host: measure it over --rpc (not available "
-                                    "yet), or predict it with --predict")
+            raise BadInputError(f"device '{device}' is not this host: measure it on the board with --backend tvm "
+                                "--rpc HOST:PORT, or predict it with --predict")
         unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
         if unknown:
             raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
@@ -73,10 +78,38 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
                                hidden=not out.show_progress) as bar:
             measurement = measure(loaded, options, check_segments, progress=bar.update)
             converted = {p: measure_precision(loaded, p, options, calibration, bar.update) for p in lower}
-        doc = document.measured_document(loaded, profile_device, options, measurement, converted)
+        doc = document.measured_document(loaded, profile_device, options, measurement, converted,
+                                         _cpu_energy(loaded, options))
     if output:
         schema.write_json(output, doc)
     emit(out, doc, render)
+
+
+def _tvm_profile(out: OutputOptions, loaded, device, target: str | None, options: RunOptions, rpc: str | None,
+                 precisions: list[str], check_segments: int) -> dict:
+    from edgepart.profile.tvm_profiler import measure_tvm  # noqa: PLC0415 - TVM only when asked
+
+    if precisions != ["fp32"] or check_segments:
+        raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
+    if rpc and not target:
+        raise BadInputError("--rpc needs --target, the preset the remote board runs (e.g. aarch64, rpi4)")
+    with click.progressbar(length=3 * (options.warmup + options.repeat) + options.warmup + options.repeat,
+                           label="profiling (tvm)", file=click.get_text_stream("stderr"),
+                           hidden=not out.show_progress) as bar:
+        measurement = measure_tvm(loaded, target or "x86-64", options, rpc, bar.update)
+    return document.tvm_document(loaded, device, options, measurement)
+
+
+def _cpu_energy(loaded, options: RunOptions):
+    """RAPL package energy of the deployed session, where this host exposes it; else None (modelled)."""
+    from edgepart.profile import energy  # noqa: PLC0415
+    from edgepart.profile.ort_profiler import _session, sample_inputs, session_options  # noqa: PLC0415
+
+    meter = energy.meter("cpu")
+    if meter is None:
+        return None
+    session, feeds = _session(loaded.model, session_options(options, options.optimization)), sample_inputs(loaded)
+    return energy.measure(lambda: session.run(None, feeds), meter)
 
 
 def _calibration(path: str | None, loaded: graph.LoadedModel):

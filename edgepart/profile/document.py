@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -15,17 +15,23 @@ from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.hardware.devices import DeviceProfile
 from edgepart.profile import predict
+from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure import Measurement, host_description
 from edgepart.profile.ort_profiler import RunOptions
+
+if TYPE_CHECKING:
+    from edgepart.profile.tvm_profiler import TvmMeasurement
 
 SCHEMA_VERSION = 1
 
 
 def measured_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions,
-                      measurement: Measurement, converted: dict[str, Measurement] | None = None) -> dict[str, Any]:
-    """A measured profile: fp32, plus each precision in `converted` (the model converted to it);
-    energy is modelled from the device profile (active power x time)."""
-    precisions = {"fp32": {"layers": _measured_layers(loaded, device, "fp32", measurement)}}
+                      measurement: Measurement, converted: dict[str, Measurement] | None = None,
+                      reading: EnergyReading | None = None) -> dict[str, Any]:
+    """A measured profile: fp32, plus each precision in `converted` (the model converted to it).
+    Energy: `reading` (a meter, per run, split by time) for fp32, else modelled from the device
+    profile (active power x time)."""
+    precisions = {"fp32": {"layers": _measured_layers(loaded, device, "fp32", measurement, reading)}}
     for precision, result in (converted or {}).items():
         precisions[precision] = {
             "layers": _measured_layers(loaded, device, precision, result),
@@ -57,7 +63,8 @@ def measured_document(loaded: LoadedModel, device: DeviceProfile, options: RunOp
         "mapping": measurement.mapping,
         "segments": measurement.segments,
         "segment_median_abs_error": float(np.median(errors)) if errors else None,
-        "energy": f"modelled: active power x time from device profile '{device.name}'",
+        "energy": (_energy_provenance(reading) if reading else
+                   f"modelled: active power x time from device profile '{device.name}'"),
     }
     return schema.document("profile", SCHEMA_VERSION, {
         "model": {"path": str(loaded.path), "sha256": loaded.sha256},
@@ -74,15 +81,67 @@ CONVERSIONS = {
 }
 
 
-def _measured_layers(loaded: LoadedModel, device: DeviceProfile, precision: str,
-                     measurement: Measurement) -> dict[str, dict]:
+def _measured_layers(loaded: LoadedModel, device: DeviceProfile, precision: str, measurement,
+                     reading: EnergyReading | None = None, calibration: float | None = None) -> dict[str, dict]:
+    factor = measurement.calibration if calibration is None else calibration
+    total = sum(measurement.layers[n.name].median for n in loaded.graph.layers) * factor or 1.0
     layers = {}
     for node in loaded.graph.layers:
         stats = measurement.layers[node.name]
-        seconds = stats.median * measurement.calibration
-        layers[node.name] = {**stats.as_dict(), "calibrated_s": seconds,
-                             "energy_j": predict.node_energy(loaded.graph, node, device, precision, seconds)}
+        seconds = stats.median * factor
+        joules = (reading.joules_per_run * seconds / total if reading else
+                  predict.node_energy(loaded.graph, node, device, precision, seconds))
+        layers[node.name] = {**stats.as_dict(), "calibrated_s": seconds, "energy_j": joules}
     return layers
+
+
+def _energy_provenance(reading: EnergyReading) -> dict[str, Any]:
+    return {"method": reading.method, "joules_per_run": reading.joules_per_run, "window_s": reading.window_s,
+            "runs": reading.runs, "per_layer": "split in proportion to the layers' times"}
+
+
+def tvm_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions,
+                 measurement: TvmMeasurement) -> dict[str, Any]:
+    """A measured profile of the TVM artifact (edgepart.profile.tvm_profiler)."""
+    reading = measurement.energy
+    layers = _measured_layers(loaded, device, "fp32", measurement, reading, calibration=1.0)
+    return schema.document("profile", SCHEMA_VERSION, {
+        "model": {"path": str(loaded.path), "sha256": loaded.sha256},
+        "device": device.name,
+        "predicted": False,
+        "provenance": {
+            "method": "measured",
+            "backend": "tvm",
+            "target": measurement.target,
+            "where": measurement.where,
+            "versions": {"edgepart": __version__, **_tvm_versions()},
+            "host": host_description() if measurement.where == "this host" else None,
+            "threads": 1,
+            "warmup": options.warmup,
+            "repeat": options.repeat,
+            "clock": "TVM time_evaluator on the device (invoke_stateful): each repeat the mean of back-to-back runs",
+            "date": _date(),
+            "end_to_end": measurement.end_to_end.as_dict(),
+            "per_layer": "the measured end-to-end time split in proportion to onnxruntime's unfused per-node times "
+                         "on this host (TVM 0.27 has no VM profiler and keeps no ONNX names)",
+            "calibration_factor": 1.0,
+            "sum_error": 0.0,
+            "segments": [],
+            "segment_median_abs_error": None,
+            "energy": (_energy_provenance(reading) if reading else
+                       f"modelled: active power x time from device profile '{device.name}'"),
+        },
+        "precisions": {"fp32": {"layers": layers}},
+    })
+
+
+def _tvm_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return {"apache-tvm": version("apache-tvm")}
+    except PackageNotFoundError:
+        return {}
 
 
 def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: list[str]) -> dict[str, Any]:

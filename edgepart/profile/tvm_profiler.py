@@ -80,7 +80,9 @@ def connect(address: str):
         raise ToolError(f"--rpc {address}: no TVM RPC server reachable ({exc.strerror or exc})") from None
     from edgepart.runtime.tvm_tier import _import_tvm_runtime  # noqa: PLC0415
 
-    rpc = _import_tvm_runtime().rpc
+    _import_tvm_runtime()
+    from tvm import rpc  # noqa: PLC0415 - after the runtime-only import above
+
     try:
         return rpc.connect(host, int(port), session_timeout=600)
     except Exception as exc:  # TVM raises its own error types

@@ -89,3 +89,38 @@ def test_calibration_recovers_the_efficiencies_that_made_the_times():
     assert fitted.layer_overhead_s == pytest.approx(3e-6, rel=0.05)  # tiny layers still do a little work
     assert fitted.efficiency["conv"] == pytest.approx(0.9, rel=0.02)
     assert fitted.efficiency["pool"] == pytest.approx(0.2, rel=0.02)
+
+
+def test_rapl_meter_reads_and_handles_wraparound(tmp_path):
+    from edgepart.profile import energy
+
+    zone = tmp_path / "intel-rapl:0"
+    zone.mkdir()
+    (zone / "name").write_text("package-0\n")
+    (zone / "max_energy_range_uj").write_text("1000000\n")
+    (zone / "energy_uj").write_text("900000\n")
+    (tmp_path / "intel-rapl:0:0").mkdir()  # a sub-zone: not counted twice
+    meter = energy.RaplMeter(tmp_path)
+    (zone / "energy_uj").write_text("100000\n")  # wrapped: 0.1 J + 0.1 J
+    assert meter.read_j() == pytest.approx(0.2)
+    assert "package-0" in meter.description
+
+
+def test_energy_window_is_at_least_the_minimum():
+    from edgepart.profile import energy
+
+    class Counter:
+        description = "fake"
+        joules = 0.0
+
+        def read_j(self):
+            return self.joules
+
+    meter = Counter()
+
+    def run():
+        meter.joules += 0.5
+
+    reading = energy.measure(run, meter, min_window_s=0.05)
+    assert reading.window_s >= 0.05 and reading.joules_per_run == pytest.approx(0.5)
+    assert reading.method == "measured: fake"
