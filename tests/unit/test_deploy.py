@@ -56,7 +56,7 @@ def test_parses_tiers_links_budgets_and_pins(tmp_path):
     (('bandwidth = "20 Mbit/s"', 'bandwidth = "20 furlongs"'), "link[0].bandwidth: unknown bandwidth unit 'furlongs'"),
     (('bandwidth = "20 Mbit/s"', "bandwidth = 20"), "link[0].bandwidth: expected a bandwidth with a unit"),
     (('latency = "50 ms"', 'latency = "50 Mbit/s"'), "budgets].latency: unknown time unit"),
-    (('device = "rpi4"', 'device = "rpi5"'), "unknown device 'rpi5'; known: h100, jetson-nano"),
+    (('device = "rpi4"', 'device = "rpi5"'), "unknown device 'rpi5'; known: h100, h200, jetson-nano"),
     (('to = "edge"', 'to = "cloud"'), "link[0].to: unknown tier 'cloud'"),
     (('precisions = ["fp32", "int8"]', 'precisions = ["fp64"]'), "unknown precision 'fp64'"),
     (('target = "rpi4"\nmemory', 'target = "rpi4"\nprecisions = ["fp16"]\nmemory'), "'rpi4' has no fp16 support"),
