@@ -24,16 +24,19 @@ LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "
 @click.option("--timeout", "timeout_s", type=float,
               help="Seconds before a request counts as lost (default: 20x the predicted latency, at least 10).")
 @click.option("--no-check", is_flag=True, help="Do not compare each result with onnxruntime.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False),
+              help="The original model, if it moved since compile.")
 @output_options
 def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, rate: str | None,
-                timeout_s: float | None, no_check: bool) -> None:
+                timeout_s: float | None, no_check: bool, model_path: str | None) -> None:
     """Run BUILD's tiers as processes over its links; report latency, throughput and the plan's error."""
     from edgepart.runtime.run import client  # noqa: PLC0415 - zmq and the runtime only when running
 
     if requests < 1:
         raise BadInputError("--requests must be at least 1")
     options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",
-                                shaping=LINK_MODES[links], timeout_s=timeout_s, check=not no_check)
+                                shaping=LINK_MODES[links], timeout_s=timeout_s, check=not no_check,
+                                model=model_path)
     try:
         with click.progressbar(length=requests, label="requests", file=click.get_text_stream("stderr"),
                                hidden=not out.show_progress) as bar:

@@ -60,7 +60,7 @@ def verify(build_dir: str | Path, inputs: dict[str, np.ndarray] | None = None, m
            emulators: dict | None = None) -> dict[str, Any]:
     build_dir = Path(build_dir)
     doc = manifest.load(build_dir)
-    model = _original(doc, model_path)
+    model = original_model(doc, model_path)
     reference_session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feeds = inputs if inputs is not None else _default_inputs(build_dir, reference_session)
     _check_inputs(feeds, reference_session, model)
@@ -95,7 +95,7 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
 
     build_dir = Path(build_dir)
     doc = manifest.load(build_dir)
-    model = _original(doc, model_path)
+    model = original_model(doc, model_path)
     loaded = graph.load(model)
     dataset = data.load(data_path, loaded, "--validate-accuracy").head(samples)
     planned = doc.get("accuracy") or {}
@@ -122,7 +122,8 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     return report
 
 
-def _original(doc: dict, model_path: str | None) -> Path:
+def original_model(doc: dict, model_path: str | None) -> Path:
+    """The model a build was made from (or `model_path`, if it moved), checked by its sha256."""
     model = Path(model_path or doc["model"]["path"])
     if not model.is_file():
         raise BadInputError(f"{model}: the original model is missing; pass --model")

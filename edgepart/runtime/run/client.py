@@ -42,6 +42,7 @@ class RunOptions:
     timeout_s: float | None = None  # per request; default from the plan's prediction
     check: bool = True  # each result against onnxruntime on the original model
     seed: int = 0
+    model: str | None = None  # the original model, if it moved since compile
 
 
 @dataclass
@@ -62,6 +63,9 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     network = doc.get("network")
     if network is None:
         raise BadInputError(f"{build_dir}: built by an edgepart without network data; compile it again")
+    from edgepart.runtime.verify import original_model  # noqa: PLC0415 - onnxruntime
+
+    model = original_model(doc, options.model)
     layout = _layout(doc, network)
     shaping_mode = _shaping_mode(options.shaping, layout)
     timeout_s = options.timeout_s or max(10.0, 20 * (network["predicted"]["latency_s"] or 0.0))
@@ -75,7 +79,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         workers = _Workers(build_dir, doc, layout, Path(tmp), client, namespaces, shaping_mode)
         stack.callback(workers.stop)
         ran_with = workers.start()
-        requests = _requests(doc, options)
+        requests = _requests(model, options)
         client.stream(requests[:WARMUP], None, timeout_s, workers)  # warm caches, sockets, TCP windows
         broken = next((r.error for r in requests[:WARMUP] if r.error), None)
         if broken:
@@ -87,7 +91,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     measured = requests[WARMUP:]
     if namespaces is not None and not namespaces.kernel_delay:
         shaping_mode = "netns-tbf"
-    report = _report(doc, network, layout, measured, wall_s, rate, shaping_mode, ran_with)
+    report = {"build": str(build_dir), **_report(doc, network, layout, measured, wall_s, rate, shaping_mode, ran_with)}
     errors = [r for r in measured if r.error]
     if errors:
         failed = [r for r in errors if r.sent_at]
@@ -96,7 +100,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         raise CheckFailedError(f"{reason}: {len(failed)} of {len(measured)} requests failed{ids}, "
                                f"{len(errors) - len(failed)} not sent", report)
     if options.check:
-        _check(doc, build_dir, measured, report)
+        _check(doc, model, measured, report)
     return report
 
 
@@ -135,12 +139,13 @@ def _shaping_mode(requested: str, layout: dict) -> str:
     return "netns" if available else "pacing"
 
 
-def _requests(doc: dict, options: RunOptions) -> list[Request]:
+def _requests(model: Path, options: RunOptions) -> list[Request]:
+    """Seeded inputs, a different seed per request."""
     import onnxruntime as ort  # noqa: PLC0415
 
     from edgepart.graph import feeds  # noqa: PLC0415
 
-    session = ort.InferenceSession(str(doc["model"]["path"]), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     return [Request(i, feeds.for_session(session, options.seed + i)) for i in range(WARMUP + options.requests)]
 
 
@@ -335,7 +340,7 @@ def _report(doc: dict, network: dict, layout: dict, requests: list[Request], wal
     measured_latency = _median(latencies)
     predicted_latency = predicted["latency_s"]
     return {
-        "kind": "edgepart.run", "build": doc["model"]["path"], "links": mode,
+        "kind": "edgepart.run", "model": doc["model"]["path"], "links": mode,
         "shaping": {"netns": "veth pairs in network namespaces with tc netem (delay RTT/2, rate)",
                     "netns-tbf": "veth pairs in network namespaces, rate by tc tbf in the kernel; one-way delay "
                                  "(RTT/2) held by the receiver (this kernel has no netem)",
@@ -355,13 +360,13 @@ def _report(doc: dict, network: dict, layout: dict, requests: list[Request], wal
     }
 
 
-def _check(doc: dict, build_dir: Path, requests: list[Request], report: dict) -> None:
+def _check(doc: dict, model: Path, requests: list[Request], report: dict) -> None:
     """Every result against onnxruntime on the original model, and in the order sent."""
     import onnxruntime as ort  # noqa: PLC0415
 
     from edgepart.runtime.verify import TOLERANCE, Chain  # noqa: PLC0415
 
-    session = ort.InferenceSession(str(doc["model"]["path"]), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     tolerance = TOLERANCE[Chain.least_precise(doc)]
     worst = 0.0

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgepart.runtime import codecs
 
-UP, DOWN, RESULT, ACK, STOP, READY, FAILED = "up", "down", "result", "ack", "stop", "ready", "failed"
+UP, DOWN, RESULT, ACK, READY, FAILED = "up", "down", "result", "ack", "ready", "failed"
 
 
 def now() -> float:
@@ -25,8 +25,8 @@ class Message:
     kind: str
     request: int = -1
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)  # "tier:<name>" compute, "link:<name>:up|down"
-    info: dict = field(default_factory=dict)
+    # "tier:<name>" compute, "busy:<name>" stage time, "link:<name>:up|down" seconds, "bytes:<name>:up|down"
+    timings: dict[str, float] = field(default_factory=dict)
     sent_at: float = 0.0
     deliver_at: float = 0.0  # when the shaped link hands it over; 0: on arrival
     wire_bytes: int = 0
@@ -39,7 +39,7 @@ def pack(message: Message, codec_of: dict[str, str] | None = None) -> list[bytes
         payload, meta = codecs.encode(np.asarray(value), (codec_of or {}).get(name, "raw"))
         metas.append({"name": name, **meta})
         payloads.append(payload)
-    header = {"kind": message.kind, "request": message.request, "timings": message.timings, "info": message.info,
+    header = {"kind": message.kind, "request": message.request, "timings": message.timings,
               "sent_at": message.sent_at, "deliver_at": message.deliver_at, "tensors": metas}
     return [json.dumps(header).encode(), *payloads]
 
@@ -63,5 +63,5 @@ def unpack(frames: list[bytes]) -> Message:
     header = json.loads(frames[0])
     tensors = {meta["name"]: codecs.decode(payload, meta) for meta, payload in zip(header["tensors"], frames[1:])}
     deliver_at = now() + header["hold_s"] if "hold_s" in header else header["deliver_at"]
-    return Message(header["kind"], header["request"], tensors, header["timings"], header["info"],
-                   header["sent_at"], deliver_at, payload_bytes(frames))
+    return Message(header["kind"], header["request"], tensors, header["timings"], header["sent_at"], deliver_at,
+                   payload_bytes(frames))

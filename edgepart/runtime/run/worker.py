@@ -4,7 +4,9 @@ It receives requests from the tier below (or the client, for the device), runs i
 sends on up the tensors the plan sends up its link (in their codecs), and sends the model outputs
 it makes down towards the tier that consumes them. The output tier hands results to the client; an
 output tier above the device acknowledges each request down the links, as a device would learn
-that its request was served. Messages are held until their shaped arrival time (pacing mode).
+that its request was served. Messages are held until their shaped arrival time (pacing, or the
+one-way delay on a kernel-shaped link without netem). The run stops a worker with SIGTERM, and a
+worker dies with the run (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ class Worker:
             return None
         socket = self.context.socket(kind)
         socket.setsockopt(zmq.LINGER, 0)
-        socket.bind(endpoint) if bind else socket.connect(endpoint)
+        if bind:
+            socket.bind(endpoint)
+        else:
+            socket.connect(endpoint)
         return socket
 
     def serve(self) -> None:
@@ -68,8 +73,6 @@ class Worker:
             wait_ms = None if not held else max(0, int((held[0][0] - now()) * 1000))
             for socket, _ in poller.poll(wait_ms):
                 message = transport.unpack(socket.recv_multipart())
-                if message.kind == transport.STOP:
-                    return
                 heapq.heappush(held, (message.deliver_at, next(order), message))
             while held and held[0][0] <= now():
                 message = heapq.heappop(held)[2]
