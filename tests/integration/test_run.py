@@ -81,6 +81,21 @@ def test_load_at_the_slowest_stage_rate_loses_and_reorders_nothing(two_tiers):
     assert report["completed"] == 1000 and report["checked"]["in_order"] and report["rate_per_s"] > 0
 
 
+def command_line(process: psutil.Process) -> str:
+    """'' for a process that has just ended (the run also starts short-lived ip and tc commands)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_killing_a_tier_fails_the_run_names_requests_and_leaves_nothing(two_tiers):
     run = subprocess.Popen([sys.executable, "-m", "edgepart", "run", str(two_tiers), "--requests", "100000",
                             "--rate", "50", "--timeout", "5"], cwd=REPO, stdout=subprocess.PIPE,
@@ -89,18 +104,18 @@ def test_killing_a_tier_fails_the_run_names_requests_and_leaves_nothing(two_tier
     deadline = time.monotonic() + 60
     workers = []
     while time.monotonic() < deadline and len(workers) < 2:
-        workers = [p for p in parent.children(recursive=True) if "edgepart.runtime.run.worker" in " ".join(p.cmdline())]
+        workers = [p for p in parent.children(recursive=True) if "edgepart.runtime.run.worker" in command_line(p)]
         time.sleep(0.2)
     assert len(workers) == 2
     time.sleep(5)  # started, warmed up, requests flowing (one every 20 ms, each over 20 ms: always in flight)
-    edge = next(p for p in workers if "edge.json" in " ".join(p.cmdline()))
+    edge = next(p for p in workers if "edge.json" in command_line(p))
     edge.kill()
     _, stderr = run.communicate(timeout=30)
     assert run.returncode == 1, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "tier 'edge' stopped" in lines[0] and "requests failed (ids" in lines[0], stderr
     time.sleep(0.5)
-    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not [p for p in workers if alive(p)]
     netns = shaping.netns_available()
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout if netns else ""
     assert f"ep-{run.pid}-" not in listed
