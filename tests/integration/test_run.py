@@ -121,5 +121,24 @@ def test_killing_a_tier_fails_the_run_names_requests_and_leaves_nothing(two_tier
     assert f"ep-{run.pid}-" not in listed
 
 
+@pytest.mark.skipif(not shaping.netns_available(), reason="needs root and iproute2 for network namespaces")
+def test_a_dropped_link_times_requests_out_and_stops_the_run(two_tiers):
+    run = subprocess.Popen([sys.executable, "-m", "edgepart", "run", str(two_tiers), "--requests", "100000",
+                            "--rate", "50", "--timeout", "2"], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    namespace, device = f"ep-{run.pid}-1", f"ep{run.pid}u1"
+    deadline = time.monotonic() + 60
+    while namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.2)
+    time.sleep(5)  # warmed up, requests flowing
+    subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", device, "down"], check=True)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 1, stderr
+    line = stderr.strip().splitlines()[-1]
+    assert "no result within 2 s" in line and "requests failed (ids" in line and "not sent" in line
+    assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
 def test_bad_rate_is_one_line(two_tiers):
     assert_one_line_error(edgepart("run", str(two_tiers), "--rate", "fast"), 2, "--rate 'fast'")

@@ -31,6 +31,7 @@ SHAPING = ("auto", "netns", "pacing", "ideal")
 START_TIMEOUT_S = 120.0
 UP_PORT, DOWN_PORT = 5600, 5601
 WARMUP = 5
+MAX_FAILURES = 10  # lost requests after which a run stops sending
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class _Client:
         poller.register(self.control, zmq.POLLIN)
         by_id = {r.id: r for r in requests}
         pending: dict[int, Request] = {}
-        start, sent = now(), 0
+        start, sent, failures = now(), 0, 0
         due = [start + k / rate for k in range(len(requests))] if rate else []
         while sent < len(requests) or pending:
             if sent < len(requests) and (not pending if rate is None else now() >= due[sent]):
@@ -186,16 +187,19 @@ class _Client:
                     event = socket.recv_json()
                     if event["kind"] == FAILED and event.get("request") in pending:
                         pending.pop(event["request"]).error = f"tier '{event['tier']}': {event['error']}"
+                        failures += 1
                         progress(1)
             dead = workers.dead()
             for request in list(pending.values()):
                 if dead or now() - request.sent_at > timeout_s:
                     request.error = (f"tier '{dead}' stopped (exit code {workers.exit_code(dead)})" if dead
-                                     else f"no result within {timeout_s:g} s")
+                                     else f"no result within {timeout_s:g} s (a lost message or a dropped link)")
                     pending.pop(request.id)
-            if dead:
-                for request in requests[sent:]:
-                    request.error = f"tier '{dead}' stopped (exit code {workers.exit_code(dead)})"
+                    failures += 1
+            if dead or failures >= MAX_FAILURES:  # nothing more would come through: stop sending
+                for request in [*requests[sent:], *pending.values()]:
+                    request.error = request.error or (f"tier '{dead}' stopped (exit code {workers.exit_code(dead)})"
+                                                      if dead else f"the run stopped after {failures} failures")
                 return
 
     def _result(self, message: Message, by_id: dict, pending: dict, progress) -> None:
