@@ -1,11 +1,12 @@
-"""End to end: predicted against measured (`python -m bench.bench_e2e [REQUESTS]`), issue #7.
+"""End to end: predicted against measured (`python -m bench.bench_e2e [REQUESTS [SHAPING]]`), issue #7.
 
 Every example model on two tiers of this host (onnxruntime, one thread each, costs from this
 host's measured profile of the model), joined by a 3G-, LTE- and WiFi-like link. The first third of
 the layers is pinned to the device and a layer two thirds in to the edge, so tensors cross the link
 both ways; the planner places the rest. Each plan is compiled and run (`edgepart run`, closed loop,
 links shaped as the host allows), and its predicted latency is held against the measured median.
-Writes bench/results/e2e.json, e2e.md and e2e.png; prints the table.
+SHAPING: auto (network namespaces where the host allows, the default), pacing, or netns.
+Writes bench/results/e2e[_SHAPING].json, .md and .png; prints the table.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ nodes = {{ "{edge_layer}" = "edge" }}
 """
 
 
-def cell(loaded: graph.LoadedModel, profile: dict, link: str, tmp: Path, requests: int) -> dict:
+def cell(loaded: graph.LoadedModel, profile: dict, link: str, tmp: Path, requests: int, shaping: str) -> dict:
     layers = loaded.graph.layers
     path = tmp / f"{loaded.path.stem}-{link}.toml"
     path.write_text(DEPLOY.format(link=link, first=max(1, len(layers) // 3),
@@ -62,7 +63,7 @@ def cell(loaded: graph.LoadedModel, profile: dict, link: str, tmp: Path, request
     schema.write_json(plan_path, plan)
     build = tmp / f"{loaded.path.stem}-{link}"
     compile_plan(loaded, plan, str(plan_path), build)
-    report = client.run(build, client.RunOptions(requests=requests))
+    report = client.run(build, client.RunOptions(requests=requests, shaping=shaping))
     return {"model": loaded.path.stem, "link": link, "links": report["links"],
             "predicted_s": report["predicted"]["latency_s"], "measured_p50_s": report["latency_s"]["p50"],
             "measured_p90_s": report["latency_s"]["p90"], "error": report["error"],
@@ -90,6 +91,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     requests = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    shaping = sys.argv[2] if len(sys.argv) > 2 else "auto"  # auto: network namespaces where allowed
     device, options = load_device("local"), RunOptions(threads=1, warmup=10, repeat=50)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,14 +99,15 @@ def main() -> None:
             loaded = graph.load(path)
             profile = document.measured_document(loaded, device, options, measure(loaded, options))
             for link in LINKS:
-                rows.append(cell(loaded, profile, link, Path(tmp), requests))
+                rows.append(cell(loaded, profile, link, Path(tmp), requests, shaping))
                 r = rows[-1]
                 print(f"{r['model']:22s} {link:5s} predicted {r['predicted_s'] * 1e3:8.2f} ms  measured "
                       f"{r['measured_p50_s'] * 1e3:8.2f} ms  {r['error'] * 100:+6.1f}%", flush=True)
     errors = [abs(r["error"]) for r in rows]
     summary = {"median_abs_error": statistics.median(errors), "max_abs_error": max(errors), "cells": len(rows),
                "goal": 0.10, "requests_per_cell": requests}
-    (RESULTS / "e2e.json").write_text(json.dumps({"host": host_description(), "summary": summary, "rows": rows},
+    stem = "e2e" if shaping == "auto" else f"e2e_{shaping}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"host": host_description(), "summary": summary, "rows": rows},
                                                  indent=1) + "\n")
     lines = ["# edgepart run: predicted vs measured (bench/bench_e2e.py)", "",
              f"Links shaped by: {rows[0]['links']}. Closed loop, {requests} requests per cell after 5 warm-ups; "
@@ -116,8 +119,8 @@ def main() -> None:
                      f"{r['error'] * 100:+.1f}% |")
     lines += ["", f"median |error| {summary['median_abs_error'] * 100:.1f}% (goal 10%, stretch 5%), "
                   f"max {summary['max_abs_error'] * 100:.1f}%", ""]
-    (RESULTS / "e2e.md").write_text("\n".join(lines))
-    plot(rows, RESULTS / "e2e.png")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
+    plot(rows, RESULTS / f"{stem}.png")
     print("\n".join(lines[-2:]))
 
 
