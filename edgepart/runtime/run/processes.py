@@ -1,0 +1,117 @@
+"""The tier processes of a run: their sockets and link settings, start-up, watch and stop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import zmq
+
+from edgepart.children import die_with_parent
+from edgepart.errors import ToolError
+from edgepart.runtime.run import shaping
+from edgepart.runtime.run.transport import FAILED, READY, now
+
+START_TIMEOUT_S = 120.0
+UP_PORT, DOWN_PORT = 5600, 5601
+
+
+class TierProcesses:
+    """The tier processes: configured, started, watched and stopped."""
+
+    def __init__(self, build_dir: Path, doc: dict, layout: dict, folder: Path,
+                 namespaces: shaping.Namespaces | None, mode: str) -> None:
+        self.build_dir, self.doc, self.layout, self.folder = build_dir, doc, layout, folder
+        self.namespaces, self.mode = namespaces, mode
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def endpoint(self, tier: int, direction: str) -> str:
+        """Where tier `tier` receives messages going `direction`: shaped TCP over the link's veth
+        pair in netns mode, else a Unix socket (the client reaches the device tier by one always)."""
+        if self.namespaces is None or (tier == 0 and direction == "up"):
+            return f"ipc://{self.folder}/{self.layout['tiers'][tier]}.{direction}"
+        address = self.namespaces.address(tier) if direction == "up" else self.namespaces.below_address(tier + 1)
+        return f"tcp://{address}:{UP_PORT if direction == 'up' else DOWN_PORT}"
+
+    def _endpoints(self, i: int) -> dict[str, str | None]:
+        last = len(self.layout["tiers"]) - 1
+        return {
+            "up_in": self.endpoint(i, "up"),
+            "down_in": self.endpoint(i, "down") if i < last else None,
+            "up_out": self.endpoint(i + 1, "up") if i < last else None,
+            "down_out": self.endpoint(i - 1, "down") if i > 0 else None,
+            "results": f"ipc://{self.folder}/results" if i == 0 else None,
+            "control": f"ipc://{self.folder}/control",
+        }
+
+    def _config(self, i: int) -> dict:
+        links, name = self.layout["links"], self.layout["tiers"][i]
+        paced = self.mode == "pacing"
+
+        def side(link: dict, key: str) -> dict | None:
+            if paced:
+                return {"link": link["name"], "bps": link[key], "one_way_s": link["rtt_s"] / 2}
+            if self.namespaces is not None and not self.namespaces.kernel_delay:  # tbf shapes the rate
+                return {"link": link["name"], "bps": None, "one_way_s": link["rtt_s"] / 2}
+            return None
+
+        up = links[i] if i < len(links) else None
+        down = links[i - 1] if i > 0 else None
+        return {
+            "tier": name, "index": i, "output_tier": self.layout["output_tier"], "build": str(self.build_dir),
+            "entry": self.layout["entries"].get(name), "outputs": self.doc["outputs"],
+            "endpoints": self._endpoints(i),
+            "up": up and {"link": up["name"], "tensors": {u["tensor"]: u["codec"] for u in up["up"]},
+                          "pace": side(up, "uplink_bps")},
+            "down": down and {"link": down["name"], "tensors": [d["tensor"] for d in down["down"]],
+                              "pace": side(down, "downlink_bps")},
+        }
+
+    def start(self, control: zmq.Socket) -> dict[str, str]:
+        """Start every tier; returns how each runs, once all have loaded their artifacts."""
+        for i, name in enumerate(self.layout["tiers"]):
+            config = self.folder / f"{name}.json"
+            config.write_text(json.dumps(self._config(i)))
+            prefix = self.namespaces.prefix(i) if self.namespaces else []
+            log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the folder
+            self.processes[name] = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "edgepart.runtime.run.worker", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+        ran_with, deadline = {}, now() + START_TIMEOUT_S
+        while len(ran_with) < len(self.processes):
+            if control.poll(100):
+                event = control.recv_json()
+                if event["kind"] == FAILED:
+                    raise ToolError(f"tier '{event['tier']}' {event['error']}")
+                if event["kind"] == READY:
+                    ran_with[event["tier"]] = event["ran_with"]
+            dead = self.dead()
+            if dead:
+                raise ToolError(f"tier '{dead}' exited while starting: {self._log_tail(dead)}")
+            if now() > deadline:
+                raise ToolError(f"tier processes not ready after {START_TIMEOUT_S:g} s")
+        return ran_with
+
+    def dead(self) -> str | None:
+        return next((name for name, p in self.processes.items() if p.poll() is not None), None)
+
+    def exit_code(self, name: str) -> int | None:
+        return self.processes[name].poll()
+
+    def stop(self) -> None:
+        """Every process this run started ends here, whatever happened."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def _log_tail(self, name: str) -> str:
+        text = (self.folder / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        return text[-1] if text else "(no output)"

@@ -1,0 +1,112 @@
+"""What a run measured, against what the plan predicted; and every result against onnxruntime."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgepart.errors import CheckFailedError
+
+if TYPE_CHECKING:
+    from edgepart.runtime.run.client import Request
+
+
+def slowest_stage_rate(warmup: list[Request], layout: dict, mode: str) -> float:
+    """Requests per second the slowest stage sustains: a tier's busy time per request (compute,
+    coding, sending) or a link's serialisation time (bytes / bandwidth, both directions)."""
+    done = [r for r in warmup if r.timings]
+    stages = [statistics.median([r.timings.get(f"busy:{t}", 0.0) for r in done]) for t in layout["tiers"]]
+    if mode != "ideal":
+        for link in layout["links"]:
+            stages.append(statistics.median([8 * r.timings.get(f"bytes:{link['name']}:up", 0) / link["uplink_bps"]
+                                             + 8 * r.timings.get(f"bytes:{link['name']}:down", 0)
+                                             / link["downlink_bps"] for r in done]))
+    return 1.0 / max(max(stages), 1e-6)
+
+
+def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall_s: float, rate: float | None,
+            mode: str, ran_with: dict[str, str]) -> dict[str, Any]:
+    done = [r for r in requests if r.done_at is not None and not r.error]
+    latencies = [r.done_at - r.sent_at for r in done]
+    predicted = network["predicted"]
+    tiers = {}
+    for name in layout["tiers"]:
+        samples = [r.timings.get(f"tier:{name}") for r in done if r.timings.get(f"tier:{name}") is not None]
+        tiers[name] = {"ran_with": ran_with.get(name), "measured_s": _median(samples),
+                       "predicted_s": predicted["compute_s"].get(name)}
+    links = {}
+    for link in layout["links"]:
+        name = link["name"]
+        up = [r.timings.get(f"link:{name}:up", 0.0) + r.timings.get(f"link:{name}:down", 0.0) for r in done
+              if f"link:{name}:up" in r.timings]
+        bytes_up = [r.timings.get(f"bytes:{name}:up", 0) for r in done]
+        bytes_down = [r.timings.get(f"bytes:{name}:down", 0) for r in done]
+        used = bool(up)
+        links[name] = {"measured_s": _median(up), "used": used,
+                       "predicted_s": (predicted["transfer_s"].get(name, 0.0) + link["rtt_s"]) if used else 0.0,
+                       "bytes_up": int(sum(bytes_up)), "bytes_down": int(sum(bytes_down)),
+                       "bandwidth": {"up_bps": link["uplink_bps"], "down_bps": link["downlink_bps"],
+                                     "rtt_s": link["rtt_s"]}}
+    measured_latency = _median(latencies)
+    predicted_latency = predicted["latency_s"]
+    return {
+        "kind": "edgepart.run", "model": doc["model"]["path"], "links": mode,
+        "shaping": {"netns": "veth pairs in network namespaces with tc netem (delay RTT/2, rate)",
+                    "netns-tbf": "veth pairs in network namespaces, rate by tc tbf in the kernel; one-way delay "
+                                 "(RTT/2) held by the receiver (this kernel has no netem)",
+                    "pacing": "paced in the sender: bandwidth queue and one-way delay (RTT/2) per direction",
+                    "ideal": "no shaping (Unix sockets)"}[mode],
+        "mode": "closed loop" if rate is None else "open loop", "rate_per_s": rate,
+        "requests": len(requests), "completed": len(done),
+        "failed": [r.id for r in requests if r.error and r.sent_at],
+        "not_sent": sum(1 for r in requests if r.error and not r.sent_at),
+        "latency_s": {"p50": _percentile(latencies, 50), "p90": _percentile(latencies, 90),
+                      "p99": _percentile(latencies, 99)},
+        "throughput_per_s": len(done) / wall_s if wall_s > 0 else None,
+        "predicted": {"latency_s": predicted_latency, "throughput_s": predicted["throughput_s"]},
+        "error": (measured_latency / predicted_latency - 1) if measured_latency and predicted_latency else None,
+        "tiers": tiers,
+        "per_link": links,
+    }
+
+
+def check(doc: dict, model: Path, requests: list[Request], report: dict) -> None:
+    """Every result against onnxruntime on the original model, and in the order sent."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    from edgepart.runtime.verify import TOLERANCE, Chain  # noqa: PLC0415
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    tolerance = TOLERANCE[Chain.least_precise(doc)]
+    worst = 0.0
+    for request in requests:
+        expected = dict(zip(names, session.run(None, request.inputs)))
+        for name in doc["outputs"]:
+            ref = expected[name].astype(np.float64)
+            error = float(np.max(np.abs(request.outputs[name].astype(np.float64) - ref)) / (np.max(np.abs(ref)) or 1))
+            worst = max(worst, error)
+            if error > tolerance:
+                raise CheckFailedError(f"request {request.id}: output '{name}' differs from onnxruntime "
+                                       f"(relative error {error:.3g} > {tolerance:g})", report)
+    arrival = [r.id for r in sorted(requests, key=lambda r: r.done_at)]
+    report["checked"] = {"against": "onnxruntime on the original model", "worst_relative_error": worst,
+                         "tolerance": tolerance, "in_order": arrival == sorted(arrival)}
+    if arrival != sorted(arrival):
+        raise CheckFailedError("results came back out of order", report)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def ids_text(ids: list[int]) -> str:
+    shown = ", ".join(map(str, ids[:10]))
+    return shown + (f", ... ({len(ids)} in all)" if len(ids) > 10 else "")
