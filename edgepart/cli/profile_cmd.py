@@ -48,7 +48,7 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
                     threads: int, warmup: int, repeat: int, optimization: str, check_segments: int,
                     data_path: str | None, rpc: str | None, target: str | None, output: str | None,
                     input_shapes: tuple[str, ...]) -> None:
-    """Per-layer latency (and modelled energy) of MODEL on a device."""
+    """Per-layer latency and energy of MODEL on a device: measured (onnxruntime, TVM, RPC) or predicted."""
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
     profile_device = load_device(device, "--device")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))

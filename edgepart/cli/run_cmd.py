@@ -29,7 +29,7 @@ LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "
 @output_options
 def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, rate: str | None,
                 timeout_s: float | None, no_check: bool, model_path: str | None) -> None:
-    """Run BUILD's tiers as processes over its links; report latency, throughput and the plan's error."""
+    """Run BUILD_DIR's tiers as processes over its links; report latency, throughput and the plan's error."""
     from edgepart.runtime.run import client  # noqa: PLC0415 - zmq and the runtime only when running
 
     if requests < 1:

@@ -28,7 +28,8 @@ def slowest_stage_rate(warmup: list[Request], layout: dict, mode: str) -> float:
 
 
 def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall_s: float, rate: float | None,
-            mode: str, ran_with: dict[str, str]) -> dict[str, Any]:
+           mode: str, ran_with: dict[str, str]) -> dict[str, Any]:
+    """The run's report (docs/file-formats.md, edgepart.run)."""
     done = [r for r in requests if r.done_at is not None and not r.error]
     latencies = [r.done_at - r.sent_at for r in done]
     predicted = network["predicted"]
