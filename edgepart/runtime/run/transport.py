@@ -29,7 +29,8 @@ class Message:
     timings: dict[str, float] = field(default_factory=dict)
     sent_at: float = 0.0
     deliver_at: float = 0.0  # when the shaped link hands it over; 0: on arrival
-    wire_bytes: int = 0
+    wire_bytes: int = 0  # as received: header frame and tensor frames
+    receive_s: float = 0.0  # set by the receiver: seconds to receive and decode it
 
 
 def pack(message: Message, codec_of: dict[str, str] | None = None) -> list[bytes]:
@@ -64,4 +65,4 @@ def unpack(frames: list[bytes]) -> Message:
     tensors = {meta["name"]: codecs.decode(payload, meta) for meta, payload in zip(header["tensors"], frames[1:])}
     deliver_at = now() + header["hold_s"] if "hold_s" in header else header["deliver_at"]
     return Message(header["kind"], header["request"], tensors, header["timings"], header["sent_at"], deliver_at,
-                   payload_bytes(frames))
+                   sum(len(f) for f in frames))

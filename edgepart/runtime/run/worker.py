@@ -72,7 +72,9 @@ class Worker:
         while True:
             wait_ms = None if not held else max(0, int((held[0][0] - now()) * 1000))
             for socket, _ in poller.poll(wait_ms):
+                start = now()
                 message = transport.unpack(socket.recv_multipart())
+                message.receive_s = now() - start  # receiving and decoding: part of this tier's stage time
                 heapq.heappush(held, (message.deliver_at, next(order), message))
             while held and held[0][0] <= now():
                 message = heapq.heappop(held)[2]
@@ -84,7 +86,7 @@ class Worker:
 
     def handle(self, message: Message) -> None:
         arrived = self.arrived = now()
-        self.busy_before = message.timings.get(f"busy:{self.name}", 0.0)
+        self.busy_before = message.timings.get(f"busy:{self.name}", 0.0) + message.receive_s
         if message.sent_at:  # it came over a link: its time on the link, queueing and delay included
             link = self.down["link"] if message.kind == UP else self.up["link"]
             direction = "up" if message.kind == UP else "down"
