@@ -1,24 +1,28 @@
 """Turn the GPU profiling run (bench/gpu/profile_cuda.py) into edgepart profile files of the CUDA
 artifacts, with NVML energy, and a table (`python -m bench.gpu.profile_report RAW.json GPU`).
 
-The per-layer split uses onnxruntime's unfused per-node times measured here, exactly as
-`edgepart profile --backend tvm` does. Writes bench/results/gpu_profile_<gpu>/<model>.json and
-bench/results/gpu_profile_<gpu>.md.
+The per-layer split uses TVM's unfused kernel times measured on this host's CPU, exactly as
+`edgepart profile --backend tvm` does for a target it cannot run here.
+Writes bench/results/gpu_profile_<gpu>/<model>.json and bench/results/gpu_profile_<gpu>.md.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
+import tempfile
 from pathlib import Path
 
+import onnx
+
 from edgepart import graph, schema
+from edgepart.compile import targets
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.energy import EnergyReading
-from edgepart.profile.measure import measure
-from edgepart.profile.ort_profiler import RunOptions, Stats
-from edgepart.profile.tvm_profiler import TvmMeasurement
+from edgepart.profile.ort_profiler import RunOptions, Stats, named_model
+from edgepart.profile.tvm_profiler import TvmMeasurement, kernel_times
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,14 +39,18 @@ def main() -> None:
         loaded = graph.load(REPO / "models" / f"{case['model']}.onnx")
         if loaded.sha256 != case["sha256"]:
             raise SystemExit(f"{case['model']}: the model changed since the GPU run")
-        weights = {n: s.median for n, s in measure(loaded, RunOptions(1, 10, 50, "none")).layers.items()}
-        total = sum(weights.values())
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "model.onnx"
+            onnx.save(named_model(loaded), source)
+            kernels = kernel_times(loaded, source, targets.resolve("cuda-sm90"), options)
         e2e = Stats.of(case["seconds"])
-        layers = {n: Stats(e2e.median * w / total, e2e.p10 * w / total, e2e.p90 * w / total, e2e.n)
-                  for n, w in weights.items()}
+        scale = e2e.median / sum(statistics.median(v) for v in kernels.values())
+        layers = {n.name: Stats.of([scale * t for t in kernels.get(n.name, [0.0])]) for n in loaded.graph.layers}
+        weights = {name: stats.median for name, stats in layers.items()}
         e = case["energy"]
         reading = EnergyReading(e["joules_per_run"], e["method"], e["window_s"], e["runs"])
-        measurement = TvmMeasurement(e2e, layers, weights, reading, "cuda-sm90", f"{raw['gpu']} (device run)", 0.0)
+        measurement = TvmMeasurement(e2e, layers, weights, reading, "cuda-sm90", f"{raw['gpu']} (device run)", 0.0,
+                                     scale)
         doc = document.tvm_document(loaded, device, options, measurement)
         doc["provenance"]["energy"]["idle_w"] = e["idle_w"]
         doc["provenance"]["energy"]["dynamic_joules_per_run"] = e["dynamic_joules_per_run"]

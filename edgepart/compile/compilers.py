@@ -62,11 +62,11 @@ class TvmCompiler:
             spec["target"] = {**preset.target, "num-cores": 1}  # tuned for the one thread tiers run with
         spec_path = out_dir / f".{stem}.spec.json"
         spec_path.write_text(json.dumps(spec))
-        result = _run_tvm_process("edgepart.compile.tvm_worker", str(spec_path), cuda=preset.device == "cuda")
+        result = run_tvm_process("edgepart.compile.tvm_worker", str(spec_path), cuda=preset.device == "cuda")
         spec_path.unlink()
         if result.returncode != 0:
             raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: "
-                            f"{_last_error(result.stderr)}")
+                            f"{last_error(result.stderr)}")
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         data = out.read_bytes()
         summary["elf_machine"] = elf.machine(out)
@@ -104,9 +104,9 @@ class ByocCompiler:
 
 def byoc_coverage(submodel: Path) -> dict:
     """What each BYOC backend's partitioner takes from a sub-model (edgepart.compile.byoc_worker)."""
-    result = _run_tvm_process("edgepart.compile.byoc_worker", str(submodel))
+    result = run_tvm_process("edgepart.compile.byoc_worker", str(submodel))
     if result.returncode != 0:
-        raise ToolError(f"TVM could not partition {submodel}: {_last_error(result.stderr)}")
+        raise ToolError(f"TVM could not partition {submodel}: {last_error(result.stderr)}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -114,7 +114,7 @@ COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler(),
              **{name: ByocCompiler(name) for name in ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")}}
 
 
-def _run_tvm_process(module: str, argument: str, cuda: bool = False) -> subprocess.CompletedProcess:
+def run_tvm_process(module: str, argument: str, cuda: bool = False) -> subprocess.CompletedProcess:
     """A process with the whole of TVM (never runtime-only, even if the user's shell asks for it),
     the CUDA build environment when needed, and that dies with edgepart."""
     env = cuda_env.build_env() if cuda else dict(os.environ)
@@ -152,7 +152,7 @@ def ort_options():
     return options
 
 
-def _last_error(stderr: str) -> str:
+def last_error(stderr: str) -> str:
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     errors = [line for line in lines if "Error" in line or "error" in line]
     return (errors or lines or ["no output"])[-1][:400]

@@ -122,8 +122,11 @@ def tvm_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions
             "clock": "TVM time_evaluator on the device (invoke_stateful): each repeat the mean of back-to-back runs",
             "date": _date(),
             "end_to_end": measurement.end_to_end.as_dict(),
-            "per_layer": "the measured end-to-end time split in proportion to onnxruntime's unfused per-node times "
-                         "on this host (TVM 0.27 has no VM profiler and keeps no ONNX names)",
+            "per_layer": ("TVM's unfused kernels timed per call on this host's CPU (VM instrument), mapped to "
+                          "their ONNX nodes and scaled to the measured end-to-end time"
+                          + ("" if measurement.where == "this host" and measurement.target.startswith("x86")
+                             else "; proportions from this host's CPU, total from the device")),
+            "kernel_scale": measurement.scale,
             "calibration_factor": 1.0,
             "sum_error": 0.0,
             "segments": [],

@@ -2,13 +2,15 @@
 over TVM RPC, timed end to end on the device by TVM's time_evaluator, with NVML or RAPL energy
 where this host has the meter.
 
-Per layer: TVM 0.27 has no VM profiler and keeps no ONNX names (TVM.md section 10), so the measured
-end-to-end time is split over the layers in proportion to onnxruntime's unfused per-node times on
-this host. The profile says so; its total is TVM's, measured.
+Per layer: TVM's own kernels, compiled unfused and timed per call on this host's CPU with a VM
+instrument, each mapped to its ONNX node (edgepart.profile.tvm_kernels); those times are scaled so
+they add up to the deployed (fused) artifact's measured end-to-end time. For a remote board or a
+GPU the per-layer proportions come from this host's CPU kernels; the profile says so.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import statistics
 import tempfile
@@ -22,7 +24,6 @@ from edgepart.compile import compilers, targets
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
 from edgepart.profile import energy
-from edgepart.profile.measure import measure
 from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, sample_inputs
 
 CONNECT_TIMEOUT_S = 10.0
@@ -37,6 +38,7 @@ class TvmMeasurement:
     target: str
     where: str  # "this host" or "rpc://host:port"
     build_s: float
+    scale: float = 1.0  # deployed end to end / sum of the unfused kernels
 
 
 def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str | None = None,
@@ -59,14 +61,31 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
         progress(options.warmup + options.repeat)
         meter = energy.meter(preset.device) if session is None else None
         reading = energy.measure(tier.run_stateful, meter, tier.sync) if meter else None
-    unfused = measure(loaded, RunOptions(options.threads, options.warmup, options.repeat, "none"), progress=progress)
-    weights = {name: stats.median for name, stats in unfused.layers.items()}
-    total = sum(weights.values()) or 1.0
+        kernels = kernel_times(loaded, source, preset, options)
+    progress(options.repeat)
     end_to_end = Stats.of(seconds)
-    layers = {name: Stats(end_to_end.median * w / total, end_to_end.p10 * w / total, end_to_end.p90 * w / total,
-                          end_to_end.n) for name, w in weights.items()}
+    scale = end_to_end.median / (sum(statistics.median(v) for v in kernels.values()) or 1.0)
+    layers = {node.name: Stats.of([scale * t for t in kernels.get(node.name, [0.0])]) for node in loaded.graph.layers}
+    weights = {name: stats.median for name, stats in layers.items()}
     return TvmMeasurement(end_to_end, layers, weights, reading, preset.name, f"rpc://{rpc}" if rpc else "this host",
-                          artifact.details.get("seconds", 0.0))
+                          artifact.details.get("seconds", 0.0), scale)
+
+
+def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset,
+                 options: RunOptions) -> dict[str, list[float]]:
+    """{layer: seconds per run} of TVM's unfused kernels on this host's CPU (edgepart.profile.tvm_kernels)."""
+    here = preset.device == "cpu" and preset.elf_machine == _host_machine()
+    tensors = loaded.graph.tensors
+    spec = {"onnx": str(source), "target": preset.target if here else {"kind": "llvm"},
+            "input_shapes": {n: list(tensors[n].shape) for n in loaded.graph.inputs},
+            "input_dtypes": {n: tensors[n].dtype for n in loaded.graph.inputs},
+            "warmup": max(1, options.warmup), "repeat": options.repeat}
+    spec_path = source.with_suffix(".kernels.json")
+    spec_path.write_text(json.dumps(spec))
+    result = compilers.run_tvm_process("edgepart.profile.tvm_kernels", str(spec_path))
+    if result.returncode != 0:
+        raise ToolError(f"TVM kernel profiling failed: {compilers.last_error(result.stderr)}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def connect(address: str):

@@ -86,3 +86,16 @@ def test_unreachable_rpc_server_is_a_quick_clear_error():
 
 def test_rpc_needs_a_target():
     assert_one_line_error(edgepart("profile", DIGITS, "--rpc", "127.0.0.1:9"), 2, "--target")
+
+
+def test_every_transformer_layer_gets_its_own_tvm_kernel_time(tmp_path):
+    """Kernels are mapped to ONNX nodes, multi-output LayerNormalization included; only Reshape
+    (a view in the VM, no kernel) costs nothing."""
+    out = tmp_path / "t.json"
+    result = edgepart("profile", str(MODELS / "transformer_encoder.onnx"), "--backend", "tvm", "--repeat", "5",
+                      "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())
+    zero = {name for name, layer in doc["precisions"]["fp32"]["layers"].items() if layer["calibrated_s"] == 0}
+    assert zero and all(name.startswith("reshape") for name in zero)
+    assert "instrument" in doc["provenance"]["per_layer"]
