@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def rpc_server():
     server = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
                                "--port-end", str(port + 1)],
                               env={**os.environ, "TVM_USE_RUNTIME_LIB": "1"}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -41,7 +42,7 @@ def rpc_server():
             assert time.monotonic() < deadline and server.poll() is None, "the TVM RPC server did not start"
             time.sleep(0.2)
     yield f"127.0.0.1:{port}"
-    server.terminate()
+    os.killpg(server.pid, signal.SIGTERM)  # the server forks a worker per session: stop them all
     server.wait(timeout=10)
 
 
