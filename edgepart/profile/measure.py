@@ -13,7 +13,7 @@ import onnxruntime as ort
 
 from edgepart.graph import LoadedModel
 from edgepart.graph.extract import extract
-from edgepart.profile.measure_timing import time_session
+from edgepart.profile.measure_timing import time_interleaved
 from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, profile_layers, sample_inputs
 from edgepart.profile.overhead import Overheads, measure_overheads
 
@@ -61,7 +61,10 @@ def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: i
 
 def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measured: Measurement,
                    options: RunOptions, count: int, seed: int, progress: Callable[[int], None]) -> list[dict]:
-    """Cut `count` random contiguous runs of layers out as sub-models; predicted vs measured time."""
+    """Cut `count` random contiguous runs of layers out as sub-models; predicted vs measured time.
+    Each segment is timed round-robin with the whole model, and the prediction is scaled by how much
+    the whole model's time drifted since the layers were profiled (`drift`), so a shared host
+    changing speed between the two measurements does not count as a prediction error."""
     graph = loaded.graph
     layers = list(graph.layers)
     values = _all_tensors(model, loaded, feeds)
@@ -76,10 +79,11 @@ def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, mea
         outputs = sorted({t for n in members for t in n.outputs
                           if any(c not in names for c in graph.tensors[t].consumers) or t in graph.outputs})
         sub = extract(model, graph, inputs, outputs)
-        wall, _ = time_session(sub, {t: values[t] for t in inputs}, options, progress)
-        predicted = measured.predict([n.name for n in members])
+        wall, whole = time_interleaved([(sub, {t: values[t] for t in inputs}), (model, feeds)], options, progress)
+        drift = whole.median / measured.end_to_end.median
+        predicted = measured.predict([n.name for n in members]) * drift
         results.append({"first": members[0].name, "last": members[-1].name, "layers": length,
-                        "predicted_s": predicted, "measured_s": wall.median,
+                        "predicted_s": predicted, "measured_s": wall.median, "drift": drift,
                         "error": (predicted - wall.median) / wall.median})
     return results
 

@@ -32,3 +32,24 @@ def time_session(model: onnx.ModelProto, feeds: dict, options: RunOptions,
     return Stats.of(wall), (Stats.of(cpu) if options.threads == 1 else None)
 
 
+
+
+def time_interleaved(runs: list[tuple[onnx.ModelProto, dict]], options: RunOptions,
+                     progress: Callable[[int], None] = lambda n: None) -> list[Stats]:
+    """Wall clock of several sessions run round-robin, so all see the same machine state (a
+    baseline timed this way cancels the host's drift in speed between measurements)."""
+    try:
+        sessions = [(ort.InferenceSession(m.SerializeToString(), session_options(options, options.optimization),
+                                          providers=["CPUExecutionProvider"]), feeds) for m, feeds in runs]
+        samples: list[list[float]] = [[] for _ in sessions]
+        for i in range(options.warmup + options.repeat):
+            for (session, feeds), times in zip(sessions, samples):
+                start = time.perf_counter()
+                session.run(None, feeds)
+                if i >= options.warmup:
+                    times.append(time.perf_counter() - start)
+            if i >= options.warmup:
+                progress(1)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ToolError(f"onnxruntime failed to run the model: {str(exc).splitlines()[0]}") from None
+    return [Stats.of(times) for times in samples]
