@@ -14,7 +14,7 @@ from edgepart.errors import BadInputError
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.converted import measure_precision
-from edgepart.profile.measure import measure
+from edgepart.profile.measure import measure, session_energy
 from edgepart.profile.ort_profiler import LEVELS, RunOptions
 
 
@@ -79,7 +79,7 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
             measurement = measure(loaded, options, check_segments, progress=bar.update)
             converted = {p: measure_precision(loaded, p, options, calibration, bar.update) for p in lower}
         doc = document.measured_document(loaded, profile_device, options, measurement, converted,
-                                         _cpu_energy(loaded, options))
+                                         session_energy(loaded, options))
     if output:
         schema.write_json(output, doc)
     emit(out, doc, render)
@@ -98,18 +98,6 @@ def _tvm_profile(out: OutputOptions, loaded, device, target: str | None, options
                            hidden=not out.show_progress) as bar:
         measurement = measure_tvm(loaded, target or "x86-64", options, rpc, bar.update)
     return document.tvm_document(loaded, device, options, measurement)
-
-
-def _cpu_energy(loaded, options: RunOptions):
-    """RAPL package energy of the deployed session, where this host exposes it; else None (modelled)."""
-    from edgepart.profile import energy  # noqa: PLC0415
-    from edgepart.profile.ort_profiler import _session, sample_inputs, session_options  # noqa: PLC0415
-
-    meter = energy.meter("cpu")
-    if meter is None:
-        return None
-    session, feeds = _session(loaded.model, session_options(options, options.optimization)), sample_inputs(loaded)
-    return energy.measure(lambda: session.run(None, feeds), meter)
 
 
 def _calibration(path: str | None, loaded: graph.LoadedModel):

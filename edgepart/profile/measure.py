@@ -13,8 +13,10 @@ import onnxruntime as ort
 
 from edgepart.graph import LoadedModel
 from edgepart.graph.extract import extract
+from edgepart.profile import energy
+from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure_timing import time_interleaved
-from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, profile_layers, sample_inputs
+from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, profile_layers, sample_inputs, session_options
 from edgepart.profile.overhead import Overheads, measure_overheads
 
 
@@ -100,6 +102,18 @@ def _all_tensors(model: onnx.ModelProto, loaded: LoadedModel, feeds: dict) -> di
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return {**feeds, **dict(zip(names, session.run(names, feeds)))}
+
+
+def session_energy(loaded: LoadedModel, options: RunOptions) -> EnergyReading | None:
+    """RAPL package energy per run of the deployed session, where this host exposes RAPL; else None
+    (the profile then models energy from the device profile)."""
+    meter = energy.meter("cpu")
+    if meter is None:
+        return None
+    session = ort.InferenceSession(named_model(loaded).SerializeToString(),
+                                   session_options(options, options.optimization), providers=["CPUExecutionProvider"])
+    feeds = sample_inputs(loaded)
+    return energy.measure(lambda: session.run(None, feeds), meter)
 
 
 def host_description() -> dict:
