@@ -26,9 +26,12 @@ LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "
 @click.option("--no-check", is_flag=True, help="Do not compare each result with onnxruntime.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="The original model, if it moved since compile.")
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False),
+              help="Samples to send in turn (.npz: an array per model input, samples first). Default: the "
+                   "build's calibration sample if it has one, else seeded inputs.")
 @output_options
 def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, rate: str | None,
-                timeout_s: float | None, no_check: bool, model_path: str | None) -> None:
+                timeout_s: float | None, no_check: bool, model_path: str | None, inputs_path: str | None) -> None:
     """Run BUILD_DIR's tiers as processes over its links; report latency, throughput and the plan's error."""
     from edgepart.runtime.run import client  # noqa: PLC0415 - zmq and the runtime only when running
 
@@ -36,7 +39,7 @@ def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, r
         raise BadInputError("--requests must be at least 1")
     options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",
                                 shaping=LINK_MODES[links], timeout_s=timeout_s, check=not no_check,
-                                model=model_path)
+                                model=model_path, inputs=inputs_path)
     try:
         with click.progressbar(length=requests, label="requests", file=click.get_text_stream("stderr"),
                                hidden=not out.show_progress) as bar:

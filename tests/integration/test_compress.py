@@ -80,6 +80,10 @@ def test_budgeted_plan_compiles_with_int8_and_holds_on_held_out_data(tmp_path, s
     report = json.loads(result.stdout)
     assert report["passed"] and report["data"]["samples"] == 540 and report["measured_drop"] <= 0.01
     assert report["fp32"] == pytest.approx(0.9852, abs=1e-3)
+    # the int8 build as tier processes over its 3G link: real digits in, every result checked
+    result = edgepart("run", str(build), "--requests", "12", "--inputs", TEST, "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["completed"] == 12
 
 
 def test_int8_plan_without_calibration_is_refused(tmp_path, sens):
