@@ -9,7 +9,6 @@ Writes bench/results/gpu_profile_<gpu>/<model>.json and bench/results/gpu_profil
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +21,7 @@ from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.energy import EnergyReading
 from edgepart.profile.ort_profiler import RunOptions, Stats, named_model
-from edgepart.profile.tvm_profiler import TvmMeasurement, kernel_times
+from edgepart.profile.tvm_profiler import TvmMeasurement, kernel_times, per_layer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,8 +43,7 @@ def main() -> None:
             onnx.save(named_model(loaded), source)
             kernels = kernel_times(loaded, source, targets.resolve("cuda-sm90"), options)
         e2e = Stats.of(case["seconds"])
-        scale = e2e.median / sum(statistics.median(v) for v in kernels.values())
-        layers = {n.name: Stats.of([scale * t for t in kernels.get(n.name, [0.0])]) for n in loaded.graph.layers}
+        layers, scale = per_layer(loaded, kernels, e2e)
         weights = {name: stats.median for name, stats in layers.items()}
         e = case["energy"]
         reading = EnergyReading(e["joules_per_run"], e["method"], e["window_s"], e["runs"])

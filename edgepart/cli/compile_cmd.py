@@ -92,6 +92,8 @@ def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, 
     from edgepart.runtime import verify  # noqa: PLC0415 - loads TVM's runtime only when verifying
 
     inputs = _inputs(inputs_path) if inputs_path else None
+    if samples is not None and samples < 1:
+        raise BadInputError("--samples must be at least 1")
     if accuracy_data:
         check, render = (lambda: verify.validate_accuracy(build_dir, accuracy_data, model_path, _emulators(),
                                                           samples)), render_accuracy

@@ -48,8 +48,8 @@ def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
             arrays = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise BadInputError(f"{option} {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{option} {path}: not a readable .npz file ({exc})") from None
+    except (OSError, ValueError):  # numpy reports a non-zip file as "pickled data"
+        raise BadInputError(f"{option} {path}: not an .npz file of arrays") from None
     tensors = loaded.graph.tensors
     inputs = {}
     for name in loaded.graph.inputs:
@@ -74,9 +74,7 @@ def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
 
 def seeded(loaded: LoadedModel, samples: int, seed: int = 0) -> Dataset:
     """`samples` seeded inputs (edgepart.graph.feeds), no labels."""
-    tensors = loaded.graph.tensors
-    feeds = [seeded_feeds.seeded(((n, tensors[n].shape, tensors[n].dtype) for n in loaded.graph.inputs), seed + i)
-             for i in range(samples)]
+    feeds = [seeded_feeds.for_graph(loaded.graph, seed + i) for i in range(samples)]
     return Dataset(f"seeded inputs (seed {seed})", {n: np.stack([f[n] for f in feeds]) for n in loaded.graph.inputs},
                    None)
 
@@ -111,10 +109,10 @@ def expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def session_of(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
+    """An onnxruntime session as the tiers run it (edgepart.compile.compilers.ort_options)."""
+    from edgepart.compile.compilers import ort_options  # noqa: PLC0415
+
     try:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model.SerializeToString(), ort_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ToolError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None

@@ -159,7 +159,7 @@ def _wire(samples: np.ndarray, codec: str) -> dict:
         codecs.decode(payload, meta)
         decode.append(time.perf_counter() - t1)
         encode.append(t1 - t0)
-        sizes.append(len(payload) + (codecs.HEADER_BYTES[meta["codec"]]))
+        sizes.append(len(payload) + codecs.HEADER_BYTES[meta["codec"]])
     return {"bytes": float(np.mean(sizes)), "encode_s": statistics.median(encode),
             "decode_s": statistics.median(decode)}
 

@@ -26,6 +26,11 @@ def seeded(specs: Iterable[tuple[str, Sequence[int], str]], seed: int = 0) -> di
     return feeds
 
 
+def for_graph(graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs for a LayerGraph's inputs, at their static shapes and dtypes."""
+    return seeded(((n, graph.tensors[n].shape, graph.tensors[n].dtype) for n in graph.inputs), seed)
+
+
 def for_session(session, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs for an onnxruntime InferenceSession."""
     return seeded(((i.name, i.shape, ORT_DTYPES.get(i.type, "float32")) for i in session.get_inputs()), seed)

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgepart.compress import data
 from edgepart.graph import LoadedModel
 from edgepart.graph.extract import extract
 from edgepart.profile import energy
@@ -92,15 +93,8 @@ def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, mea
 
 def _all_tensors(model: onnx.ModelProto, loaded: LoadedModel, feeds: dict) -> dict[str, np.ndarray]:
     """Every activation of one run, to feed segments with real values (shape tensors included)."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    known = {o.name for o in probe.graph.output}
-    for tensor in loaded.graph.tensors.values():
-        if tensor.name not in known and tensor.name not in loaded.graph.inputs:
-            elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype))
-            probe.graph.output.append(onnx.helper.make_tensor_value_info(tensor.name, elem, list(tensor.shape)))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
+    names = [t for t in loaded.graph.tensors if t not in loaded.graph.inputs]
+    session = data.session_of(data.expose(model, names))
     return {**feeds, **dict(zip(names, session.run(names, feeds)))}
 
 

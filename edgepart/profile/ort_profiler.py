@@ -87,8 +87,7 @@ def named_model(loaded: LoadedModel) -> onnx.ModelProto:
 
 def sample_inputs(loaded: LoadedModel, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs for the model (edgepart.graph.feeds)."""
-    tensors = loaded.graph.tensors
-    return seeded_feeds.seeded(((n, tensors[n].shape, tensors[n].dtype) for n in loaded.graph.inputs), seed)
+    return seeded_feeds.for_graph(loaded.graph, seed)
 
 
 @dataclass

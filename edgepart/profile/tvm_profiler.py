@@ -64,11 +64,18 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
         kernels = kernel_times(loaded, source, preset, options)
     progress(options.repeat)
     end_to_end = Stats.of(seconds)
+    layers, scale = per_layer(loaded, kernels, end_to_end)
+    return TvmMeasurement(end_to_end, layers, {name: s.median for name, s in layers.items()}, reading, preset.name,
+                          f"rpc://{rpc}" if rpc else "this host", artifact.details.get("seconds", 0.0), scale)
+
+
+def per_layer(loaded: LoadedModel, kernels: dict[str, list[float]],
+              end_to_end: Stats) -> tuple[dict[str, Stats], float]:
+    """Layer times: the unfused kernel times scaled so their medians add up to the deployed
+    artifact's end-to-end median; and that scale."""
     scale = end_to_end.median / (sum(statistics.median(v) for v in kernels.values()) or 1.0)
-    layers = {node.name: Stats.of([scale * t for t in kernels.get(node.name, [0.0])]) for node in loaded.graph.layers}
-    weights = {name: stats.median for name, stats in layers.items()}
-    return TvmMeasurement(end_to_end, layers, weights, reading, preset.name, f"rpc://{rpc}" if rpc else "this host",
-                          artifact.details.get("seconds", 0.0), scale)
+    return ({node.name: Stats.of([scale * t for t in kernels.get(node.name, [0.0])]) for node in loaded.graph.layers},
+            scale)
 
 
 def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset,

@@ -13,7 +13,6 @@ import zlib
 
 import numpy as np
 
-LOSSY = ("raw", "fp16", "int8")
 CODECS = ("raw", "fp16", "int8", "zlib", "fp16+zlib", "int8+zlib")
 HEADER_BYTES = {"raw": 0, "fp16": 0, "int8": 5}  # int8: float32 scale + uint8 zero point
 ZLIB_LEVEL = 1

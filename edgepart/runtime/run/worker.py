@@ -29,7 +29,6 @@ UNSHAPED = Pacer(None)
 
 class Worker:
     def __init__(self, config: dict) -> None:
-        self.config = config
         self.name, self.index, self.output_tier = config["tier"], config["index"], config["output_tier"]
         self.context = zmq.Context()
         endpoints = config["endpoints"]
