@@ -55,12 +55,20 @@ def compile_onnx(spec: dict) -> dict:
     }
 
 
+# A kernel under this share of the model's FLOPs gets one short round of candidates: its time is
+# small either way, and full rounds on every softmax and reshape would eat the tuning budget.
+LIGHT_SHARE = 0.02
+LIGHT_TRIALS = 8
+
+
 def tune(mod, target, trials: int, database: str):
-    """MetaSchedule: tune each fused kernel the database has no record for (`trials` measured
-    candidates per kernel), then apply the database. Records are shared across models and runs,
+    """MetaSchedule: tune each fused kernel the database has no record for, then apply the database.
+    Heavy kernels get `trials` measured candidates each, light ones (LIGHT_SHARE) LIGHT_TRIALS;
+    evolutionary search guided by XGBoost's cost model. Records are shared across models and runs,
     so a kernel tuned once is not tuned again for the same target."""
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
 
     started = time.perf_counter()
     with target:
@@ -68,16 +76,22 @@ def tune(mod, target, trials: int, database: str):
     tasks = ms.relax_integration.extract_tasks(fused, target)
     db = ms.database.JSONDatabase(work_dir=database)
     missing = [t for t in tasks if not _has_record(db, t.dispatched[0])]
-    if missing and trials > 0:
-        ms.relax_integration.tune_relax(
-            fused, {}, target, work_dir=database, max_trials_global=trials * len(missing),
-            max_trials_per_task=trials, op_names=[t.task_name for t in missing],
-            num_trials_per_iter=min(16, trials), cost_model="random", seed=0,
-        )
-        db = ms.database.JSONDatabase(work_dir=database)
+    flops = {t.task_name: float(estimate_tir_flops(t.dispatched[0])) for t in tasks}
+    total = sum(flops.values()) or 1.0
+    heavy = [t.task_name for t in missing if flops[t.task_name] >= LIGHT_SHARE * total]
+    light = [t.task_name for t in missing if flops[t.task_name] < LIGHT_SHARE * total]
+    for names, per_task in ((heavy, trials), (light, min(trials, LIGHT_TRIALS))):
+        if names and per_task > 0:
+            ms.relax_integration.tune_relax(
+                fused, {}, target, work_dir=database, max_trials_global=per_task * len(names),
+                max_trials_per_task=per_task, op_names=names, num_trials_per_iter=min(32, per_task),
+                cost_model="xgb", seed=0,
+            )
+    db = ms.database.JSONDatabase(work_dir=database)
     with target, db:
         fused = relax.transform.MetaScheduleApplyDatabase()(fused)
     return fused, {"tasks": len(tasks), "tuned_now": len(missing) if trials > 0 else 0,
+                   "heavy_tuned_now": len(heavy) if trials > 0 else 0,
                    "from_database": len(tasks) - len(missing), "trials_budget": trials,
                    "seconds": time.perf_counter() - started, "database": database}
 

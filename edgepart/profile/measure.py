@@ -12,12 +12,20 @@ import onnx
 import onnxruntime as ort
 
 from edgepart.compress import data
-from edgepart.graph import LoadedModel
+from edgepart.graph import LayerGraph, LoadedModel
 from edgepart.graph.extract import extract
-from edgepart.profile import energy
+from edgepart.profile import energy, prefix_timing
 from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure_timing import time_interleaved
-from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, profile_layers, sample_inputs, session_options
+from edgepart.profile.ort_profiler import (
+    CutModel,
+    RunOptions,
+    Stats,
+    named_model,
+    profile_layers,
+    sample_inputs,
+    session_options,
+)
 from edgepart.profile.overhead import Overheads, measure_overheads
 
 
@@ -29,6 +37,7 @@ class Measurement:
     overheads: Overheads
     mapping: dict
     segments: list[dict]
+    cuts: CutModel | None = None
 
     @property
     def sum_of_medians(self) -> float:
@@ -49,14 +58,39 @@ class Measurement:
         """Seconds of a session running just these layers: calibrated sum plus the per-run overhead."""
         return self.calibration * sum(self.layers[name].median for name in layers) + self.overheads.run_s
 
+    def predict_cut(self, graph: LayerGraph, layers: list[str], inputs: list[str], outputs: list[str]) -> float:
+        """Seconds of these layers cut out as a sub-model (`inputs` and `outputs` cross the cut):
+        `predict`, with the layers whose fused kernel the cut splits at their own kernels' times,
+        a layout change for each tensor crossing the cut in the blocked layout (CutModel), and the
+        cost of returning the outputs."""
+        if self.cuts is None:
+            return self.predict(layers)
+        members = set(layers)
+        split = self.cuts.split_groups(members)
+        work = sum(self.cuts.standalone_s.get(n, self.layers[n].median) if n in split else self.layers[n].median
+                   for n in layers)
+        blocked = self.cuts.blocked
+        crossing = [t for t in inputs if graph.tensors[t].producer in blocked
+                    and any(c in blocked for c in graph.tensors[t].consumers if c in members)]
+        crossing += [t for t in outputs if graph.tensors[t].producer in blocked and t not in graph.outputs
+                     and all(c in blocked for c in graph.tensors[t].consumers if c not in members)]
+        reorder = self.overheads.reorder_s_per_byte * sum(graph.tensors[t].nbytes for t in crossing)
+        returned = self.overheads.output_s_per_byte * sum(graph.tensors[t].nbytes for t in outputs)
+        return self.calibration * work + self.overheads.run_s + reorder + returned
+
 
 def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: int = 0,
             progress: Callable[[int], None] = lambda n: None) -> Measurement:
     overheads = measure_overheads(options)
     passes = profile_layers(loaded, options, progress, overheads.profiler_per_kernel_s)
+    layers, end_to_end, mapping = passes.layers, passes.end_to_end, {**passes.mapping, "method": "profiler"}
+    if prefix_timing.wanted(passes.mapping["kernels"], overheads.profiler_per_kernel_s, end_to_end.median,
+                            len(loaded.graph.layers)):
+        layers, end_to_end = prefix_timing.prefix_layers(loaded, options, overheads.run_s, progress)
+        mapping["method"] = "prefix differences"
     model = named_model(loaded)
     feeds = sample_inputs(loaded)
-    result = Measurement(passes.layers, passes.end_to_end, passes.end_to_end_cpu, overheads, passes.mapping, [])
+    result = Measurement(layers, end_to_end, passes.end_to_end_cpu, overheads, mapping, [], passes.cuts)
     if segments:
         result.segments = check_segments(loaded, model, feeds, result, options, segments, seed, progress)
     return result
@@ -84,7 +118,7 @@ def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, mea
         sub = extract(model, graph, inputs, outputs)
         wall, whole = time_interleaved([(sub, {t: values[t] for t in inputs}), (model, feeds)], options, progress)
         drift = whole.median / measured.end_to_end.median
-        predicted = measured.predict([n.name for n in members]) * drift
+        predicted = measured.predict_cut(graph, [n.name for n in members], inputs, outputs) * drift
         results.append({"first": members[0].name, "last": members[-1].name, "layers": length,
                         "predicted_s": predicted, "measured_s": wall.median, "drift": drift,
                         "error": (predicted - wall.median) / wall.median})

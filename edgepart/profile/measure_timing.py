@@ -38,6 +38,12 @@ def time_interleaved(runs: list[tuple[onnx.ModelProto, dict]], options: RunOptio
                      progress: Callable[[int], None] = lambda n: None) -> list[Stats]:
     """Wall clock of several sessions run round-robin, so all see the same machine state (a
     baseline timed this way cancels the host's drift in speed between measurements)."""
+    return [Stats.of(times) for times in time_rounds(runs, options, progress)]
+
+
+def time_rounds(runs: list[tuple[onnx.ModelProto, dict]], options: RunOptions,
+                progress: Callable[[int], None] = lambda n: None) -> list[list[float]]:
+    """Seconds per measured round of each session, the sessions run round-robin after warm-ups."""
     try:
         sessions = [(ort.InferenceSession(m.SerializeToString(), session_options(options, options.optimization),
                                           providers=["CPUExecutionProvider"]), feeds) for m, feeds in runs]
@@ -52,4 +58,4 @@ def time_interleaved(runs: list[tuple[onnx.ModelProto, dict]], options: RunOptio
                 progress(1)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ToolError(f"onnxruntime failed to run the model: {str(exc).splitlines()[0]}") from None
-    return [Stats.of(times) for times in samples]
+    return samples

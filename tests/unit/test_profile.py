@@ -8,7 +8,8 @@ from edgepart import graph
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.measure import measure
-from edgepart.profile.ort_profiler import RunOptions, profile_layers
+from edgepart.profile import prefix_timing
+from edgepart.profile.ort_profiler import CutModel, RunOptions, Stats, profile_layers
 from tests.cli.test_cli import assert_one_line_error, edgepart
 from tests.conftest import EXAMPLE_MODELS, MODELS
 
@@ -23,6 +24,49 @@ def test_every_layer_is_mapped_to_a_fused_kernel(path):
     assert passes.mapping["layers_without_kernel"] == []
     assert set(passes.layers) == {n.name for n in loaded.graph.layers}
     assert sum(s.median for s in passes.layers.values()) > 0 and passes.end_to_end.median > 0
+
+
+def test_tick_statistics_resolve_below_the_profilers_microsecond():
+    # A 3.4 us kernel recorded in whole microseconds: 3 on 60% of runs, 4 on 40%.
+    samples = [3e-6, 3e-6, 4e-6, 3e-6, 4e-6] * 20
+    assert Stats.of(samples).median == pytest.approx(3e-6)
+    assert Stats.of_ticks(samples).median == pytest.approx(3.4e-6)
+    assert Stats.of_ticks(samples).p90 == pytest.approx(4e-6)
+
+
+def test_prefix_differences_add_up_to_the_whole_model():
+    loaded = graph.load(MODELS / "digits_cnn.onnx")
+    layers, whole = prefix_timing.prefix_layers(loaded, QUICK, run_overhead_s=0.0)
+    assert set(layers) == {n.name for n in loaded.graph.layers}
+    assert all(s.median >= 0 for s in layers.values())
+    # Telescoping: the paired differences sum to the last prefix (the model) up to clipped noise.
+    assert sum(s.median for s in layers.values()) == pytest.approx(whole.median, rel=0.5)
+    assert prefix_timing.wanted(kernels=7, profiler_per_kernel_s=4e-6, end_to_end_s=30e-6, layers=10)
+    assert not prefix_timing.wanted(kernels=20, profiler_per_kernel_s=4e-6, end_to_end_s=1e-3, layers=38)
+
+
+def test_tiny_models_are_timed_by_prefixes_and_others_by_the_profiler():
+    assert measure(graph.load(MODELS / "digits_cnn.onnx"), QUICK).mapping["method"] == "prefix differences"
+    assert measure(graph.load(MODELS / "residual_cnn.onnx"), QUICK).mapping["method"] == "profiler"
+
+
+def test_a_cut_through_a_fused_kernel_runs_its_layers_alone():
+    cuts = CutModel({"conv": "k1", "relu": "k1", "pool": "k2"}, {"conv": 1.0, "relu": 0.5, "pool": 0.2}, {"conv"})
+    assert cuts.split_groups({"relu", "pool"}) == {"relu"}
+    assert cuts.split_groups({"conv", "relu", "pool"}) == set()
+
+
+def test_cut_prediction_adds_layout_changes_and_split_fusions():
+    loaded = graph.load(MODELS / "residual_cnn.onnx")
+    measured = measure(loaded, QUICK)
+    g = loaded.graph
+    names = [n.name for n in g.layers]
+    members = names[1:5]  # starts inside the stem's fused conv + relu
+    inputs = sorted({t for n in members for t in g.node(n).inputs if g.tensors[t].producer not in members})
+    outputs = sorted({t for n in members for t in g.node(n).outputs
+                      if any(c not in members for c in g.tensors[t].consumers)})
+    assert measured.cuts.split_groups(set(members))
+    assert measured.predict_cut(g, members, inputs, outputs) > measured.predict(members)
 
 
 def test_segments_are_cut_out_and_timed():
