@@ -23,6 +23,11 @@ def node_seconds(graph: LayerGraph, node: Node, device: DeviceProfile, precision
     return max(compute, moved / device.memory_bandwidth) + device.layer_overhead_s
 
 
+def end_to_end(graph: LayerGraph, device: DeviceProfile, precision: str) -> float:
+    """Predicted seconds of the whole model: its layers in sequence (one thread, one stream)."""
+    return sum(node_seconds(graph, node, device, precision) for node in graph.layers)
+
+
 def node_energy(graph: LayerGraph, node: Node, device: DeviceProfile, precision: str, seconds: float) -> float:
     """Modelled joules: active power x time, or per-MAC and per-byte energies for accelerators."""
     if node.is_pseudo:

@@ -13,9 +13,9 @@ from edgepart.cli import cli
 from tests.conftest import MODELS, REPO
 
 
-def edgepart(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def edgepart(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgepart", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=120)
+                          cwd=cwd or REPO, timeout=timeout)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> None:

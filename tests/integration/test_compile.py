@@ -242,7 +242,7 @@ def test_tuning_database_is_reused_by_the_next_compile(tmp_path):
     runs = []
     for _ in range(2):
         result = edgepart("compile", str(MODELS / "digits_cnn.onnx"), "--plan", str(plan), "-o", str(tmp_path / "b"),
-                          "--tune", "4", "--tuning-db", str(tmp_path / "db"), "--json")
+                          "--tune", "4", "--tuning-db", str(tmp_path / "db"), "--json", timeout=900)
         assert result.returncode == 0, result.stderr
         runs.append(json.loads(result.stdout)["tiers"][0]["build"]["tuning"])
     assert runs[0]["tuned_now"] == runs[0]["tasks"] > 0
