@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import onnx
 
 from edgepart.errors import BadInputError
-from edgepart.graph import GRAPH_OUTPUT, LayerGraph, LoadedModel
-from edgepart.graph.extract import extract
+from edgepart.graph import LayerGraph, LoadedModel
+from edgepart.graph.extract import boundary, extract
 from edgepart.profile.ort_profiler import named_model
 
 
@@ -38,14 +38,7 @@ def cut(loaded: LoadedModel, plan: dict) -> list[TierCut]:
         layers = [n.name for n in graph.layers if where[n.name] == index]
         if not layers:
             continue
-        members = set(layers)
-        inputs = sorted({t for name in layers for t in graph.node(name).inputs
-                         if graph.tensors[t].producer not in members})
-        outputs = sorted({
-            t for name in layers for t in graph.node(name).outputs
-            if t in graph.outputs or any(c not in members and graph.node(c).op_type != GRAPH_OUTPUT
-                                         for c in graph.tensors[t].consumers)
-        })
+        inputs, outputs = boundary(graph, layers)
         try:
             sub = extract(model, graph, inputs, outputs)
         except (onnx.checker.ValidationError, ValueError) as exc:

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 from onnx import utils as onnx_utils
 
-from edgepart.graph.layergraph import LayerGraph
+from edgepart.graph.layergraph import GRAPH_OUTPUT, LayerGraph
 
 
 def typed(model: onnx.ModelProto, graph: LayerGraph) -> onnx.ModelProto:
@@ -27,3 +27,16 @@ def extract(model: onnx.ModelProto, graph: LayerGraph, inputs: list[str], output
     sub = onnx_utils.Extractor(typed(model, graph)).extract_model(inputs, outputs)
     onnx.checker.check_model(sub)
     return sub
+
+
+def boundary(graph: LayerGraph, layers: list[str]) -> tuple[list[str], list[str]]:
+    """The tensors a sub-model of `layers` reads from outside them, and those it must hand on
+    (read by a layer outside, or a model output), each sorted."""
+    members = set(layers)
+    inputs = sorted({t for name in layers for t in graph.node(name).inputs if graph.tensors[t].producer not in members})
+    outputs = sorted({
+        t for name in layers for t in graph.node(name).outputs
+        if t in graph.outputs or any(c not in members and graph.node(c).op_type != GRAPH_OUTPUT
+                                     for c in graph.tensors[t].consumers)
+    })
+    return inputs, outputs

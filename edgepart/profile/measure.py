@@ -13,7 +13,7 @@ import onnxruntime as ort
 
 from edgepart.compress import data
 from edgepart.graph import LayerGraph, LoadedModel
-from edgepart.graph.extract import extract
+from edgepart.graph.extract import boundary, extract
 from edgepart.profile import energy, prefix_timing
 from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure_timing import time_interleaved
@@ -110,16 +110,13 @@ def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, mea
     for _ in range(count):
         length = int(rng.integers(2, len(layers) + 1)) if len(layers) > 2 else len(layers)
         start = int(rng.integers(0, len(layers) - length + 1))
-        members = layers[start:start + length]
-        names = {n.name for n in members}
-        inputs = sorted({t for n in members for t in n.inputs if graph.tensors[t].producer not in names})
-        outputs = sorted({t for n in members for t in n.outputs
-                          if any(c not in names for c in graph.tensors[t].consumers) or t in graph.outputs})
+        members = [n.name for n in layers[start:start + length]]
+        inputs, outputs = boundary(graph, members)
         sub = extract(model, graph, inputs, outputs)
         wall, whole = time_interleaved([(sub, {t: values[t] for t in inputs}), (model, feeds)], options, progress)
         drift = whole.median / measured.end_to_end.median
-        predicted = measured.predict_cut(graph, [n.name for n in members], inputs, outputs) * drift
-        results.append({"first": members[0].name, "last": members[-1].name, "layers": length,
+        predicted = measured.predict_cut(graph, members, inputs, outputs) * drift
+        results.append({"first": members[0], "last": members[-1], "layers": length,
                         "predicted_s": predicted, "measured_s": wall.median, "drift": drift,
                         "error": (predicted - wall.median) / wall.median})
     return results

@@ -32,8 +32,6 @@ def time_session(model: onnx.ModelProto, feeds: dict, options: RunOptions,
     return Stats.of(wall), (Stats.of(cpu) if options.threads == 1 else None)
 
 
-
-
 def time_interleaved(runs: list[tuple[onnx.ModelProto, dict]], options: RunOptions,
                      progress: Callable[[int], None] = lambda n: None) -> list[Stats]:
     """Wall clock of several sessions run round-robin, so all see the same machine state (a

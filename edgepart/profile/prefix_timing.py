@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edgepart.graph import LoadedModel
-from edgepart.graph.extract import extract
+from edgepart.graph.extract import boundary, extract
 from edgepart.profile.measure_timing import time_rounds
 from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, sample_inputs
 
@@ -41,11 +41,7 @@ def prefix_layers(loaded: LoadedModel, options: RunOptions, run_overhead_s: floa
     layers = list(graph.layers)
     runs = []
     for count in range(1, len(layers) + 1):
-        names = {n.name for n in layers[:count]}
-        members = layers[:count]
-        inputs = sorted({t for n in members for t in n.inputs if graph.tensors[t].producer not in names})
-        outputs = sorted({t for n in members for t in n.outputs
-                          if t in graph.outputs or any(c not in names for c in graph.tensors[t].consumers)})
+        inputs, outputs = boundary(graph, [n.name for n in layers[:count]])
         runs.append((extract(model, graph, inputs, outputs), {t: feeds[t] for t in inputs}))
     rounds = dataclasses.replace(options, repeat=max(options.repeat, MIN_ROUNDS))
     samples = time_rounds(runs, rounds, progress)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from edgepart import graph
+from edgepart.graph.extract import boundary
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document, predict, prefix_timing
 from edgepart.profile.calibrate import calibrate
@@ -63,9 +64,7 @@ def test_cut_prediction_adds_layout_changes_and_split_fusions():
     g = loaded.graph
     names = [n.name for n in g.layers]
     members = names[1:5]  # starts inside the stem's fused conv + relu
-    inputs = sorted({t for n in members for t in g.node(n).inputs if g.tensors[t].producer not in members})
-    outputs = sorted({t for n in members for t in g.node(n).outputs
-                      if any(c not in members for c in g.tensors[t].consumers)})
+    inputs, outputs = boundary(g, members)
     assert measured.cuts.split_groups(set(members))
     assert measured.predict_cut(g, members, inputs, outputs) > measured.predict(members)
 
