@@ -3,7 +3,8 @@
 
 Per example CNN: the untuned TVM library, and with TRIALS > 0 the MetaSchedule-tuned one (TRIALS
 candidates per kernel; the tuning database under bench/results/tuning-db is reused, so a second run
-tunes nothing), each timed against onnxruntime on the same inputs (median of 50 runs after warm-ups).
+tunes nothing), each timed against onnxruntime on the same inputs (median of 200 runs, the two
+alternating, after warm-ups).
 Goal (issue #6): within 1.5x of onnxruntime with at most 30 minutes of tuning per model.
 Writes bench/results/tvm_vs_ort.json and prints a table.
 """
@@ -38,12 +39,13 @@ def main() -> None:
                 started = time.perf_counter()
                 artifact = compiler.compile(model, preset, Path(tmp), name)
                 build_s = time.perf_counter() - started
-                tvm_s, ort_s = race(artifact.path, model, runs=50)
+                tvm_s, ort_s = race(artifact.path, model, runs=200)
             tuning = artifact.details.get("tuning") or {}
             rows.append({"model": name, "target": preset.name, "trials_per_kernel": tune,
                          "tvm_ms": tvm_s * 1e3, "onnxruntime_ms": ort_s * 1e3,
                          "ratio": tvm_s / ort_s, "compile_s": build_s, "tuning_s": tuning.get("seconds", 0.0),
-                         "kernels_tuned_now": tuning.get("tuned_now", 0)})
+                         "kernels_tuned_now": tuning.get("tuned_now", 0), "layout": tuning.get("layout"),
+                         "kernels_by_trials": tuning.get("kernels_by_trials")})
             r = rows[-1]
             print(f"{name:15s} trials {tune:4d}  tvm {r['tvm_ms']:9.3f} ms  ort {r['onnxruntime_ms']:7.3f} ms  "
                   f"ratio {r['ratio']:6.1f}x  compile {build_s:6.1f} s (tuning {r['tuning_s']:.1f} s)", flush=True)

@@ -198,24 +198,23 @@ def choose_backend(submodel: Path, preset: targets.TargetPreset, folder: Path, t
 
 
 def race(library: Path, submodel: Path, runs: int = 20) -> tuple[float, float]:
-    """Median seconds of the TVM library and of onnxruntime on the same seeded inputs."""
+    """Median seconds of the TVM library and of onnxruntime on the same seeded inputs, the two
+    run alternately after a warm-up so a shared host changing speed affects both alike."""
     from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
 
     session = ort.InferenceSession(str(submodel), compilers.ort_options(), providers=["CPUExecutionProvider"])
     feeds = seeded_feeds.for_session(session)
     tier = TvmTier(library)
     values = list(feeds.values())
-
-    def median(function) -> float:
-        function()
-        times = []
-        for _ in range(runs):
+    contenders = [lambda: tier.run(values), lambda: session.run(None, feeds)]
+    times: list[list[float]] = [[], []]
+    for round_ in range(runs + 2):
+        for function, samples in zip(contenders, times):
             start = time.perf_counter()
             function()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
-
-    return median(lambda: tier.run(values)), median(lambda: session.run(None, feeds))
+            if round_ >= 2:  # two warm-up rounds: caches, lazy initialisation
+                samples.append(time.perf_counter() - start)
+    return float(np.median(times[0])), float(np.median(times[1]))
 
 
 def _io(model: onnx.ModelProto, name: str, plan: dict, tier_index: int | None) -> dict[str, Any]:

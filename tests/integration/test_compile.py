@@ -245,9 +245,72 @@ def test_tuning_database_is_reused_by_the_next_compile(tmp_path):
                           "--tune", "4", "--tuning-db", str(tmp_path / "db"), "--json", timeout=900)
         assert result.returncode == 0, result.stderr
         runs.append(json.loads(result.stdout)["tiers"][0]["build"]["tuning"])
-    assert runs[0]["tuned_now"] == runs[0]["tasks"] > 0
+    assert runs[0]["tuned_now"] == runs[0]["tasks"] > 0 and runs[0]["layout"] == "NHWC"
     assert runs[1]["tuned_now"] == 0 and runs[1]["from_database"] == runs[1]["tasks"]
     assert edgepart("verify", str(tmp_path / "b")).returncode == 0
+
+
+def _conv_zoo():
+    """Strided, depthwise, grouped-dilated, biased 1x1 and transposed convolutions, pooling, batch norm."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = []
+
+    def weight(name, *shape):
+        weights.append(numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name))
+        return name
+
+    nodes = [
+        helper.make_node("Conv", ["x", weight("w0", 16, 3, 3, 3)], ["a"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Conv", ["a", weight("w1", 16, 1, 3, 3)], ["b"], pads=[1, 1, 1, 1], group=16),
+        helper.make_node("Conv", ["b", weight("w2", 32, 4, 3, 3)], ["c"], pads=[2, 2, 2, 2], group=4, dilations=[2, 2]),
+        helper.make_node("Conv", ["c", weight("w3", 8, 32, 1, 1), weight("b3", 8)], ["d"]),
+        helper.make_node("ConvTranspose", ["d", weight("w4", 8, 4, 2, 2)], ["e"], strides=[2, 2]),
+        helper.make_node("AveragePool", ["e"], ["f"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("BatchNormalization", ["f", *(weight(n, 4) for n in ("s", "bb", "mm")), "var"], ["y"]),
+    ]
+    weights.append(numpy_helper.from_array(np.ones(4, np.float32), "var"))
+    graph = helper.make_graph(nodes, "conv_zoo",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_tuned_builds_convert_convolutions_to_channels_last(monkeypatch):
+    """The layout tuning uses: NHWC convolutions (transposed ones stay NCHW) computing what
+    onnxruntime computes; a conversion TVM cannot lower falls back to the model's own layout."""
+    import numpy as np
+    import onnxruntime as ort
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from edgepart.compile import tvm_worker
+
+    model = _conv_zoo()
+    target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
+    fused, layout = tvm_worker.channels_last(from_onnx(model, shape_dict={"x": [1, 3, 32, 32]}), target)
+    assert layout == "NHWC" and '"conv2d_nhwc"' in fused.script() and '"group_conv2d_nhwc"' in fused.script()
+    x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    vm = relax.VirtualMachine(tvm.compile(fused, target, relax_pipeline=relax.get_default_pipeline(target)), tvm.cpu())
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"x": x})[0]
+    np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+    monkeypatch.setattr(tvm_worker, "CHANNELS_LAST", {"relax.nn.conv2d": ["NHWC", "NOPE"]})
+    _, layout = tvm_worker.channels_last(from_onnx(model, shape_dict={"x": [1, 3, 32, 32]}), target)
+    assert layout.startswith("NCHW (channels-last failed")
+
+
+def test_kernels_get_trials_by_their_share_of_the_flops():
+    from edgepart.compile.tvm_worker import trials_for
+
+    assert [trials_for(share, 64) for share in (0.4, 0.02, 0.01, 0.005, 0.004, 0.0)] == [64, 64, 32, 32, 8, 8]
+    assert [trials_for(share, 4) for share in (0.4, 0.01, 0.0)] == [4, 4, 4]
 
 
 def test_byoc_backends_report_coverage_and_refuse_to_build(tmp_path):
