@@ -56,7 +56,7 @@ def compile_onnx(spec: dict) -> dict:
 
 
 # Measured candidates per kernel by its share of the model's FLOPs: the kernels that hold the time
-# get the trials asked for, the middling ones half, and the rest (softmax, pooling, reshapes) one
+# get the trials asked for, the middling ones a quarter, and the rest (softmax, pooling, reshapes) one
 # short round, whose schedules matter little but whose untuned defaults can cost more than a tuned
 # convolution. Kernels share nothing across tiers, so each tier is one MetaSchedule run.
 HEAVY_SHARE = 0.02
@@ -76,7 +76,7 @@ def trials_for(share: float, trials: int) -> int:
     if share >= HEAVY_SHARE:
         return trials
     if share >= MEDIUM_SHARE:
-        return max(trials // 2, min(trials, LIGHT_TRIALS))
+        return max(trials // 4, min(trials, LIGHT_TRIALS))
     return min(trials, LIGHT_TRIALS)
 
 

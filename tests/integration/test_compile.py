@@ -309,8 +309,9 @@ def test_tuned_builds_convert_convolutions_to_channels_last(monkeypatch):
 def test_kernels_get_trials_by_their_share_of_the_flops():
     from edgepart.compile.tvm_worker import trials_for
 
-    assert [trials_for(share, 64) for share in (0.4, 0.02, 0.01, 0.005, 0.004, 0.0)] == [64, 64, 32, 32, 8, 8]
+    assert [trials_for(share, 64) for share in (0.4, 0.02, 0.01, 0.005, 0.004, 0.0)] == [64, 64, 16, 16, 8, 8]
     assert [trials_for(share, 4) for share in (0.4, 0.01, 0.0)] == [4, 4, 4]
+    assert trials_for(0.01, 16) == 8
 
 
 def test_byoc_backends_report_coverage_and_refuse_to_build(tmp_path):
