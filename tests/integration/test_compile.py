@@ -247,6 +247,10 @@ def test_tuning_database_is_reused_by_the_next_compile(tmp_path):
         runs.append(json.loads(result.stdout)["tiers"][0]["build"]["tuning"])
     assert runs[0]["tuned_now"] == runs[0]["tasks"] > 0 and runs[0]["layout"] == "NHWC"
     assert runs[1]["tuned_now"] == 0 and runs[1]["from_database"] == runs[1]["tasks"]
+    database = next((tmp_path / "db").glob("*/database_tuning_record.json")).parent  # best record per kernel only
+    lines = [len((database / name).read_text().splitlines()) for name in ("database_workload.json",
+                                                                          "database_tuning_record.json")]
+    assert lines[1] <= lines[0]
     assert edgepart("verify", str(tmp_path / "b")).returncode == 0
 
 
