@@ -60,7 +60,7 @@ def compile_onnx(spec: dict) -> dict:
 # Measured candidates per kernel by its share of the model's FLOPs: the kernels that hold the time
 # get the trials asked for, the middling ones a quarter, and the rest (softmax, pooling, reshapes) one
 # short round, whose schedules matter little but whose untuned defaults can cost more than a tuned
-# convolution. Kernels share nothing across tiers, so each tier is one MetaSchedule run.
+# convolution. Each trial budget is one MetaSchedule run over the kernels given it.
 HEAVY_SHARE = 0.02
 MEDIUM_SHARE = 0.005
 LIGHT_TRIALS = 8
@@ -85,7 +85,7 @@ def trials_for(share: float, trials: int) -> int:
 def tune(mod, target, trials: int, database: str):
     """MetaSchedule: tune each fused kernel the database has no record for (trials_for), then apply
     the database. Evolutionary search guided by XGBoost's cost model, candidates built in process
-    and run by one worker process shared by all tiers. Records are shared across models and runs,
+    and run by one worker process shared by all budgets. Records are shared across models and runs,
     so a kernel tuned once is not tuned again for the same target."""
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
@@ -98,11 +98,11 @@ def tune(mod, target, trials: int, database: str):
     missing = [t for t in tasks if not _has_record(db, t.dispatched[0])] if trials > 0 else []
     flops = {t.task_name: float(estimate_tir_flops(t.dispatched[0])) for t in tasks}
     total = sum(flops.values()) or 1.0
-    tiers: dict[int, list] = {}
+    by_budget: dict[int, list] = {}  # trials per kernel -> the kernels that get that many
     for task in missing:
-        tiers.setdefault(trials_for(flops[task.task_name] / total, trials), []).append(task)
+        by_budget.setdefault(trials_for(flops[task.task_name] / total, trials), []).append(task)
     runner = ms.runner.LocalRunner() if missing else None  # its worker takes ~20 s to start: one for all
-    for per_task, group in sorted(tiers.items(), reverse=True):
+    for per_task, group in sorted(by_budget.items(), reverse=True):
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(group, database, seed=0)
         ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=database,
                            max_trials_global=per_task * len(group), max_trials_per_task=per_task,
@@ -113,7 +113,7 @@ def tune(mod, target, trials: int, database: str):
     with target, db:
         fused = relax.transform.MetaScheduleApplyDatabase()(fused)
     return fused, {"layout": layout, "tasks": len(tasks), "tuned_now": len(missing),
-                   "kernels_by_trials": {str(k): len(v) for k, v in sorted(tiers.items(), reverse=True)},
+                   "kernels_by_trials": {str(k): len(v) for k, v in sorted(by_budget.items(), reverse=True)},
                    "from_database": len(tasks) - len(missing), "trials_budget": trials,
                    "seconds": time.perf_counter() - started, "database": database}
 
@@ -143,8 +143,8 @@ def _best_records_only(database: str):
     from tvm.s_tir import meta_schedule as ms
 
     folder = Path(database)
-    lines = [sum(1 for _ in open(folder / name)) if (folder / name).exists() else 0 for name in (_WORKLOADS, _RECORDS)]
-    if lines[1] > lines[0]:
+    workloads, records = (_line_count(folder / name) for name in (_WORKLOADS, _RECORDS))
+    if records > workloads:
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             ms.database.JSONDatabase(work_dir=database).dump_pruned(ms.database.JSONDatabase(work_dir=tmp))
             # Records name their workload by line number, so the two files are swapped back to back;
@@ -152,6 +152,13 @@ def _best_records_only(database: str):
             for name in (_WORKLOADS, _RECORDS):
                 os.replace(Path(tmp) / name, folder / name)
     return ms.database.JSONDatabase(work_dir=database)
+
+
+def _line_count(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, "rb") as lines:
+        return sum(1 for _ in lines)
 
 
 def _in_process_builder():
