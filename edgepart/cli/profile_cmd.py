@@ -14,7 +14,7 @@ from edgepart.errors import BadInputError
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.converted import measure_precision
-from edgepart.profile.measure import measure, session_energy
+from edgepart.profile.measure import CUT_POINTS, measure, session_energy
 from edgepart.profile.ort_profiler import LEVELS, RunOptions
 
 
@@ -72,7 +72,8 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
             raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
         options = RunOptions(threads, warmup, repeat, optimization)
         lower = [p for p in precisions if p != "fp32"]
-        passes = 3 * (warmup + repeat) * (1 + len(lower)) + check_segments * repeat
+        cut_costs = 2 * CUT_POINTS if check_segments else 0  # timed before the segments
+        passes = 3 * (warmup + repeat) * (1 + len(lower)) + (check_segments + cut_costs) * repeat
         calibration = _calibration(data_path, loaded) if "int8" in lower else None
         with click.progressbar(length=passes, label="profiling", file=click.get_text_stream("stderr"),
                                hidden=not out.show_progress) as bar:

@@ -138,6 +138,22 @@ class CutModel:
                 inside[kernel].add(layer)
         return {layer for kernel, layers in inside.items() if len(layers) < sizes[kernel] for layer in layers}
 
+    def split_times(self, members: set[str], fused_s: dict[str, float]) -> dict[str, float]:
+        """Seconds of each member whose fused kernel the cut splits (`fused_s`: layer times in the
+        whole model). The group's heaviest layer (the convolution a Relu or Add was fused into)
+        takes the whole kernel's time: the sub-model runs it in the same optimised form, only without
+        the nearly free fused tail. The others run as kernels of their own (standalone_s)."""
+        groups: dict[str, list[str]] = defaultdict(list)
+        for layer, kernel in self.kernel_of.items():
+            groups[kernel].append(layer)
+        times = {}
+        for layer in self.split_groups(members):
+            group = groups[self.kernel_of[layer]]
+            anchor = max(group, key=lambda m: self.standalone_s.get(m, 0.0))
+            times[layer] = (sum(fused_s.get(m, 0.0) for m in group) if layer == anchor
+                            else self.standalone_s.get(layer, fused_s.get(layer, 0.0)))
+        return times
+
 
 def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[[int], None] = lambda n: None,
                    kernel_overhead_s: float = 0.0) -> Passes:

@@ -56,6 +56,11 @@ def test_a_cut_through_a_fused_kernel_runs_its_layers_alone():
     cuts = CutModel({"conv": "k1", "relu": "k1", "pool": "k2"}, {"conv": 1.0, "relu": 0.5, "pool": 0.2}, {"conv"})
     assert cuts.split_groups({"relu", "pool"}) == {"relu"}
     assert cuts.split_groups({"conv", "relu", "pool"}) == set()
+    # In the model the fused kernel took 0.9 (conv 0.6 + relu 0.3 by unfused weights). Cut after the
+    # conv, it keeps the kernel's whole time; cut before the relu, the relu runs alone.
+    fused = {"conv": 0.6, "relu": 0.3, "pool": 0.2}
+    assert cuts.split_times({"conv"}, fused) == {"conv": pytest.approx(0.9)}
+    assert cuts.split_times({"relu", "pool"}, fused) == {"relu": 0.5}
 
 
 def test_cut_prediction_adds_layout_changes_and_split_fusions():
@@ -67,12 +72,19 @@ def test_cut_prediction_adds_layout_changes_and_split_fusions():
     inputs, outputs = boundary(g, members)
     assert measured.cuts.split_groups(set(members))
     assert measured.predict_cut(g, members, inputs, outputs) > measured.predict(members)
+    # Measured cut costs: entry for a part fed from outside the model, exit for one that hands on.
+    without = measured.predict_cut(g, members, inputs, outputs)
+    whole = measured.predict_cut(g, names, *boundary(g, names))
+    measured.cut_costs = {"entry": 1e-3, "exit": 2e-3}
+    assert measured.predict_cut(g, members, inputs, outputs) == pytest.approx(without + 3e-3)
+    assert measured.predict_cut(g, names, *boundary(g, names)) == pytest.approx(whole)
 
 
 def test_segments_are_cut_out_and_timed():
     loaded = graph.load(MODELS / "transformer_encoder.onnx")
     measured = measure(loaded, QUICK, segments=3)
     assert len(measured.segments) == 3
+    assert len(measured.cut_costs["cut_points"]) == 4 and {"entry", "exit"} <= set(measured.cut_costs)
     for segment in measured.segments:
         assert segment["measured_s"] > 0 and segment["predicted_s"] >= 0 and segment["layers"] >= 2
 
