@@ -101,8 +101,9 @@ def tune(mod, target, trials: int, database: str):
     by_budget: dict[int, list] = {}  # trials per kernel -> the kernels that get that many
     for task in missing:
         by_budget.setdefault(trials_for(flops[task.task_name] / total, trials), []).append(task)
+    budgets = sorted(by_budget.items(), reverse=True)
     runner = ms.runner.LocalRunner() if missing else None  # its worker takes ~20 s to start: one for all
-    for per_task, group in sorted(by_budget.items(), reverse=True):
+    for per_task, group in budgets:
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(group, database, seed=0)
         ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=database,
                            max_trials_global=per_task * len(group), max_trials_per_task=per_task,
@@ -113,7 +114,7 @@ def tune(mod, target, trials: int, database: str):
     with target, db:
         fused = relax.transform.MetaScheduleApplyDatabase()(fused)
     return fused, {"layout": layout, "tasks": len(tasks), "tuned_now": len(missing),
-                   "kernels_by_trials": {str(k): len(v) for k, v in sorted(by_budget.items(), reverse=True)},
+                   "kernels_by_trials": {str(k): len(v) for k, v in budgets},
                    "from_database": len(tasks) - len(missing), "trials_budget": trials,
                    "seconds": time.perf_counter() - started, "database": database}
 

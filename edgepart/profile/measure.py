@@ -38,7 +38,7 @@ class Measurement:
     mapping: dict
     segments: list[dict]
     cuts: CutModel | None = None
-    cut_costs: dict[str, float] | None = None  # measured "entry"/"exit" seconds of a cut (measure_cut_costs)
+    cut_costs: dict | None = None  # measured "entry"/"exit" seconds of a cut, and where (measure_cut_costs)
 
     @property
     def sum_of_medians(self) -> float:
@@ -106,7 +106,7 @@ CUT_POINTS = 4
 
 def measure_cut_costs(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, values: dict,
                       measured: Measurement, options: RunOptions, seed: int,
-                      progress: Callable[[int], None]) -> dict[str, float]:
+                      progress: Callable[[int], None]) -> dict:
     """What a cut costs beyond what the layer times and the modelled boundary terms predict, as
     measured on this model: at CUT_POINTS random cuts, the part after the cut ("entry": its inputs
     come from outside, cold) and the part before it ("exit") are timed round-robin with the whole

@@ -12,6 +12,7 @@ an absorbed node joins the kernel of its consumers (or of its sole producer) whe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import statistics
 import tempfile
@@ -120,7 +121,7 @@ class Passes:
 @dataclass
 class CutModel:
     """What cutting the deployed session between two layers changes, for predicting sub-models:
-    a layer fused with a neighbour across the cut runs as its own kernel (its unfused time), and a
+    the layers of a fused kernel the cut splits run as kernels of their own (split_times), and a
     tensor that stays in onnxruntime's blocked NCHWc layout inside the model must be reordered to
     plain NCHW and back when it crosses the cut."""
 
@@ -128,27 +129,27 @@ class CutModel:
     standalone_s: dict[str, float]  # layer -> its time as a kernel of its own
     blocked: set[str]  # layers whose kernel works in the blocked layout
 
+    @functools.cached_property
+    def layers_of(self) -> dict[str, list[str]]:
+        """Fused kernel -> the layers it computes."""
+        groups: dict[str, list[str]] = defaultdict(list)
+        for layer, kernel in self.kernel_of.items():
+            groups[kernel].append(layer)
+        return groups
+
     def split_groups(self, members: set[str]) -> set[str]:
         """The members whose fused kernel also computes a layer outside `members`."""
-        inside: dict[str, set[str]] = defaultdict(set)
-        sizes: dict[str, int] = defaultdict(int)
-        for layer, kernel in self.kernel_of.items():
-            sizes[kernel] += 1
-            if layer in members:
-                inside[kernel].add(layer)
-        return {layer for kernel, layers in inside.items() if len(layers) < sizes[kernel] for layer in layers}
+        return {layer for layer in members if layer in self.kernel_of
+                and not members.issuperset(self.layers_of[self.kernel_of[layer]])}
 
     def split_times(self, members: set[str], fused_s: dict[str, float]) -> dict[str, float]:
         """Seconds of each member whose fused kernel the cut splits (`fused_s`: layer times in the
         whole model). The group's heaviest layer (the convolution a Relu or Add was fused into)
         takes the whole kernel's time: the sub-model runs it in the same optimised form, only without
         the nearly free fused tail. The others run as kernels of their own (standalone_s)."""
-        groups: dict[str, list[str]] = defaultdict(list)
-        for layer, kernel in self.kernel_of.items():
-            groups[kernel].append(layer)
         times = {}
         for layer in self.split_groups(members):
-            group = groups[self.kernel_of[layer]]
+            group = self.layers_of[self.kernel_of[layer]]
             anchor = max(group, key=lambda m: self.standalone_s.get(m, 0.0))
             times[layer] = (sum(fused_s.get(m, 0.0) for m in group) if layer == anchor
                             else self.standalone_s.get(layer, fused_s.get(layer, 0.0)))

@@ -35,7 +35,8 @@ def _import_tvm_runtime():
 
 
 class TvmTier:
-    """A tier library loaded on one device; `run` maps numpy inputs to numpy outputs."""
+    """A tier library loaded on one device; `run` maps numpy inputs to numpy outputs (one call at a
+    time: on this host's CPU calls share their input buffers)."""
 
     def __init__(self, library: str | Path, device: str = "cpu", device_id: int = 0, session=None) -> None:
         """`session`: a TVM RPC session; the library is uploaded and runs on the remote device."""
@@ -60,8 +61,7 @@ class TvmTier:
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if not self._host_memory:
-            result = self._main(*[self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs])
-            return [t.numpy() for t in _flatten(result)]
+            return [t.numpy() for t in _flatten(self._main(*self._device_tensors(inputs)))]
         # On this host's CPU the inputs are copied into buffers TVM already wraps, and outputs read
         # through DLPack: tvm.runtime.tensor() and .numpy() cost ~20 and ~8 us each, more than a
         # small tier's kernels (the digits CNN runs in 13 us).
@@ -91,7 +91,10 @@ class TvmTier:
         return [float(r) for r in timer("main").results]
 
     def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
-        self.vm.set_input("main", *[self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs])
+        self.vm.set_input("main", *self._device_tensors(inputs))
+
+    def _device_tensors(self, inputs: Sequence[np.ndarray]) -> list:
+        return [self._tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs]
 
     def run_stateful(self) -> None:
         """One run on the inputs of the last set_inputs (for energy windows)."""
