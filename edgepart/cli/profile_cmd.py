@@ -50,6 +50,10 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
                     input_shapes: tuple[str, ...]) -> None:
     """Per-layer latency and energy of MODEL on a device: measured (onnxruntime, TVM, RPC) or predicted."""
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
+    for option, value, least in (("--threads", threads, 1), ("--warmup", warmup, 0), ("--repeat", repeat, 1),
+                                 ("--check-segments", check_segments, 0)):
+        if value < least:
+            raise BadInputError(f"{option} {value}: must be at least {least}")
     profile_device = load_device(device, "--device")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     if predict:
