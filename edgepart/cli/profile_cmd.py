@@ -76,8 +76,8 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
             raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
         options = RunOptions(threads, warmup, repeat, optimization)
         lower = [p for p in precisions if p != "fp32"]
-        cut_costs = 2 * CUT_POINTS if check_segments else 0  # timed before the segments
-        passes = 3 * (warmup + repeat) * (1 + len(lower)) + (check_segments + cut_costs) * repeat
+        held_out = 2 * CUT_POINTS if check_segments else 0  # parts timed with the segments (check_segments)
+        passes = 3 * (warmup + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
         calibration = _calibration(data_path, loaded) if "int8" in lower else None
         with click.progressbar(length=passes, label="profiling", file=click.get_text_stream("stderr"),
                                hidden=not out.show_progress) as bar:

@@ -61,7 +61,7 @@ def measured_document(loaded: LoadedModel, device: DeviceProfile, options: RunOp
         "run_overhead_s": measurement.overheads.run_s,
         "profiler_overhead_per_kernel_s": measurement.overheads.profiler_per_kernel_s,
         "reorder_s_per_byte": measurement.overheads.reorder_s_per_byte,
-        "cut_costs": measurement.cut_costs,
+        "cut_calibration": measurement.cut_calibration,
         "output_s_per_byte": measurement.overheads.output_s_per_byte,
         "sum_error": measurement.sum_error,
         "calibration_factor": measurement.calibration,

@@ -3,6 +3,8 @@ summing layer times over random contiguous segments (sub-models cut out and time
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from edgepart.profile import energy, prefix_timing
 from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure_timing import time_interleaved
 from edgepart.profile.ort_profiler import (
+    HOT_RUNS,
     CutModel,
     RunOptions,
     Stats,
@@ -38,7 +41,7 @@ class Measurement:
     mapping: dict
     segments: list[dict]
     cuts: CutModel | None = None
-    cut_costs: dict | None = None  # measured "entry"/"exit" seconds of a cut, and where (measure_cut_costs)
+    cut_calibration: dict | None = None  # measured / predicted time of parts cut out, and where (check_segments)
 
     @property
     def sum_of_medians(self) -> float:
@@ -63,7 +66,7 @@ class Measurement:
         """Seconds of these layers cut out as a sub-model (`inputs` and `outputs` cross the cut):
         `predict`, with the layers whose fused kernel the cut splits timed as CutModel.split_times says,
         a layout change for each tensor crossing the cut in the blocked layout (CutModel), and the
-        cost of returning the outputs."""
+        cost of returning the outputs. (check_segments scales this by a factor measured on other cuts.)"""
         if self.cuts is None:
             return self.predict(layers)
         members = set(layers)
@@ -76,10 +79,7 @@ class Measurement:
                      and all(c in blocked for c in graph.tensors[t].consumers if c not in members)]
         reorder = self.overheads.reorder_s_per_byte * sum(graph.tensors[t].nbytes for t in crossing)
         returned = self.overheads.output_s_per_byte * sum(graph.tensors[t].nbytes for t in outputs)
-        costs = self.cut_costs or {}
-        entered = costs.get("entry", 0.0) if any(t not in graph.inputs for t in inputs) else 0.0
-        left = costs.get("exit", 0.0) if any(t not in graph.outputs for t in outputs) else 0.0
-        return self.calibration * work + self.overheads.run_s + reorder + returned + entered + left
+        return self.calibration * work + self.overheads.run_s + reorder + returned
 
 
 def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: int = 0,
@@ -89,72 +89,108 @@ def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: i
     layers, end_to_end, mapping = passes.layers, passes.end_to_end, {**passes.mapping, "method": "profiler"}
     if prefix_timing.wanted(passes.mapping["kernels"], overheads.profiler_per_kernel_s, end_to_end.median,
                             len(loaded.graph.layers)):
-        layers, end_to_end = prefix_timing.prefix_layers(loaded, options, overheads.run_s, progress)
+        layers, end_to_end = prefix_timing.prefix_layers(loaded, options, overheads.run_s, end_to_end.median,
+                                                          progress)
         mapping["method"] = "prefix differences"
     model = named_model(loaded)
     feeds = sample_inputs(loaded)
     result = Measurement(layers, end_to_end, passes.end_to_end_cpu, overheads, mapping, [], passes.cuts)
     if segments:
-        values = _all_tensors(model, loaded, feeds)
-        result.cut_costs = measure_cut_costs(loaded, model, feeds, values, result, options, seed + 1, progress)
-        result.segments = check_segments(loaded, model, feeds, values, result, options, segments, seed, progress)
+        result.cut_calibration, result.segments = check_segments(loaded, model, feeds, result, options, segments, seed,
+                                                           progress)
     return result
 
 
-CUT_POINTS = 4
+CUT_POINTS = 8  # 16 held-out parts: a line fitted to 8 was off by 20% on the digits CNN in 1 run of 5
+# The check's rounds (every part and the whole model, each run hot) span at least this long, up to
+# MAX_CHECK_ROUNDS: a shared host's speed wanders over tenths of a second, which 50 rounds of a
+# 20 us model do not span.
+MIN_CHECK_SECONDS = 1.0
+MAX_CHECK_ROUNDS = 2000
 
 
-def measure_cut_costs(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, values: dict,
-                      measured: Measurement, options: RunOptions, seed: int,
-                      progress: Callable[[int], None]) -> dict:
-    """What a cut costs beyond what the layer times and the modelled boundary terms predict, as
-    measured on this model: at CUT_POINTS random cuts, the part after the cut ("entry": its inputs
-    come from outside, cold) and the part before it ("exit") are timed round-robin with the whole
-    model; the medians of measured less predicted seconds. (The transformer here: every part after
-    a cut ran 13-23 us slower than its layers; the part before, within a few us.)"""
+def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measured: Measurement,
+                   options: RunOptions, count: int, seed: int,
+                   progress: Callable[[int], None]) -> tuple[dict, list[dict]]:
+    """Cut `count` random contiguous runs of layers out as sub-models; predicted vs measured time.
+
+    A part cut out does not run at exactly its layers' share of the whole model: hot, its weights alone
+    fill the caches (the transformer's parts ran 5-15% faster than their share), and a run of a
+    small part costs what a run of the whole model does not (the digits CNN: microseconds of 16).
+    So the parts before and after CUT_POINTS other random cuts are timed too, and a line fitted
+    from their predicted to their measured times (line_through: a factor and an offset) corrects
+    every segment's prediction: a calibration held out from the segments it is checked on. All
+    parts and the whole model are timed together (_time_parts), on real activations."""
     names = [n.name for n in loaded.graph.layers]
-    if len(names) < 3:
-        return {"entry": 0.0, "exit": 0.0, "cut_points": []}
-    points = sorted(np.random.default_rng(seed).choice(np.arange(1, len(names)), min(CUT_POINTS, len(names) - 1),
-                                                        replace=False).tolist())
-    residuals: dict[str, list[float]] = {"entry": [], "exit": []}
-    for point in points:
-        for kind, members in (("entry", names[point:]), ("exit", names[:point])):
-            wall, predicted, _ = _time_cut(loaded, model, feeds, values, measured, options, members, progress)
-            residuals[kind].append(wall - predicted)
-    return {"entry": float(np.median(residuals["entry"])), "exit": float(np.median(residuals["exit"])),
-            "cut_points": [names[p] for p in points]}
-
-
-def _time_cut(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, values: dict, measured: Measurement,
-              options: RunOptions, members: list[str],
-              progress: Callable[[int], None]) -> tuple[float, float, float]:
-    """These layers cut out as a sub-model fed real activations: its measured median seconds, timed
-    round-robin with the whole model, and its predicted seconds scaled by how much the whole model's
-    time drifted since the layers were profiled (so a shared host changing speed between the two
-    measurements does not count as a prediction error); and that drift."""
-    inputs, outputs = boundary(loaded.graph, members)
-    sub = extract(model, loaded.graph, inputs, outputs)
-    wall, whole = time_interleaved([(sub, {t: values[t] for t in inputs}), (model, feeds)], options, progress)
-    drift = whole.median / measured.end_to_end.median
-    return wall.median, measured.predict_cut(loaded.graph, members, inputs, outputs) * drift, drift
-
-
-def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, values: dict, measured: Measurement,
-                   options: RunOptions, count: int, seed: int, progress: Callable[[int], None]) -> list[dict]:
-    """Cut `count` random contiguous runs of layers out as sub-models; predicted vs measured time
-    (`_time_cut`)."""
-    layers = list(loaded.graph.layers)
+    points = []
+    if len(names) >= 3:
+        chosen = np.random.default_rng(seed + 1).choice(np.arange(1, len(names)), min(CUT_POINTS, len(names) - 1),
+                                                         replace=False)
+        points = sorted(chosen.tolist())
+    held_out = [part for point in points for part in (names[:point], names[point:])]
     rng = np.random.default_rng(seed)
-    results = []
+    segments = []
     for _ in range(count):
-        length = int(rng.integers(2, len(layers) + 1)) if len(layers) > 2 else len(layers)
-        start = int(rng.integers(0, len(layers) - length + 1))
-        members = [n.name for n in layers[start:start + length]]
-        wall, predicted, drift = _time_cut(loaded, model, feeds, values, measured, options, members, progress)
-        results.append({"first": members[0], "last": members[-1], "layers": length, "predicted_s": predicted,
-                        "measured_s": wall, "drift": drift, "error": (predicted - wall) / wall})
-    return results
+        length = int(rng.integers(2, len(names) + 1)) if len(names) > 2 else len(names)
+        start = int(rng.integers(0, len(names) - length + 1))
+        segments.append(names[start:start + length])
+    walls, predicted, drift = _time_parts(loaded, model, feeds, measured, options, held_out + segments, progress)
+    factor, offset = line_through(predicted[:len(held_out)], walls[:len(held_out)])
+    calibration = {"factor": factor, "offset_s": offset, "cut_points": [names[p] for p in points]}
+    results = []
+    for members, wall, guess in zip(segments, walls[len(held_out):], predicted[len(held_out):]):
+        guess = guess * factor + offset
+        results.append({"first": members[0], "last": members[-1], "layers": len(members),
+                        "predicted_s": guess, "measured_s": wall, "drift": drift,
+                        "error": (guess - wall) / wall})
+    return calibration, results
+
+
+def line_through(predicted: list[float], measured: list[float]) -> tuple[float, float]:
+    """Factor and offset taking predicted to measured seconds, robust to a few bad points
+    (Theil-Sen: the median slope over pairs of points, then the median intercept for it); from
+    fewer than 3 points, only a factor (the median ratio)."""
+    if len(predicted) < 3:
+        return (float(np.median(np.divide(measured, predicted))) if predicted else 1.0), 0.0
+    slopes = [(measured[j] - measured[i]) / (predicted[j] - predicted[i])
+              for i in range(len(predicted)) for j in range(i + 1, len(predicted)) if predicted[j] != predicted[i]]
+    slope = float(np.median(slopes)) if slopes else 1.0
+    return slope, float(np.median(np.subtract(measured, np.multiply(slope, predicted))))
+
+
+def _time_parts(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measured: Measurement,
+                options: RunOptions, parts: list[list[str]],
+                progress: Callable[[int], None]) -> tuple[list[float], list[float], float]:
+    """These runs of layers cut out as sub-models fed real activations, timed round-robin with the
+    whole model: their measured median seconds; their predicted seconds (predict_cut) scaled
+    by how much the whole model's time drifted since the layers were profiled (so a shared host
+    changing speed between the two measurements does not count as a prediction error); and that
+    drift."""
+    values = _all_tensors(model, loaded, feeds)
+    runs, predicted = [(model, feeds)], []
+    for members in parts:
+        inputs, outputs = boundary(loaded.graph, members)
+        runs.append((extract(model, loaded.graph, inputs, outputs), {t: values[t] for t in inputs}))
+        predicted.append(measured.predict_cut(loaded.graph, members, inputs, outputs))
+    round_s = HOT_RUNS * (measured.end_to_end.median + sum(predicted))
+    rounds = min(max(options.repeat, math.ceil(MIN_CHECK_SECONDS / round_s)), MAX_CHECK_ROUNDS)
+    whole, *walls = time_interleaved(runs, dataclasses.replace(options, repeat=rounds),
+                                     _scaled(progress, len(parts) * options.repeat / rounds))
+    drift = whole.median / measured.end_to_end.median
+    return [w.median for w in walls], [p * drift for p in predicted], drift
+
+
+def _scaled(progress: Callable[[int], None], factor: float) -> Callable[[int], None]:
+    """`progress` called with `factor` steps per step (whole steps, the remainder carried)."""
+    carried = 0.0
+
+    def step(count: int) -> None:
+        nonlocal carried
+        carried += count * factor
+        if carried >= 1:
+            progress(int(carried))
+            carried -= int(carried)
+    return step
 
 
 def _all_tensors(model: onnx.ModelProto, loaded: LoadedModel, feeds: dict) -> dict[str, np.ndarray]:
