@@ -18,7 +18,7 @@ from edgepart.graph import LayerGraph, LoadedModel
 from edgepart.graph.extract import boundary, extract
 from edgepart.profile import energy, prefix_timing
 from edgepart.profile.energy import EnergyReading
-from edgepart.profile.measure_timing import time_interleaved
+from edgepart.profile.measure_timing import paired_medians, time_rounds
 from edgepart.profile.ort_profiler import (
     HOT_RUNS,
     CutModel,
@@ -87,10 +87,10 @@ def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: i
     overheads = measure_overheads(options)
     passes = profile_layers(loaded, options, progress, overheads.profiler_per_kernel_s)
     layers, end_to_end, mapping = passes.layers, passes.end_to_end, {**passes.mapping, "method": "profiler"}
-    if prefix_timing.wanted(passes.mapping["kernels"], overheads.profiler_per_kernel_s, end_to_end.median,
-                            len(loaded.graph.layers)):
-        layers, end_to_end = prefix_timing.prefix_layers(loaded, options, overheads.run_s, end_to_end.median,
-                                                          progress)
+    if prefix_timing.wanted(passes.mapping["profiler_slowdown"], len(loaded.graph.layers)):
+        layers, end_to_end, run_s = prefix_timing.prefix_layers(loaded, options, overheads.run_s, end_to_end.median,
+                                                                 progress)
+        overheads = dataclasses.replace(overheads, run_s=run_s)
         mapping["method"] = "prefix differences"
     model = named_model(loaded)
     feeds = sample_inputs(loaded)
@@ -162,10 +162,10 @@ def _time_parts(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measur
                 options: RunOptions, parts: list[list[str]],
                 progress: Callable[[int], None]) -> tuple[list[float], list[float], float]:
     """These runs of layers cut out as sub-models fed real activations, timed round-robin with the
-    whole model: their measured median seconds; their predicted seconds (predict_cut) scaled
-    by how much the whole model's time drifted since the layers were profiled (so a shared host
-    changing speed between the two measurements does not count as a prediction error); and that
-    drift."""
+    whole model: their measured median seconds (paired_medians, against the whole model); their
+    predicted seconds (predict_cut) scaled by how much the whole model's time drifted since the
+    layers were profiled (so a shared host changing speed between the two measurements does not
+    count as a prediction error); and that drift."""
     values = _all_tensors(model, loaded, feeds)
     runs, predicted = [(model, feeds)], []
     for members in parts:
@@ -174,10 +174,10 @@ def _time_parts(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measur
         predicted.append(measured.predict_cut(loaded.graph, members, inputs, outputs))
     round_s = HOT_RUNS * (measured.end_to_end.median + sum(predicted))
     rounds = min(max(options.repeat, math.ceil(MIN_CHECK_SECONDS / round_s)), MAX_CHECK_ROUNDS)
-    whole, *walls = time_interleaved(runs, dataclasses.replace(options, repeat=rounds),
-                                     _scaled(progress, len(parts) * options.repeat / rounds))
-    drift = whole.median / measured.end_to_end.median
-    return [w.median for w in walls], [p * drift for p in predicted], drift
+    whole, *walls = time_rounds(runs, dataclasses.replace(options, repeat=rounds),
+                                _scaled(progress, len(parts) * options.repeat / rounds))
+    drift = float(np.median(whole)) / measured.end_to_end.median
+    return paired_medians(walls, whole), [p * drift for p in predicted], drift
 
 
 def _scaled(progress: Callable[[int], None], factor: float) -> Callable[[int], None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 
@@ -68,3 +69,13 @@ def time_rounds(runs: list[tuple[onnx.ModelProto, dict]], options: RunOptions,
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ToolError(f"onnxruntime failed to run the model: {str(exc).splitlines()[0]}") from None
     return samples
+
+
+def paired_medians(samples: list[list[float]], reference: list[float]) -> list[float]:
+    """Each session's median seconds, taken as its median ratio to `reference` (a session timed in
+    the same rounds) times the reference's median. A shared host changes speed by up to 40% every
+    few tenths of a second; the median of a mix of fast and slow rounds lands differently for each
+    session, the ratio within a round does not (on the inception CNN, a part's median over the
+    whole model's went from 0.50 to 0.44 between two checks; 0.48-0.50 as a per-round ratio)."""
+    whole = np.asarray(reference)
+    return [float(np.median(np.asarray(times) / whole) * np.median(whole)) for times in samples]

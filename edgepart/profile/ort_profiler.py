@@ -174,21 +174,31 @@ def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[
         fused_session = _session(model, session_options(options, options.optimization, str(Path(tmp) / "fused"),
                                                         optimized_path))
         plain = _session(model, session_options(options, options.optimization))
-        wall, cpu = [], []
+        wall, cpu, slowdown = [], [], []
         for i in range(options.warmup + options.repeat):
-            for session in (unfused_session, fused_session, plain):
-                for _ in range(HOT_RUNS - (session is plain)):
-                    _run(session, feeds)
+            for _ in range(HOT_RUNS):
+                _run(unfused_session, feeds)
+            for _ in range(HOT_RUNS - 1):
+                _run(fused_session, feeds)
+            start = time.perf_counter()
+            _run(fused_session, feeds)
+            profiled_s = time.perf_counter() - start
+            for _ in range(HOT_RUNS - 1):
+                _run(plain, feeds)
             start_wall, start_cpu = time.perf_counter(), time.thread_time()
             _run(plain, feeds)
             if i >= options.warmup:
                 cpu.append(time.thread_time() - start_cpu)
                 wall.append(time.perf_counter() - start_wall)
+                slowdown.append(profiled_s / wall[-1])
             progress(3)
         unfused, _ = _trace_samples(unfused_session, options.warmup, HOT_RUNS)
         fused, runs = _trace_samples(fused_session, options.warmup, HOT_RUNS)
         optimized = onnx.load(optimized_path, load_external_data=False)
-    fused = {k: [max(t - kernel_overhead_s, 0.0) for t in samples] for k, samples in fused.items()}
+    # Each run's kernels at the host's median speed: scaled by the plain run of the same round
+    # (measure_timing.paired_medians says why), so that the layers add up as the rounds did.
+    pace = np.median(wall) / np.asarray(wall) if runs == len(wall) else np.ones(runs)
+    fused = {k: [max(t - kernel_overhead_s, 0.0) * p for t, p in zip(samples, pace)] for k, samples in fused.items()}
     weights = {name: max(Stats.of_ticks(samples).median - kernel_overhead_s, 0.0) for name, samples in unfused.items()}
     groups, unattributed = map_kernels(loaded, optimized)
     per_layer: dict[str, list[float]] = {n.name: [0.0] * runs for n in loaded.graph.layers}
@@ -204,6 +214,7 @@ def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[
             per_layer[member] = [a + share * b for a, b in zip(per_layer[member], samples)]
     mapping = {"kernels": len(fused), "unattributed_kernels": sorted(k for k in fused if not groups.get(k)),
                "unattributed_s": statistics.median(lost) if lost else 0.0,
+               "profiler_slowdown": statistics.median(slowdown) if slowdown else 1.0,
                "layers_without_kernel": sorted(unattributed)}
     kernel_of: dict[str, str] = {}
     for kernel, members in groups.items():  # the layers' own kernels come before inserted ones
