@@ -85,7 +85,8 @@ class Measurement:
 def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: int = 0,
             progress: Callable[[int], None] = lambda n: None) -> Measurement:
     overheads = measure_overheads(options)
-    passes = profile_layers(loaded, options, progress, overheads.profiler_per_kernel_s)
+    passes = profile_layers(loaded, options, progress, overheads.profiler_probe())
+    overheads = dataclasses.replace(overheads, profiler_per_kernel_s=passes.profiler_per_kernel_s)
     layers, end_to_end, mapping = passes.layers, passes.end_to_end, {**passes.mapping, "method": "profiler"}
     if prefix_timing.wanted(passes.mapping["profiler_slowdown"], len(loaded.graph.layers)):
         layers, end_to_end, run_s = prefix_timing.prefix_layers(loaded, options, overheads.run_s, end_to_end.median,

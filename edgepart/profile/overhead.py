@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgepart.profile.measure_timing import time_interleaved, time_session
-from edgepart.profile.ort_profiler import RunOptions, Stats, _kernel_samples
+from edgepart.profile.ort_profiler import ProfilerProbe, RunOptions, Stats, _kernel_samples
 
 CHAIN = 64
 
@@ -29,6 +29,11 @@ class Overheads:
     profiler_per_kernel_s: float
     reorder_s_per_byte: float = 0.0  # one onnxruntime layout change between NCHW and blocked NCHWc
     output_s_per_byte: float = 0.0  # handing a session's output back to the caller (fresh memory each run)
+    probe_kernel_s: float = 0.0  # the true time of one kernel of the Relu chain
+
+    def profiler_probe(self) -> ProfilerProbe:
+        """The Relu chain, to measure the profiler's cost per kernel alongside a model."""
+        return ProfilerProbe(_relu_chain(CHAIN), {"t0": np.ones(1, np.float32)}, self.probe_kernel_s)
 
 
 def _relu_chain(length: int) -> onnx.ModelProto:
@@ -58,7 +63,8 @@ def measure_overheads(options: RunOptions) -> Overheads:
     recorded = float(np.mean([t for kernel in samples.values() for t in kernel]))
     profiler = max(recorded - true_kernel, 0.0)
     return Overheads(run_s=max(single.median - true_kernel, 0.0), profiler_per_kernel_s=profiler,
-                     reorder_s_per_byte=_reorder_cost(options, profiler), output_s_per_byte=_output_cost(options))
+                     reorder_s_per_byte=_reorder_cost(options, profiler), output_s_per_byte=_output_cost(options),
+                     probe_kernel_s=true_kernel)
 
 
 def _output_cost(options: RunOptions) -> float:
