@@ -243,10 +243,27 @@ def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[
     for kernel, members in groups.items():  # the layers' own kernels come before inserted ones
         for member in members:
             kernel_of.setdefault(member, kernel)
-    blocked_kernels = {n.name for n in optimized.graph.node if n.domain == NCHWC_DOMAIN and n.op_type not in LAYOUT_OPS}
-    cuts = CutModel(kernel_of, weights, {layer for layer, kernel in kernel_of.items() if kernel in blocked_kernels})
+    blocked = blocked_kernels(optimized)
+    cuts = CutModel(kernel_of, weights, {layer for layer, kernel in kernel_of.items() if kernel in blocked})
     return Passes({name: Stats.of_ticks(samples) for name, samples in per_layer.items()}, Stats.of(wall),
                   Stats.of(cpu) if options.threads == 1 else None, mapping, cuts, kernel_overhead_s)
+
+
+def blocked_kernels(optimized: onnx.ModelProto) -> set[str]:
+    """The kernels of the optimised graph that write the blocked NCHWc layout: the NCHWc ops, and
+    any other op fed a blocked tensor (onnxruntime keeps a Concat or Add of blocked tensors
+    blocked, and puts a ReorderOutput before any op that cannot take one). A Concat of the
+    inception CNN's branches counted as plain left 4 reorders of a cut through it unpredicted."""
+    tensors: set[str] = set()
+    kernels = set()
+    for node in optimized.graph.node:  # topological order
+        if node.op_type == "ReorderOutput":
+            continue
+        if node.op_type == "ReorderInput" or node.domain == NCHWC_DOMAIN or any(t in tensors for t in node.input):
+            tensors.update(node.output)
+            if node.op_type not in LAYOUT_OPS:
+                kernels.add(node.name)
+    return kernels
 
 
 def _session(model: onnx.ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from onnx import helper
 
 from edgepart import graph
 from edgepart.graph.extract import boundary
@@ -16,6 +17,7 @@ from edgepart.profile.ort_profiler import (
     RunOptions,
     Stats,
     _trace_samples,
+    blocked_kernels,
     named_model,
     profile_layers,
     sample_inputs,
@@ -108,6 +110,18 @@ def test_a_cut_through_a_fused_kernel_runs_its_layers_alone():
     fused = {"conv": 0.6, "relu": 0.3, "pool": 0.2}
     assert cuts.split_times({"conv"}, fused) == {"conv": pytest.approx(0.9)}
     assert cuts.split_times({"relu", "pool"}, fused) == {"relu": 0.5}
+
+
+def test_blocked_layout_follows_the_tensors_of_the_optimised_graph():
+    nchwc = "com.microsoft.nchwc"
+    nodes = [helper.make_node("ReorderInput", ["x"], ["xb"], name="in", domain=nchwc),
+             helper.make_node("Conv", ["xb", "w"], ["a"], name="conv_a", domain=nchwc),
+             helper.make_node("Conv", ["xb", "w"], ["b"], name="conv_b", domain=nchwc),
+             helper.make_node("Concat", ["a", "b"], ["c"], name="concat", axis=1),  # stays blocked
+             helper.make_node("ReorderOutput", ["c"], ["cp"], name="out", domain=nchwc),
+             helper.make_node("Flatten", ["cp"], ["f"], name="flatten")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [], []))
+    assert blocked_kernels(model) == {"conv_a", "conv_b", "concat"}
 
 
 def test_cut_prediction_adds_layout_changes_and_split_fusions():
