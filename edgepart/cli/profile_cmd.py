@@ -77,7 +77,8 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
         options = RunOptions(threads, warmup, repeat, optimization)
         lower = [p for p in precisions if p != "fp32"]
         held_out = 2 * CUT_POINTS if check_segments else 0  # parts timed with the segments (check_segments)
-        passes = 3 * (warmup + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
+        # Per precision: the profiled rounds and the prefix stage (measure); then the segment check.
+        passes = (3 * (warmup + repeat) + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
         calibration = _calibration(data_path, loaded) if "int8" in lower else None
         with click.progressbar(length=passes, label="profiling", file=click.get_text_stream("stderr"),
                                hidden=not out.show_progress) as bar:

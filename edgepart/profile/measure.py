@@ -18,7 +18,7 @@ from edgepart.graph import LayerGraph, LoadedModel
 from edgepart.graph.extract import boundary, extract
 from edgepart.profile import energy, prefix_timing
 from edgepart.profile.energy import EnergyReading
-from edgepart.profile.measure_timing import paired_medians, time_rounds
+from edgepart.profile.measure_timing import paired_medians, scaled_progress, time_rounds
 from edgepart.profile.ort_profiler import (
     HOT_RUNS,
     CutModel,
@@ -93,6 +93,8 @@ def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: i
                                                                  progress)
         overheads = dataclasses.replace(overheads, run_s=run_s)
         mapping["method"] = "prefix differences"
+    else:
+        progress(options.repeat)  # the prefix stage's share of the progress bar, not needed
     model = named_model(loaded)
     feeds = sample_inputs(loaded)
     result = Measurement(layers, end_to_end, passes.end_to_end_cpu, overheads, mapping, [], passes.cuts)
@@ -176,22 +178,9 @@ def _time_parts(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measur
     round_s = HOT_RUNS * (measured.end_to_end.median + sum(predicted))
     rounds = min(max(options.repeat, math.ceil(MIN_CHECK_SECONDS / round_s)), MAX_CHECK_ROUNDS)
     whole, *walls = time_rounds(runs, dataclasses.replace(options, repeat=rounds),
-                                _scaled(progress, len(parts) * options.repeat / rounds))
+                                scaled_progress(progress, len(parts) * options.repeat / rounds))
     drift = float(np.median(whole)) / measured.end_to_end.median
     return paired_medians(walls, whole), [p * drift for p in predicted], drift
-
-
-def _scaled(progress: Callable[[int], None], factor: float) -> Callable[[int], None]:
-    """`progress` called with `factor` steps per step (whole steps, the remainder carried)."""
-    carried = 0.0
-
-    def step(count: int) -> None:
-        nonlocal carried
-        carried += count * factor
-        if carried >= 1:
-            progress(int(carried))
-            carried -= int(carried)
-    return step
 
 
 def _all_tensors(model: onnx.ModelProto, loaded: LoadedModel, feeds: dict) -> dict[str, np.ndarray]:

@@ -79,3 +79,17 @@ def paired_medians(samples: list[list[float]], reference: list[float]) -> list[f
     whole model's went from 0.50 to 0.44 between two checks; 0.48-0.50 as a per-round ratio)."""
     whole = np.asarray(reference)
     return [float(np.median(np.asarray(times) / whole) * np.median(whole)) for times in samples]
+
+
+def scaled_progress(progress: Callable[[int], None], factor: float) -> Callable[[int], None]:
+    """`progress` called with `factor` steps per step (whole steps, the remainder carried): a stage
+    that runs as many rounds as fit in its time reports the steps the progress bar planned for it."""
+    carried = 0.0
+
+    def step(count: int) -> None:
+        nonlocal carried
+        carried += count * factor
+        if carried >= 1:
+            progress(int(carried))
+            carried -= int(carried)
+    return step

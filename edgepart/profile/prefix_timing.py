@@ -23,7 +23,7 @@ import numpy as np
 
 from edgepart.graph import LoadedModel
 from edgepart.graph.extract import boundary, extract
-from edgepart.profile.measure_timing import paired_medians, time_rounds
+from edgepart.profile.measure_timing import paired_medians, scaled_progress, time_rounds
 from edgepart.profile.ort_profiler import HOT_RUNS, RunOptions, Stats, named_model, sample_inputs
 from edgepart.profile.overhead import smallest_run
 
@@ -51,7 +51,8 @@ def wanted(profiler_slowdown: float, layers: int) -> bool:
 def prefix_layers(loaded: LoadedModel, options: RunOptions, run_overhead_s: float, end_to_end_s: float,
                   progress: Callable[[int], None] = lambda n: None) -> tuple[dict[str, Stats], Stats, float]:
     """Per-layer Stats from prefix differences, the whole model's wall clock and the per-run overhead,
-    all from the same rounds (`run_overhead_s` and `end_to_end_s`, as measured before, size them)."""
+    all from the same rounds (`run_overhead_s` and `end_to_end_s`, as measured before, size them;
+    `progress` is told `options.repeat` steps in all)."""
     graph = loaded.graph
     model, feeds = named_model(loaded), sample_inputs(loaded)
     layers = list(graph.layers)
@@ -62,7 +63,8 @@ def prefix_layers(loaded: LoadedModel, options: RunOptions, run_overhead_s: floa
     round_s = HOT_RUNS * len(layers) * (run_overhead_s + end_to_end_s) / 2  # prefixes average half the model
     wanted_rounds = max(MIN_ROUNDS, math.ceil(MIN_SECONDS / round_s))
     rounds = max(options.repeat, min(wanted_rounds, math.ceil(MAX_SECONDS / round_s)))
-    overhead, *samples = time_rounds(runs, dataclasses.replace(options, repeat=rounds), progress)
+    overhead, *samples = time_rounds(runs, dataclasses.replace(options, repeat=rounds),
+                                     scaled_progress(progress, options.repeat / rounds))
     medians = paired_medians([overhead, *samples], samples[-1])
     prefix_s = non_decreasing(medians)
     # The fit moves the ends where they are pooled; scaled back, the layers add up to the measured model.

@@ -137,8 +137,13 @@ def test_cut_prediction_adds_layout_changes_and_split_fusions():
 
 def test_segments_are_cut_out_and_timed():
     loaded = graph.load(MODELS / "transformer_encoder.onnx")
-    measured = measure(loaded, QUICK, segments=3)
+    steps = []
+    measured = measure(loaded, QUICK, segments=3, progress=steps.append)
     assert len(measured.segments) == 3
+    # The steps the CLI's progress bar plans: profiled rounds, the prefix stage, the parts timed
+    # (each stage sized by time reports its planned share; a fraction of a step may be left over).
+    planned = 3 * (QUICK.warmup + QUICK.repeat) + QUICK.repeat + (3 + 2 * CUT_POINTS) * QUICK.repeat
+    assert planned - 2 <= sum(steps) <= planned
     calibration = measured.cut_calibration
     assert len(calibration["cut_points"]) == CUT_POINTS and calibration["factor"] > 0
     g = loaded.graph
