@@ -4,13 +4,13 @@ onnxruntime's profiler counts whole microseconds and adds a few microseconds of 
 kernel; on a model of a handful of 5 us kernels that is as large as the work itself, and no
 correction for it holds to 10%. There, the layers are timed without the profiler: the model cut
 after each layer (in topological order) is a plain session, all of them run round-robin so each
-round sees one machine state, and a layer costs its prefix's time less the previous prefix's in the
-same round (the first layer: less a session that does next to nothing, timed in the same rounds: the
-per-run overhead, which measured apart moved from 6.5 to 9.7 us between two runs on the digits
-CNN, a fifth of the model). A layer's median is the difference of
-the prefixes' medians, fitted to never decrease (non_decreasing); the differences add up to the
-whole model less that overhead, and each includes what fusion and layout changes at that point save
-or cost.
+round sees one machine state, and a layer costs its prefix's time less the previous prefix's (the
+first layer: less a session that does next to nothing, timed in the same rounds: the per-run
+overhead, which measured apart moved from 6.5 to 9.7 us between two runs on the digits CNN, a
+fifth of the model). A prefix's median is taken paired with the whole model (paired_medians), and
+a layer's median is the difference of the prefixes' medians, fitted to never decrease
+(non_decreasing); the differences add up to the whole model less that overhead, and each includes
+what fusion and layout changes at that point save or cost.
 """
 
 from __future__ import annotations
