@@ -30,8 +30,10 @@ from edgepart.profile.ort_profiler import LEVELS, RunOptions
                    "device's per-op-class efficiencies on first.")
 @click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions: fp32,fp16,int8.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Intra-op threads (fixed).")
-@click.option("--warmup", type=int, default=10, show_default=True, help="Runs discarded before measuring.")
-@click.option("--repeat", type=int, default=50, show_default=True, help="Measured runs per pass.")
+@click.option("--warmup", type=int, default=10, show_default=True,
+              help="Rounds discarded before measuring (about 5 s of them at most).")
+@click.option("--repeat", type=int, default=50, show_default=True,
+              help="Measured rounds per pass (on a large model about 30 s of them, at least 10).")
 @click.option("--optimization", type=click.Choice(sorted(LEVELS)), default="all", show_default=True,
               help="onnxruntime graph optimisation level of the profiled session.")
 @click.option("--check-segments", type=int, default=0, show_default=True,

@@ -105,10 +105,12 @@ def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: i
 
 
 CUT_POINTS = 8  # 16 held-out parts: a line fitted to 8 was off by 20% on the digits CNN in 1 run of 5
-# The check's rounds (every part and the whole model, each run hot) span at least this long, up to
-# MAX_CHECK_ROUNDS: a shared host's speed wanders over tenths of a second, which 50 rounds of a
-# 20 us model do not span.
-MIN_CHECK_SECONDS = 1.0
+# The check's rounds (every part and the whole model, each run hot) span at least this long, and
+# number MIN_CHECK_ROUNDS to MAX_CHECK_ROUNDS, whatever --repeat: a shared host's speed wanders over
+# tenths of a second, which 50 rounds of a 20 us model do not span, while 50 rounds of
+# torchvision's ResNet-18 (30 ms) and its 21 parts took a minute.
+MIN_CHECK_SECONDS = 3.0
+MIN_CHECK_ROUNDS = 10
 MAX_CHECK_ROUNDS = 2000
 
 
@@ -176,8 +178,8 @@ def _time_parts(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measur
         runs.append((extract(model, loaded.graph, inputs, outputs), {t: values[t] for t in inputs}))
         predicted.append(measured.predict_cut(loaded.graph, members, inputs, outputs))
     round_s = HOT_RUNS * (measured.end_to_end.median + sum(predicted))
-    rounds = min(max(options.repeat, math.ceil(MIN_CHECK_SECONDS / round_s)), MAX_CHECK_ROUNDS)
-    whole, *walls = time_rounds(runs, dataclasses.replace(options, repeat=rounds),
+    rounds = min(max(MIN_CHECK_ROUNDS, math.ceil(MIN_CHECK_SECONDS / round_s)), MAX_CHECK_ROUNDS)
+    whole, *walls = time_rounds(runs, dataclasses.replace(options, warmup=options.warmup_for(round_s), repeat=rounds),
                                 scaled_progress(progress, len(parts) * options.repeat / rounds))
     drift = float(np.median(whole)) / measured.end_to_end.median
     return paired_medians(walls, whole), [p * drift for p in predicted], drift

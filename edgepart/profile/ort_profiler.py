@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -40,12 +41,25 @@ LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.Grap
           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
 
 
+# A round of several sessions of a large model takes seconds (torchvision's ViT-B/16: about 5 s
+# for the profiled pass): warm-up rounds stop at WARMUP_SECONDS (at least one), and the profiled
+# pass's measured rounds at PROFILE_SECONDS (at least MIN_PROFILED_ROUNDS), below --warmup/--repeat.
+WARMUP_SECONDS = 5.0
+PROFILE_SECONDS = 30.0
+MIN_PROFILED_ROUNDS = 10
+
+
 @dataclass(frozen=True)
 class RunOptions:
     threads: int = 1
     warmup: int = 10
     repeat: int = 50
     optimization: str = "all"
+
+    def warmup_for(self, round_s: float) -> int:
+        """Warm-up rounds of `round_s` seconds each: --warmup, fewer where they pass WARMUP_SECONDS."""
+        return min(self.warmup, max(1, math.ceil(WARMUP_SECONDS / round_s))) if self.warmup and round_s > 0 \
+            else self.warmup
 
 
 @dataclass
@@ -189,7 +203,10 @@ def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[
         plain = _session(model, session_options(options, options.optimization))
         probe_session = probe and _session(probe.model, session_options(options, "none", str(Path(tmp) / "probe")))
         wall, cpu, slowdown = [], [], []
-        for i in range(options.warmup + options.repeat):
+        warmup, repeat = options.warmup, options.repeat
+        i = 0
+        while i < warmup + repeat:
+            started = time.perf_counter()
             for _ in range(HOT_RUNS if probe_session else 0):
                 _run(probe_session, probe.feeds)
             for _ in range(HOT_RUNS):
@@ -203,18 +220,24 @@ def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[
                 _run(plain, feeds)
             start_wall, start_cpu = time.perf_counter(), time.thread_time()
             _run(plain, feeds)
-            if i >= options.warmup:
+            if i >= warmup:
                 cpu.append(time.thread_time() - start_cpu)
                 wall.append(time.perf_counter() - start_wall)
                 slowdown.append(profiled_s / wall[-1])
+            if i == 0:  # the first round's time bounds the rest (a large model's rounds take seconds)
+                round_s = time.perf_counter() - started
+                warmup = options.warmup_for(round_s)
+                repeat = min(options.repeat, max(MIN_PROFILED_ROUNDS, math.ceil(PROFILE_SECONDS / round_s)))
             progress(3)
-        unfused, _ = _trace_samples(unfused_session, options.warmup, HOT_RUNS)
-        fused, runs = _trace_samples(fused_session, options.warmup, HOT_RUNS)
+            i += 1
+        progress(3 * (options.warmup + options.repeat - warmup - repeat))  # the rounds not needed
+        unfused, _ = _trace_samples(unfused_session, warmup, HOT_RUNS)
+        fused, runs = _trace_samples(fused_session, warmup, HOT_RUNS)
         kernel_overhead_s = 0.0
         if probe_session:
             # The mean over all kernels and runs: a median of whole-microsecond ticks would snap to
             # a whole microsecond, and this is taken off every kernel of the model.
-            recorded = [t for kernel in _trace_samples(probe_session, options.warmup, HOT_RUNS)[0].values()
+            recorded = [t for kernel in _trace_samples(probe_session, warmup, HOT_RUNS)[0].values()
                         for t in kernel]
             kernel_overhead_s = max(float(np.mean(recorded)) - probe.kernel_s, 0.0)
         optimized = onnx.load(optimized_path, load_external_data=False)

@@ -39,6 +39,13 @@ def test_every_layer_is_mapped_to_a_fused_kernel(path):
     assert sum(s.median for s in passes.layers.values()) > 0 and passes.end_to_end.median > 0
 
 
+def test_warmup_of_a_slow_round_stops_after_seconds():
+    assert RunOptions(warmup=10).warmup_for(2.0) == 3  # about 5 s of 2 s rounds
+    assert RunOptions(warmup=10).warmup_for(1e-3) == 10
+    assert RunOptions(warmup=10).warmup_for(60.0) == 1
+    assert RunOptions(warmup=0).warmup_for(60.0) == 0
+
+
 def test_tick_statistics_resolve_below_the_profilers_microsecond():
     # A 3.4 us kernel recorded in whole microseconds: 3 on 60% of runs, 4 on 40%.
     samples = [3e-6, 3e-6, 4e-6, 3e-6, 4e-6] * 20
