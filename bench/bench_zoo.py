@@ -23,8 +23,11 @@ RESULTS = ROOT / "bench" / "results" / "zoo.json"
 EDGEPART = [sys.executable, "-m", "edgepart"]
 
 
-def main() -> None:
-    folder = sys.argv[1] if len(sys.argv) > 1 and __name__ == "__main__" else os.environ.get("EDGEPART_ZOO")
+STEPS = ("profile", "plan", "compile", "verify", "run")
+
+
+def main(folder: str | None = None) -> None:
+    folder = folder or os.environ.get("EDGEPART_ZOO")
     if not folder:
         print("bench_zoo: no models (give a folder of ONNX files or set EDGEPART_ZOO)", file=sys.stderr)
         return
@@ -38,9 +41,6 @@ def main() -> None:
               f"{r.get('segment_median_abs_error', float('nan')) * 100:7.1f}% {r['verify']:>7s}  {seconds}"
               + (f"  failed: {r['failed']}" if r.get("failed") else ""))
     print(f"-> {RESULTS.relative_to(ROOT)}")
-
-
-STEPS = ("profile", "plan", "compile", "verify", "run")
 
 
 def _chain(path: Path) -> dict:
@@ -73,4 +73,4 @@ def _chain(path: Path) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -4,7 +4,6 @@ summing layer times over random contiguous segments (sub-models cut out and time
 from __future__ import annotations
 
 import dataclasses
-import math
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from edgepart.profile.ort_profiler import (
     Stats,
     named_model,
     profile_layers,
+    rounds_within,
     sample_inputs,
     session_options,
 )
@@ -178,7 +178,7 @@ def _time_parts(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measur
         runs.append((extract(model, loaded.graph, inputs, outputs), {t: values[t] for t in inputs}))
         predicted.append(measured.predict_cut(loaded.graph, members, inputs, outputs))
     round_s = HOT_RUNS * (measured.end_to_end.median + sum(predicted))
-    rounds = min(max(MIN_CHECK_ROUNDS, math.ceil(MIN_CHECK_SECONDS / round_s)), MAX_CHECK_ROUNDS)
+    rounds = rounds_within(round_s, MIN_CHECK_SECONDS, MIN_CHECK_ROUNDS, MAX_CHECK_ROUNDS)
     whole, *walls = time_rounds(runs, dataclasses.replace(options, warmup=options.warmup_for(round_s), repeat=rounds),
                                 scaled_progress(progress, len(parts) * options.repeat / rounds))
     drift = float(np.median(whole)) / measured.end_to_end.median

@@ -58,8 +58,12 @@ class RunOptions:
 
     def warmup_for(self, round_s: float) -> int:
         """Warm-up rounds of `round_s` seconds each: --warmup, fewer where they pass WARMUP_SECONDS."""
-        return min(self.warmup, max(1, math.ceil(WARMUP_SECONDS / round_s))) if self.warmup and round_s > 0 \
-            else self.warmup
+        return rounds_within(round_s, WARMUP_SECONDS, 1, self.warmup) if self.warmup and round_s > 0 else self.warmup
+
+
+def rounds_within(round_s: float, seconds: float, least: int, most: int) -> int:
+    """How many rounds of `round_s` seconds fill `seconds`, at least `least` and at most `most`."""
+    return min(max(least, math.ceil(seconds / round_s)), most)
 
 
 @dataclass
@@ -207,8 +211,9 @@ def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[
         i = 0
         while i < warmup + repeat:
             started = time.perf_counter()
-            for _ in range(HOT_RUNS if probe_session else 0):
-                _run(probe_session, probe.feeds)
+            if probe_session:
+                for _ in range(HOT_RUNS):
+                    _run(probe_session, probe.feeds)
             for _ in range(HOT_RUNS):
                 _run(unfused_session, feeds)
             for _ in range(HOT_RUNS - 1):
@@ -227,7 +232,7 @@ def profile_layers(loaded: LoadedModel, options: RunOptions, progress: Callable[
             if i == 0:  # the first round's time bounds the rest (a large model's rounds take seconds)
                 round_s = time.perf_counter() - started
                 warmup = options.warmup_for(round_s)
-                repeat = min(options.repeat, max(MIN_PROFILED_ROUNDS, math.ceil(PROFILE_SECONDS / round_s)))
+                repeat = rounds_within(round_s, PROFILE_SECONDS, MIN_PROFILED_ROUNDS, options.repeat)
             progress(3)
             i += 1
         progress(3 * (options.warmup + options.repeat - warmup - repeat))  # the rounds not needed

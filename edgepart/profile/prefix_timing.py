@@ -24,7 +24,7 @@ import numpy as np
 from edgepart.graph import LoadedModel
 from edgepart.graph.extract import boundary, extract
 from edgepart.profile.measure_timing import paired_medians, scaled_progress, time_rounds
-from edgepart.profile.ort_profiler import HOT_RUNS, RunOptions, Stats, named_model, sample_inputs
+from edgepart.profile.ort_profiler import HOT_RUNS, RunOptions, Stats, named_model, rounds_within, sample_inputs
 from edgepart.profile.overhead import smallest_run
 
 # Use prefixes when the profiled session runs this much slower than the plain one, timed in the
@@ -61,8 +61,7 @@ def prefix_layers(loaded: LoadedModel, options: RunOptions, run_overhead_s: floa
         inputs, outputs = boundary(graph, [n.name for n in layers[:count]])
         runs.append((extract(model, graph, inputs, outputs), {t: feeds[t] for t in inputs}))
     round_s = HOT_RUNS * len(layers) * (run_overhead_s + end_to_end_s) / 2  # prefixes average half the model
-    wanted_rounds = max(MIN_ROUNDS, math.ceil(MIN_SECONDS / round_s))
-    rounds = max(options.repeat, min(wanted_rounds, math.ceil(MAX_SECONDS / round_s)))
+    rounds = max(options.repeat, rounds_within(round_s, MIN_SECONDS, MIN_ROUNDS, math.ceil(MAX_SECONDS / round_s)))
     overhead, *samples = time_rounds(runs, dataclasses.replace(options, repeat=rounds),
                                      scaled_progress(progress, options.repeat / rounds))
     medians = paired_medians([overhead, *samples], samples[-1])
