@@ -57,7 +57,7 @@ demo: install
 models: install
 	$(BIN)/python models/make_models.py
 
-# Re-measure this host into profiles/devices/local.json.
+# Re-measure this host into edgepart/profiles/devices/local.json.
 host-profile: install
 	$(BIN)/python -m edgepart.profile.host
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgepart.cache import cache_dir
 from edgepart.children import die_with_parent
 from edgepart.compile import cuda_env, elf
 from edgepart.compile.targets import TargetPreset
@@ -131,7 +132,7 @@ def _tunable_here(preset: TargetPreset) -> bool:
 def tuning_database(preset: TargetPreset, folder: Path | None = None) -> Path:
     """One MetaSchedule database per target, shared by every model and run."""
     key = hashlib.sha256(json.dumps(preset.target, sort_keys=True).encode()).hexdigest()[:12]
-    path = (folder or cuda_env.cache_dir() / "tuning") / f"{preset.name}-{key}"
+    path = (folder or cache_dir() / "tuning") / f"{preset.name}-{key}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from edgepart.cache import cache_dir
 from edgepart.errors import ToolError
 
 _STUB_SOURCE = """\
@@ -32,10 +33,6 @@ int cuTensorMapEncodeTiled(void) { return CUDA_ERROR_NO_DEVICE; }
 """
 
 FATBIN_MAGIC = bytes.fromhex("50ed55ba")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEPART_CACHE", Path.home() / ".cache" / "edgepart"))
 
 
 def cuda_home() -> Path:

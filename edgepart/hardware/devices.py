@@ -3,12 +3,13 @@
 A profile is a versioned JSON file (`edgepart.device`) with peak compute per precision, memory
 bandwidth and capacity, per-op-class efficiency (the fraction of peak a class of layers reaches),
 a fixed overhead per layer, idle and active power, and the sources its numbers come from.
-Shipped profiles live in profiles/devices/; a path to a file works wherever a name does.
+Shipped profiles are package data (edgepart/profiles/devices/); a path to a file works wherever a name does.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +44,11 @@ class DeviceProfile:
 
 
 def profiles_dir() -> Path:
-    """Shipped profiles: $EDGEPART_PROFILES, else profiles/ beside the package."""
+    """Shipped profiles: $EDGEPART_PROFILES, else the package's own data (a wheel carries them)."""
     if os.environ.get("EDGEPART_PROFILES"):
         return Path(os.environ["EDGEPART_PROFILES"])
-    return Path(__file__).resolve().parents[2] / "profiles"
+    # Wheels install unzipped, so the package's data is a real folder.
+    return Path(str(resources.files("edgepart") / "profiles"))
 
 
 def shipped_devices() -> list[str]:

@@ -79,7 +79,7 @@ def _memory_bytes() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Measure this host into profiles/devices/local.json")
+    parser = argparse.ArgumentParser(description="Measure this host into edgepart/profiles/devices/local.json")
     parser.add_argument("-o", "--output", type=Path, default=profiles_dir() / "devices" / "local.json")
     args = parser.parse_args()
     args.output.write_text(json.dumps(host_profile(), indent=2, sort_keys=True) + "\n")

@@ -14,17 +14,18 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from edgepart.compile.cuda_env import cache_dir
+from edgepart.cache import cache_dir
 from edgepart.errors import ToolError
 
 CROSS_CXX = "aarch64-linux-gnu-g++"
 SYSROOT = "/usr/aarch64-linux-gnu"
-RUNNER_SOURCE = Path(__file__).parent / "native" / "run_tier.cc"
+RUNNER_SOURCE = Path(str(resources.files("edgepart.runtime") / "native" / "run_tier.cc"))
 WHEEL_LIBRARIES = {"apache-tvm": "tvm/lib/libtvm_runtime.so", "apache-tvm-ffi": "tvm_ffi/lib/libtvm_ffi.so"}
 
 
@@ -46,7 +47,7 @@ def bundle() -> Path:
     folder = cache_dir() / "aarch64-runtime" / key
     if (folder / "run_tier").is_file():
         return folder
-    staging = Path(tempfile.mkdtemp(prefix=".aarch64-", dir=cache_dir()))
+    staging = Path(tempfile.mkdtemp(prefix=".aarch64-", dir=cache_dir(create=True)))
     try:
         _fetch_libraries(versions, staging)
         _build_runner(staging)
