@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_MODEL ?= models/residual_cnn.onnx
 
-.PHONY: install system-deps arm-runtime verify-arm test test-all demo models bench lint clean host-profile
+.PHONY: install system-deps arm-runtime verify-arm test test-all demo models bench lint clean host-profile wheel-check
 
 install: $(STAMP) system-deps
 
@@ -52,6 +52,10 @@ demo: install
 	$(BIN)/edgepart compile $(DEMO_MODEL) --plan build/demo/plan.json -o build/demo/build
 	$(BIN)/edgepart verify build/demo/build
 	$(BIN)/edgepart run build/demo/build --requests 20
+
+# Build the sdist and wheel, install the wheel in a clean venv, run the chain outside the checkout.
+wheel-check: install
+	bash .ci/wheel-check $(BIN)/python
 
 # Regenerate the example models (deterministic; trains the digits CNN in numpy, ~10 s).
 models: install
