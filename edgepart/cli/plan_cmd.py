@@ -42,7 +42,8 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
               help="Measured accuracy costs of precisions and codecs (edgepart sensitivity -o); needed for "
                    "an accuracy budget to mean anything.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan file here.")
-@click.option("--explain", is_flag=True, help="Print a readable breakdown: tiers, cuts, baselines.")
+@click.option("--explain", is_flag=True,
+              help="Print a readable breakdown: tiers, cuts, baselines (on stderr with --json).")
 @click.option("--svg", type=click.Path(dir_okay=False), help="Draw the graph coloured by tier into this SVG file.")
 @click.option("--reproducible", is_flag=True,
               help="Write 0 for solver.seconds so plan files are byte-identical (also SOURCE_DATE_EPOCH).")
@@ -66,7 +67,12 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     )
     if deployment.budgets.accuracy_drop is not None and request.sensitivity is None:
         log.warning("an accuracy budget without --sensitivity: lower precisions and codecs count as free")
-    doc = planner.plan(loaded, deployment, request)
+    try:
+        doc = planner.plan(loaded, deployment, request)
+    except CheckFailedError as exc:
+        if out.json and exc.details:  # a pipeline gets the reason as JSON too (exit code 1 all the same)
+            emit(out, exc.details, render)
+        raise
     if output:
         schema.write_json(output, doc)
     if svg:
@@ -75,6 +81,8 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
         schema.write_atomic(svg, plan_svg(loaded.graph, doc))
     if out.json:
         emit(out, doc, render)
+        if explain:  # stdout holds only the JSON document; the breakdown asked for goes to stderr
+            click.echo(render(doc), err=True)
     elif explain:
         click.echo(render(doc))
     else:

@@ -15,6 +15,7 @@ from edgepart.graph import LayerGraph
 from edgepart.plan.solution import Solution
 
 SCHEMA_VERSION = 1
+INFEASIBLE_SCHEMA_VERSION = 1
 
 
 def plan_document(model_info: dict[str, Any], deployment_info: dict[str, Any], graph: LayerGraph,
@@ -40,6 +41,28 @@ def plan_document(model_info: dict[str, Any], deployment_info: dict[str, Any], g
                   "throughput": "seconds per inference when pipelined (slowest stage)"},
     }
     return schema.document("plan", SCHEMA_VERSION, _clean(body))
+
+
+def infeasible_document(model_info: dict[str, Any], deployment_info: dict[str, Any], objective: Objective,
+                        solver: str, message: str, unmet: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """What `plan --json` prints when no plan exists (`edgepart.infeasible`): `budget`, `limit` and
+    `best_reachable` of the first budget that cannot be met even alone (null when only the combination,
+    or a pin, fails), and every such budget under `budgets`."""
+    binding = next(iter(unmet), None)
+    body = {
+        "edgepart_version": __version__,
+        "status": "infeasible",
+        "message": message,
+        "model": {"path": model_info["path"], "sha256": model_info["sha256"]},
+        "deployment": {"path": deployment_info["path"], "sha256": deployment_info["sha256"]},
+        "objective": objective.describe(),
+        "solver": solver,
+        "budget": binding,
+        "limit": unmet[binding]["limit"] if binding else None,
+        "best_reachable": unmet[binding]["best_reachable"] if binding else None,
+        "budgets": {name: {**entry, "met": False} for name, entry in unmet.items()},
+    }
+    return schema.document("infeasible", INFEASIBLE_SCHEMA_VERSION, _clean(body))
 
 
 def _cuts(graph: LayerGraph, cost: CostModel, solution: Solution) -> list[dict[str, Any]]:

@@ -232,26 +232,42 @@ def _gap_from_log(text: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def infeasible_message(model: CostModel) -> str:
-    """Name each budget that cannot be met even alone, with the best value reachable."""
-    problems = []
+def unmet_budgets(model: CostModel) -> dict[str, dict[str, float]]:
+    """Each budget that cannot be met even alone, by its name in the plan file's `budgets`
+    (latency_s, device_energy_j, memory_bytes.<tier>) -> {limit, best_reachable}. For a memory budget
+    `best_reachable` is a lower bound: the weights pinned to the tier, each at its smallest precision."""
+    unmet: dict[str, dict[str, float]] = {}
     if model.latency_budget is not None:
         best = _best_alone(model, Objective("latency"))
         if best > model.latency_budget:
-            problems.append(f"latency budget {model.latency_budget * 1e3:.3g} ms cannot be met "
-                            f"(best reachable {best * 1e3:.3g} ms)")
+            unmet["latency_s"] = {"limit": model.latency_budget, "best_reachable": best}
     if model.energy_budget is not None:
         best = _best_alone(model, Objective("energy"))
         if best > model.energy_budget:
-            problems.append(f"device energy budget {model.energy_budget * 1e3:.3g} mJ cannot be met "
-                            f"(best reachable {best * 1e3:.3g} mJ)")
+            unmet["device_energy_j"] = {"limit": model.energy_budget, "best_reachable": best}
     for tier, budget in enumerate(model.memory_budget):
         if budget is not None:
             smallest = model.weight_bytes[[v for v, s in model.pinned.items() if s == tier]].min(axis=1).sum() \
                 if model.pinned else 0.0
             if smallest > budget:
-                problems.append(f"memory budget of tier '{model.tiers[tier]}' ({budget / 2**20:.3g} MiB) is below "
-                                f"the weights pinned to it ({smallest / 2**20:.3g} MiB)")
+                unmet[f"memory_bytes.{model.tiers[tier]}"] = {"limit": budget, "best_reachable": float(smallest)}
+    return unmet
+
+
+def infeasible_message(model: CostModel) -> str:
+    """Name each budget that cannot be met even alone, with the best value reachable."""
+    problems = []
+    for name, entry in unmet_budgets(model).items():
+        limit, best = entry["limit"], entry["best_reachable"]
+        if name == "latency_s":
+            problems.append(f"latency budget {limit * 1e3:.3g} ms cannot be met (best reachable {best * 1e3:.3g} ms)")
+        elif name == "device_energy_j":
+            problems.append(f"device energy budget {limit * 1e3:.3g} mJ cannot be met "
+                            f"(best reachable {best * 1e3:.3g} mJ)")
+        else:
+            tier = name.split(".", 1)[1]
+            problems.append(f"memory budget of tier '{tier}' ({limit / 2**20:.3g} MiB) is below "
+                            f"the weights pinned to it ({best / 2**20:.3g} MiB)")
     if problems:
         return "; ".join(problems)
     return "the budgets cannot be met together (each alone is reachable); relax one of them"

@@ -12,10 +12,10 @@ from edgepart.cost.model import CostModel, Objective
 from edgepart.errors import CheckFailedError
 from edgepart.graph import LoadedModel
 from edgepart.hardware.deploy import Deployment
-from edgepart.plan import chain, solvers
-from edgepart.plan.document import plan_document
+from edgepart.plan import chain, ilp, solvers
+from edgepart.plan.document import infeasible_document, plan_document
 from edgepart.plan.ilp import IlpOptions
-from edgepart.plan.solution import Solution, best_choices
+from edgepart.plan.solution import Solution, best_choices, pin_conflict
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,20 @@ class PlanRequest:
 
 
 def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = PlanRequest()) -> dict:
+    """The plan document; CheckFailedError when no plan meets the pins and budgets, its `details` an
+    `edgepart.infeasible` report (the budgets that cannot be met and the best values reachable)."""
     measured = profile_lookup(request.profiles)
     compression = sensitivity.compression(request.sensitivity) if request.sensitivity else None
     cost = cost_build.build(loaded.graph, deployment, measured, compression)
-    solution = solvers.solve(cost, request.objective, request.solver, request.ilp)
+    deployment_info = describe_deployment(deployment)
+    try:
+        solution = solvers.solve(cost, request.objective, request.solver, request.ilp)
+    except CheckFailedError as exc:  # no plan: the report names the budgets that cannot be met
+        unmet = {} if pin_conflict(cost) else ilp.unmet_budgets(cost)
+        raise CheckFailedError(str(exc), infeasible_document(
+            loaded.describe(), deployment_info, request.objective, request.solver, str(exc), unmet)) from exc
     doc = plan_document(
-        loaded.describe(), describe_deployment(deployment), loaded.graph, cost, request.objective, solution,
+        loaded.describe(), deployment_info, loaded.graph, cost, request.objective, solution,
         baselines(cost, request.objective), cost_sources(deployment, request.profiles), request.reproducible,
     )
     if request.sensitivity:

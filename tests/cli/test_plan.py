@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from click.testing import CliRunner
+
+from edgepart.errors import CheckFailedError
 from tests.cli.test_cli import assert_one_line_error, edgepart
 from tests.conftest import MODELS, REPO
 
@@ -56,3 +59,42 @@ def test_explain_and_bad_deploy(tmp_path):
     bad.write_text(EXAMPLE.read_text().replace('preset = "wan"', 'preset = "carrier-pigeon"'))
     assert_one_line_error(edgepart("plan", str(MODELS / "digits_cnn.onnx"), "--deploy", str(bad)), 2,
                           "bad.toml: link[1].preset: unknown link preset 'carrier-pigeon'")
+
+
+def test_an_unreachable_budget_with_json_prints_the_reason_as_json(tmp_path):
+    deploy = tmp_path / "tight.toml"
+    deploy.write_text(EXAMPLE.read_text() + '\n[budgets]\nlatency = "1 us"\n')
+    result = edgepart("plan", str(MODELS / "residual_cnn.onnx"), "--deploy", str(deploy), "--json")
+    assert_one_line_error(result, 1, "latency budget 0.001 ms cannot be met")
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "edgepart.infeasible" and doc["schema_version"] == 1 and doc["status"] == "infeasible"
+    assert doc["budget"] == "latency_s" and doc["limit"] == 1e-6 and doc["best_reachable"] > 1e-4
+    assert doc["budgets"] == {"latency_s": {"limit": 1e-6, "best_reachable": doc["best_reachable"], "met": False}}
+    assert doc["model"]["path"].endswith("residual_cnn.onnx") and doc["deployment"]["sha256"]
+
+
+def test_a_plan_that_misses_a_budget_still_prints_its_json(monkeypatch):
+    """The solver met the budget within its tolerance but the plan's own check did not: exit 1 after the JSON."""
+    from edgepart.cli import cli
+    from edgepart.plan import planner
+
+    real = planner.plan
+
+    def missing_a_budget(*args, **kwargs):
+        doc = real(*args, **kwargs)
+        doc["budgets"] = {"latency_s": {"limit": 1e-3, "predicted": 2e-3, "met": False}}
+        return doc
+
+    monkeypatch.setattr(planner, "plan", missing_a_budget)
+    result = CliRunner().invoke(cli, ["plan", str(MODELS / "digits_cnn.onnx"), "--deploy", str(EXAMPLE), "--json"])
+    assert isinstance(result.exception, CheckFailedError) and "budget not met: latency_s" in str(result.exception)
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "edgepart.plan" and doc["budgets"]["latency_s"]["met"] is False
+
+
+def test_json_with_explain_keeps_stdout_json_and_explains_on_stderr():
+    result = edgepart("plan", str(MODELS / "digits_cnn.onnx"), "--deploy", str(REPO / "examples" / "board-server.toml"),
+                      "--json", "--explain")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["kind"] == "edgepart.plan"
+    assert "best_single_split" in result.stderr and "link device-edge" in result.stderr

@@ -135,3 +135,20 @@ def test_pins_are_respected_and_contradictions_named():
     for solver in (mincut, chain, ilp):
         with pytest.raises(CheckFailedError, match="pins contradict: 'n4' is pinned to tier 'tier2'"):
             solver.solve(contradictory, LATENCY)
+
+
+def test_unmet_budgets_name_each_budget_with_the_best_value_reachable():
+    for seed in range(50):
+        model = random_model(7, tiers=2, seed=3000 + seed)
+        fast, frugal = mincut.solve(model, LATENCY).metrics(model), mincut.solve(model, ENERGY).metrics(model)
+        if fast.energy_j[0] > frugal.energy_j[0] * 1.01 and frugal.latency_s[0] > fast.latency_s[0] * 1.01:
+            break
+    else:
+        pytest.fail("no random model with a latency-energy trade-off")
+    alone = dataclasses.replace(model, latency_budget=float(fast.latency_s[0]) / 2)
+    assert ilp.unmet_budgets(alone) == {"latency_s": {"limit": float(fast.latency_s[0]) / 2,
+                                                      "best_reachable": pytest.approx(float(fast.latency_s[0]))}}
+    together = dataclasses.replace(model, latency_budget=float(fast.latency_s[0]),
+                                   energy_budget=float(frugal.energy_j[0]))
+    assert ilp.unmet_budgets(together) == {}
+    assert "cannot be met together" in ilp.infeasible_message(together)
