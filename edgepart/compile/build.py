@@ -25,6 +25,7 @@ from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.plan.validate import validate
+from edgepart.wording import with_article
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,8 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
         artifact = (tvm if backend == "tvm" else compilers.compiler(backend)).compile(submodel, preset, folder, "model")
     machine = artifact.details.get("elf_machine")
     if artifact.backend == "tvm" and preset.elf_machine and machine != preset.elf_machine:
-        raise BadInputError(f"tier '{tier_cut.tier}': built a {machine} library for target {preset.name}, "
-                            f"expected {preset.elf_machine}")
+        raise BadInputError(f"tier '{tier_cut.tier}': built {with_article(str(machine))} library for target "
+                            f"{preset.name}, expected {preset.elf_machine}")
     counts: dict[str, int] = {}
     for layer in tier_cut.layers:
         p = plan.get("precision", {}).get(layer, "fp32")

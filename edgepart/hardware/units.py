@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from edgepart.errors import BadInputError
+from edgepart.wording import with_article
 
 _BANDWIDTH = {
     "bit/s": 1.0, "kbit/s": 1e3, "mbit/s": 1e6, "gbit/s": 1e9,
@@ -32,10 +33,11 @@ def parse(value: object, kind: str, where: str) -> float:
     """Parse `value` as a quantity of `kind`; `where` names the key in errors (e.g. 'links.wan.bandwidth')."""
     units = _KINDS[kind]
     if isinstance(value, bool) or not isinstance(value, str):
-        raise BadInputError(f"{where}: expected a {kind} with a unit, e.g. \"{EXAMPLES[kind]}\", got {value!r}")
+        raise BadInputError(f"{where}: expected {with_article(kind)} with a unit, e.g. \"{EXAMPLES[kind]}\", "
+                            f"got {value!r}")
     match = _PATTERN.match(value)
     if not match:
-        raise BadInputError(f"{where}: cannot read {value!r} as a {kind}; e.g. \"{EXAMPLES[kind]}\"")
+        raise BadInputError(f"{where}: cannot read {value!r} as {with_article(kind)}; e.g. \"{EXAMPLES[kind]}\"")
     number, unit = float(match.group(1)), match.group(2)
     factor = units.get(unit.lower())
     if factor is None:
