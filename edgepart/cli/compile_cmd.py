@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from edgepart import graph
 from edgepart.cli import text
@@ -78,7 +77,9 @@ def render_manifest(doc: dict[str, Any], output: str) -> str:
 @click.command("verify")
 @click.argument("build_dir", type=click.Path(file_okay=False))
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False),
-              help="An .npz file with the model's inputs by name (default: seeded random inputs).")
+              help="An .npz file with an array per model input: one sample at the input's shape, or samples "
+                   "along the first axis, each verified (default: the build's sample_inputs.npz, stored by "
+                   "compile --calibration; else seeded inputs).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="The original model, if it moved since compile.")
 @click.option("--validate-accuracy", "accuracy_data", type=click.Path(dir_okay=False),
@@ -91,14 +92,15 @@ def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, 
     """Run the tier chain of BUILD_DIR and compare its outputs with onnxruntime on the original model."""
     from edgepart.runtime import verify  # noqa: PLC0415 - loads TVM's runtime only when verifying
 
-    inputs = _inputs(inputs_path) if inputs_path else None
     if samples is not None and samples < 1:
         raise BadInputError("--samples must be at least 1")
+    if accuracy_data and inputs_path:
+        raise BadInputError("--inputs and --validate-accuracy: give one (held-out data goes to --validate-accuracy)")
     if accuracy_data:
         check, render = (lambda: verify.validate_accuracy(build_dir, accuracy_data, model_path, _emulators(),
                                                           samples)), render_accuracy
     else:
-        check, render = (lambda: verify.verify(build_dir, inputs, model_path, emulators=_emulators())), render_verify
+        check, render = (lambda: verify.verify(build_dir, inputs_path, model_path, _emulators())), render_verify
     try:
         report = check()
     except CheckFailedError as exc:
@@ -112,14 +114,6 @@ def _emulators() -> dict:
     from edgepart.runtime import emulate  # noqa: PLC0415
 
     return emulate.available()
-
-
-def _inputs(path: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{path}: not an .npz file of inputs ({exc})") from None
 
 
 def render_accuracy(report: dict[str, Any]) -> str:
@@ -141,8 +135,8 @@ def render_verify(report: dict[str, Any]) -> str:
         lines.append(f"output {name}: max abs error {error['max_abs_error']:.3g}, "
                      f"relative {error['relative_error']:.3g}")
     tolerance = report["tolerance"]
-    lines.append(f"{'PASSED' if report['passed'] else 'FAILED'} (tolerance {tolerance['relative_error']:g}, "
-                 f"{tolerance['precision']})")
+    lines.append(f"{'PASSED' if report['passed'] else 'FAILED'} on {report['inputs']} (tolerance "
+                 f"{tolerance['relative_error']:g}, {tolerance['precision']})")
     return "\n".join(lines)
 
 

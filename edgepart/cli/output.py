@@ -6,10 +6,12 @@ Progress and logs go to stderr, silenced by -q and widened by -v.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,44 @@ def configure_logging(options: OutputOptions) -> None:
     level = logging.ERROR if options.quiet else (logging.DEBUG if options.verbose > 1 else
                                                   logging.INFO if options.verbose else logging.WARNING)
     logging.basicConfig(level=level, format="edgepart: %(levelname)s: %(message)s", force=True)
+
+
+ETA_AFTER_FRACTION = 0.1  # of the steps done before the rate is trusted
+ETA_AFTER_S = 2.0  # seconds of steps measured before the rate is trusted
+
+
+@contextlib.contextmanager
+def progress_bar(out: OutputOptions, length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (on a terminal, without -q or --json); yields its `update(steps)`.
+    Its ETA is shown only once it means something (eta_text), from the rate since the first step."""
+    first: list[tuple[float, int]] = []  # (time, steps done) at the first step: start-up is over
+
+    def update(steps: int) -> None:
+        if not first:
+            first.append((time.monotonic(), bar.pos + steps))
+        bar.update(steps)
+
+    def eta(_item: object) -> str | None:
+        if not first:
+            return None
+        since, done_then = first[0]
+        return eta_text(time.monotonic() - since, bar.pos - done_then, length - done_then) or None
+
+    bar = click.progressbar(length=length, label=label, file=click.get_text_stream("stderr"),
+                            hidden=not out.show_progress, show_eta=False, item_show_func=eta)
+    with bar:
+        yield update
+
+
+def eta_text(elapsed_s: float, done: int, total: int) -> str:
+    """'ETA hh:mm:ss' for `total - done` more steps at the rate of the `done` steps of the last
+    `elapsed_s` seconds, or '' while that rate means little: before a tenth of the steps and 2 s of
+    them. (click's own ETA, first taken one second in, charged the start-up second, with no step
+    done yet, to every step: 8.5 min for a 12 s profile.)"""
+    if total <= 0 or not 0 < done < total or done < ETA_AFTER_FRACTION * total or elapsed_s < ETA_AFTER_S:
+        return ""
+    left = round(elapsed_s / done * (total - done))
+    return f"ETA {left // 3600:02d}:{left // 60 % 60:02d}:{left % 60:02d}"
 
 
 def emit(out: OutputOptions, doc: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from edgepart.cli import text
-from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.errors import BadInputError, CheckFailedError
 
 LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "ideal"}
@@ -41,9 +41,8 @@ def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, r
                                 shaping=LINK_MODES[links], timeout_s=timeout_s, check=not no_check,
                                 model=model_path, inputs=inputs_path)
     try:
-        with click.progressbar(length=requests, label="requests", file=click.get_text_stream("stderr"),
-                               hidden=not out.show_progress) as bar:
-            report = client.run(build_dir, options, progress=bar.update)
+        with progress_bar(out, requests, "requests") as update:
+            report = client.run(build_dir, options, progress=update)
     except CheckFailedError as exc:
         if out.json and exc.details:
             emit(out, exc.details, render)
@@ -70,11 +69,13 @@ def render(report: dict[str, Any]) -> str:
              + f"; links: {report['links']} ({report['shaping']})",
              f"latency p50 {_ms(latency['p50'])}, p90 {_ms(latency['p90'])}, p99 {_ms(latency['p99'])}; "
              f"throughput {report['throughput_per_s']:.1f}/s",
-             f"predicted latency {_ms(report['predicted']['latency_s'])}: measured p50 is "
-             + ("-" if report["error"] is None else f"{report['error'] * 100:+.1f}%") + " off", ""]
-    rows = [(name, t["ran_with"] or "-", _ms(t["predicted_s"]), _ms(t["measured_s"]))
-            for name, t in report["tiers"].items()]
-    lines.append(text.table(["tier", "ran with", "predicted compute", "measured"], rows, right=(2, 3)))
+             f"predicted latency {_ms(report['predicted']['latency_s'])}: " + _fidelity(report), ""]
+    rows = [(name, t["ran_with"] or "-", _ms(t["predicted_s"]), _ms(t["measured_s"]),
+             "stand-in" if t["stand_in"] else _percent(t["error"])) for name, t in report["tiers"].items()]
+    lines.append(text.table(["tier", "ran with", "predicted compute", "measured", "vs plan"], rows,
+                            right=(2, 3, 4)))
+    lines += [f"  {name}: stand-in, not compared: {t['stand_in']}" for name, t in report["tiers"].items()
+              if t["stand_in"]]
     if report["per_link"]:
         rows = [(name, "yes" if link["used"] else "no", _ms(link["predicted_s"]), _ms(link["measured_s"]),
                  text.size(link["bytes_up"]), text.size(link["bytes_down"]))
@@ -86,6 +87,17 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"\nevery result matched onnxruntime (worst relative error {c['worst_relative_error']:.2g}, "
                      f"tolerance {c['tolerance']:g}), in order")
     return "\n".join(lines)
+
+
+def _fidelity(report: dict[str, Any]) -> str:
+    if report["stand_in_tiers"]:
+        return (f"not compared, tier(s) {', '.join(report['stand_in_tiers'])} ran on a stand-in (what was measured "
+                "is not what the plan priced)")
+    return f"measured p50 is {_percent(report['error'])} off"
+
+
+def _percent(error: float | None) -> str:
+    return "-" if error is None else f"{error * 100:+.1f}%"
 
 
 def _ms(seconds: float | None) -> str:

@@ -1,6 +1,6 @@
 """Calibration and held-out data: one .npz file, an array per model input named after it (samples
-along the first axis, each reshaped to the input's shape) and optionally `labels` (one class index
-per sample). Without a file, seeded inputs stand in (no labels)."""
+along the first axis, each reshaped to the input's shape, or one sample at exactly the input's shape)
+and optionally `labels` (one class index per sample). Without a file, seeded inputs stand in (no labels)."""
 
 from __future__ import annotations
 
@@ -57,11 +57,11 @@ def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
             raise BadInputError(f"{option} {path}: no array named '{name}' (the model's inputs are "
                                 f"{', '.join(loaded.graph.inputs)}; arrays: {', '.join(sorted(arrays)) or 'none'})")
         shape, dtype = tuple(tensors[name].shape), np.dtype(tensors[name].dtype)
-        array = arrays[name]
-        if array.ndim == 0 or int(np.prod(array.shape[1:])) != int(np.prod(shape)):
-            raise BadInputError(f"{option} {path}: '{name}' has shape {list(array.shape)}; expected samples along "
-                                f"the first axis, each of shape {list(shape)}")
-        inputs[name] = array.reshape((len(array), *shape)).astype(dtype, copy=False)
+        samples = seeded_feeds.as_samples(arrays[name], shape)
+        if samples is None:
+            raise BadInputError(f"{option} {path}: '{name}' has shape {list(arrays[name].shape)}; expected samples "
+                                f"along the first axis, each of shape {list(shape)}")
+        inputs[name] = samples.astype(dtype, copy=False)
     counts = {len(a) for a in inputs.values()}
     labels = arrays.get(LABELS)
     if labels is not None:

@@ -15,6 +15,18 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(bool)": "bool"}
 
 
+def as_samples(array: np.ndarray, shape: Sequence[int]) -> np.ndarray | None:
+    """`array` as [N, *shape], or None when it does not fit: one sample at exactly `shape`, or samples
+    along the first axis, each with `shape`'s number of elements and reshaped to it ((N, *shape),
+    (N, 1, 8, 8) or (N, 64) for a (1, 1, 8, 8) input). The one rule for every file of inputs."""
+    shape = tuple(int(d) for d in shape)
+    if array.shape == shape:
+        return array[None]
+    if array.ndim >= 1 and len(array) and int(np.prod(array.shape[1:])) == int(np.prod(shape)):
+        return array.reshape((len(array), *shape))
+    return None
+
+
 def seeded(specs: Iterable[tuple[str, Sequence[int], str]], seed: int = 0) -> dict[str, np.ndarray]:
     """{name: array} for (name, shape, numpy dtype name) specs."""
     rng = np.random.default_rng(seed)

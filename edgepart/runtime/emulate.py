@@ -93,6 +93,7 @@ class QemuRunner:
         self.library, self.tier, self.timeout_s = library, tier, timeout_s
         self.folder = bundle()
         self.description = f"tvm runtime (aarch64) under {Path(qemu()).name}"
+        self.native = False  # emulated: right numbers, not the board's speed
 
     def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
         return self.run_many([values])[0]

@@ -14,12 +14,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from edgepart import schema
 from edgepart.compile import manifest
 from edgepart.compile.elf import HOST_MACHINE
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.runtime import codecs
+from edgepart.wording import with_article
 
+SCHEMA_VERSION = 1  # of the edgepart.verify and edgepart.accuracy reports
 # max |tvm - reference| / max |reference| allowed, by the least precise choice in the chain
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 1e-1}
 
@@ -56,34 +59,50 @@ class Chain:
         return [{"name": t["name"], "ran_with": r.description} for t, r in zip(self.doc["tiers"], self.runners)]
 
 
-def verify(build_dir: str | Path, inputs: dict[str, np.ndarray] | None = None, model_path: str | None = None,
+def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: str | None = None,
            emulators: dict | None = None) -> dict[str, Any]:
+    """Run the chain on the samples of `inputs_path` (default: the build's sample_inputs.npz, else
+    seeded inputs) and compare every output of every sample with onnxruntime on the original model."""
     build_dir = Path(build_dir)
     doc = manifest.load(build_dir)
     model = original_model(doc, model_path)
     reference_session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    feeds = inputs if inputs is not None else _default_inputs(build_dir, reference_session)
-    _check_inputs(feeds, reference_session, model)
-    expected = dict(zip([o.name for o in reference_session.get_outputs()], reference_session.run(None, feeds)))
+    if inputs_path is not None:
+        samples = read_samples(inputs_path, reference_session, model)
+        source = f"{inputs_path} ({len(samples)} sample{'s' if len(samples) > 1 else ''})"
+    else:
+        samples, source = [_default_inputs(build_dir, reference_session)], _default_inputs_source(build_dir)
+    output_names = [o.name for o in reference_session.get_outputs()]
+    expected = [dict(zip(output_names, reference_session.run(None, feeds))) for feeds in samples]
     chain = Chain(build_dir, doc, emulators or {})
-    got = chain.run_many([feeds])[0]
-    errors = {}
-    for name in doc["outputs"]:
-        ref, out = expected[name].astype(np.float64), got[name].astype(np.float64)
-        scale = float(np.max(np.abs(ref))) or 1.0
-        errors[name] = {"max_abs_error": float(np.max(np.abs(out - ref))),
-                        "relative_error": float(np.max(np.abs(out - ref)) / scale)}
+    errors = _errors(doc["outputs"], expected, chain.run_many(samples))
     worst = chain.precision
     tolerance = TOLERANCE[worst]
-    report = {"kind": "edgepart.verify", "build": str(build_dir), "tiers": chain.describe(), "outputs": errors,
-              "tolerance": {"relative_error": tolerance, "precision": worst},
-              "inputs": "--inputs" if inputs is not None else _default_inputs_source(build_dir)}
+    report = schema.document("verify", SCHEMA_VERSION, {
+        "build": str(build_dir), "tiers": chain.describe(), "outputs": errors,
+        "tolerance": {"relative_error": tolerance, "precision": worst}, "inputs": source, "samples": len(samples)})
     name, error = max(errors.items(), key=lambda item: item[1]["relative_error"])
     report["passed"] = error["relative_error"] <= tolerance
     if not report["passed"]:
-        raise CheckFailedError(f"output '{name}' differs from onnxruntime: relative error "
+        where = f" (sample {error['worst_sample']})" if len(samples) > 1 else ""
+        raise CheckFailedError(f"output '{name}' differs from onnxruntime{where}: relative error "
                                f"{error['relative_error']:.3g} > {tolerance:g} ({worst} tolerance)", report)
     return report
+
+
+def _errors(names: list[str], expected: list[dict], got: list[dict]) -> dict[str, dict]:
+    """Per output, the largest error over the samples: max |error|, and max |error| / max |reference|
+    with the sample where it is largest."""
+    errors = {}
+    for name in names:
+        absolute, relative = [], []
+        for reference, output in zip(expected, got):
+            ref, out = reference[name].astype(np.float64), output[name].astype(np.float64)
+            absolute.append(float(np.max(np.abs(out - ref))))
+            relative.append(absolute[-1] / (float(np.max(np.abs(ref))) or 1.0))
+        worst = int(np.argmax(relative))
+        errors[name] = {"max_abs_error": max(absolute), "relative_error": relative[worst], "worst_sample": worst}
+    return errors
 
 
 def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | None = None,
@@ -111,10 +130,10 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     score = sensitivity.scorer(metric, reference, dataset.labels)
     fp32, compressed = score(reference), score(measured_outputs)
     drop, budget = fp32 - compressed, planned.get("budget")
-    report = {"kind": "edgepart.accuracy", "build": str(build_dir), "data": dataset.describe(),
-              "tiers": chain.describe(), "metric": metric, "fp32": fp32, "compressed": compressed,
-              "measured_drop": drop, "predicted_drop": planned.get("predicted_drop"), "budget": budget,
-              "passed": budget is None or drop <= budget}
+    report = schema.document("accuracy", SCHEMA_VERSION, {
+        "build": str(build_dir), "data": dataset.describe(), "tiers": chain.describe(), "metric": metric,
+        "fp32": fp32, "compressed": compressed, "measured_drop": drop, "predicted_drop": planned.get("predicted_drop"),
+        "budget": budget, "passed": budget is None or drop <= budget})
     if not report["passed"]:
         raise CheckFailedError(f"accuracy budget exceeded on {data_path}: measured drop {100 * drop:.2f}% > budget "
                                f"{100 * budget:.2f}% (predicted {100 * (planned.get('predicted_drop') or 0):.2f}%; "
@@ -153,15 +172,36 @@ def _default_inputs_source(build_dir: Path) -> str:
     return f"{manifest.SAMPLE_INPUTS} (a calibration sample)" if stored.is_file() else "seeded"
 
 
-def _check_inputs(feeds: dict[str, np.ndarray], session: ort.InferenceSession, model: Path) -> None:
-    """--inputs must name every model input with its shape; the message says which does not."""
+def read_samples(path: str, session: ort.InferenceSession, model: Path) -> list[dict[str, np.ndarray]]:
+    """The samples of an .npz of inputs: per model input an array holding one sample at the input's
+    shape, or samples along the first axis (the calibration-data format); errors name the file and array."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise BadInputError(f"--inputs {path}: no such file") from None
+    except (OSError, ValueError):  # numpy reports a non-zip file as "pickled data"
+        raise BadInputError(f"--inputs {path}: not an .npz file of arrays") from None
+    columns = {}
     for spec in session.get_inputs():
-        if spec.name not in feeds:
-            raise BadInputError(f"--inputs: no array named '{spec.name}' (the inputs of {model} are "
-                                f"{', '.join(i.name for i in session.get_inputs())})")
-        if list(feeds[spec.name].shape) != list(spec.shape):
-            raise BadInputError(f"--inputs: '{spec.name}' has shape {list(feeds[spec.name].shape)}, "
-                                f"{model} expects {list(spec.shape)}")
+        if spec.name not in arrays:
+            raise BadInputError(f"--inputs {path}: no array named '{spec.name}' (the inputs of {model} are "
+                                f"{', '.join(i.name for i in session.get_inputs())}; arrays: "
+                                f"{', '.join(sorted(arrays)) or 'none'})")
+        if not all(isinstance(d, int) for d in spec.shape):
+            raise BadInputError(f"--inputs {path}: input '{spec.name}' of {model} has a dynamic shape "
+                                f"{list(spec.shape)}; verify needs a model with static input shapes")
+        samples = seeded_feeds.as_samples(arrays[spec.name], spec.shape)
+        if samples is None:
+            dims = ", ".join(map(str, spec.shape))
+            raise BadInputError(f"--inputs {path}: '{spec.name}' has shape {list(arrays[spec.name].shape)}; expected "
+                                f"[{dims}] (one sample) or [N, {dims}] (N samples along the first axis)")
+        columns[spec.name] = samples.astype(seeded_feeds.ORT_DTYPES.get(spec.type, samples.dtype), copy=False)
+    counts = {name: len(samples) for name, samples in columns.items()}
+    if len(set(counts.values())) > 1:
+        raise BadInputError(f"--inputs {path}: arrays hold different numbers of samples "
+                            f"({', '.join(f'{k}: {v}' for k, v in counts.items())})")
+    return [{name: samples[i] for name, samples in columns.items()} for i in range(next(iter(counts.values())))]
 
 
 def _least_precise(current: str, choice: str) -> str:
@@ -171,11 +211,12 @@ def _least_precise(current: str, choice: str) -> str:
 
 
 class _OrtRunner:
-    def __init__(self, path: Path, why: str) -> None:
+    def __init__(self, path: Path, why: str, native: bool) -> None:
         from edgepart.compile.compilers import ort_options  # noqa: PLC0415
 
         self.session = ort.InferenceSession(str(path), ort_options(), providers=["CPUExecutionProvider"])
         self.description = why
+        self.native = native  # False: a stand-in for an artifact that cannot run here
 
     def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
         names = [i.name for i in self.session.get_inputs()]
@@ -188,18 +229,21 @@ class _TvmRunner:
 
         self.tier = TvmTier(path, device)
         self.description = f"tvm runtime ({device}, this host)"
+        self.native = True
 
     def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
         return self.tier.run(values)
 
 
 def runner_for(build_dir: Path, tier: dict, emulators: dict | None = None):
-    """The way this machine runs a tier: its library, an emulator, or its sub-model in onnxruntime."""
+    """The way this machine runs a tier: its library, an emulator, or its sub-model in onnxruntime.
+    A runner has `run`, `description` (how it runs, for reports) and `native` (False for an emulator or
+    a stand-in: the tier's own artifact does not run at its own speed here)."""
     emulators = emulators or {}
     artifact = manifest.artifact_path(build_dir, tier)
     submodel = manifest.artifact_path(build_dir, tier, "submodel")
     if tier["backend"] == "onnxruntime":
-        return _OrtRunner(artifact, "onnxruntime (the tier's backend)")
+        return _OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True)
     if tier["runtime_device"] == "cpu" and tier["elf_machine"] == HOST_MACHINE:
         return _TvmRunner(artifact, "cpu")
     if tier["runtime_device"] == "cuda" and _cuda_available():
@@ -207,8 +251,9 @@ def runner_for(build_dir: Path, tier: dict, emulators: dict | None = None):
     emulator = emulators.get(tier["elf_machine"]) if tier["runtime_device"] == "cpu" else None
     if emulator is not None:
         return emulator(artifact, tier)
-    return _OrtRunner(submodel, f"onnxruntime stand-in: a {tier['target']['preset']} library cannot run here "
-                                f"({tier['verification']})")
+    library = with_article(tier["target"]["preset"])
+    return _OrtRunner(submodel, f"onnxruntime stand-in: {library} library cannot run here ({tier['verification']})",
+                      native=False)
 
 
 def _cuda_available() -> bool:

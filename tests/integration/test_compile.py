@@ -338,11 +338,11 @@ def test_verify_names_bad_inputs_and_compile_refuses_an_incomplete_plan(tmp_path
 
     plan, build, _ = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
     np.savez(tmp_path / "wrong.npz", picture=np.zeros((1, 1, 8, 8), np.float32))
-    np.savez(tmp_path / "shape.npz", image=np.zeros((1, 8, 8), np.float32))
+    np.savez(tmp_path / "shape.npz", image=np.zeros((1, 8, 7), np.float32))
     assert_one_line_error(edgepart("verify", str(build), "--inputs", str(tmp_path / "wrong.npz")), 2,
                           "no array named 'image'")
     assert_one_line_error(edgepart("verify", str(build), "--inputs", str(tmp_path / "shape.npz")), 2,
-                          "'image' has shape [1, 8, 8]")
+                          "shape.npz: 'image' has shape [1, 8, 7]; expected [1, 1, 8, 8] (one sample)")
     (tmp_path / "empty.json").write_text('{"kind": "edgepart.plan", "schema_version": 1}')
     assert_one_line_error(edgepart("compile", str(MODELS / "digits_cnn.onnx"), "--plan", str(tmp_path / "empty.json")),
                           2, "not a complete plan file")

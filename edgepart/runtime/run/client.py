@@ -76,7 +76,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         workers = TierProcesses(build_dir, doc, layout, Path(tmp), namespaces, shaping_mode)
         stack.callback(workers.stop)
         client.to_device.connect(workers.endpoint(0, "up"))
-        ran_with = workers.start(client.control)
+        runners = workers.start(client.control)
         requests = _requests(model, build_dir, options)
         client.stream(requests[:WARMUP], None, timeout_s, workers)  # warm caches, sockets, TCP windows
         broken = next((r.error for r in requests[:WARMUP] if r.error), None)
@@ -91,7 +91,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     if namespaces is not None and not namespaces.kernel_delay:
         shaping_mode = "netns-tbf"
     result = {"build": str(build_dir), **report.report(doc, network, layout, measured, wall_s, rate, shaping_mode,
-                                                       ran_with)}
+                                                       runners)}
     errors = [r for r in measured if r.error]
     if errors:
         failed = [r for r in errors if r.sent_at]

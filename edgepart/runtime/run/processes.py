@@ -69,8 +69,9 @@ class TierProcesses:
                               "pace": side(down, "downlink_bps")},
         }
 
-    def start(self, control: zmq.Socket) -> dict[str, str]:
-        """Start every tier; returns how each runs, once all have loaded their artifacts."""
+    def start(self, control: zmq.Socket) -> dict[str, dict]:
+        """Start every tier; once all have loaded their artifacts, returns how each runs:
+        tier -> {ran_with (words), native (False: an emulator or an onnxruntime stand-in)}."""
         for i, name in enumerate(self.layout["tiers"]):
             config = self.folder / f"{name}.json"
             config.write_text(json.dumps(self._config(i)))
@@ -86,7 +87,7 @@ class TierProcesses:
                 if event["kind"] == FAILED:
                     raise ToolError(f"tier '{event['tier']}' {event['error']}")
                 if event["kind"] == READY:
-                    ran_with[event["tier"]] = event["ran_with"]
+                    ran_with[event["tier"]] = {"ran_with": event["ran_with"], "native": event["native"]}
             dead = self.dead()
             if dead:
                 raise ToolError(f"tier '{dead}' exited while starting: {self._log_tail(dead)}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgepart import schema
 from edgepart.errors import CheckFailedError
 
 if TYPE_CHECKING:
@@ -27,17 +28,39 @@ def slowest_stage_rate(warmup: list[Request], layout: dict, mode: str) -> float:
     return 1.0 / max(max(stages), 1e-6)
 
 
+SCHEMA_VERSION = 1
+LOCAL_DEVICE = "local"  # the device profile of this host (edgepart profile, make host-profile)
+
+
+def stand_in(entry: dict | None, runner: dict) -> str | None:
+    """Why a tier's measured time says nothing about the plan's price for it, or None when it does:
+    the plan priced another device than this host, or the tier ran emulated or as an onnxruntime
+    stand-in for its artifact. A relay (no layers, no entry) has nothing to compare."""
+    if entry is None:
+        return None
+    if not runner.get("native", True):
+        return f"ran as a stand-in ({runner['ran_with']}), not as device '{entry['device']}' that the plan priced"
+    if entry["device"] != LOCAL_DEVICE:
+        return f"the plan priced device '{entry['device']}'; this host ran the tier in its place"
+    return None
+
+
 def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall_s: float, rate: float | None,
-           mode: str, ran_with: dict[str, str]) -> dict[str, Any]:
-    """The run's report (docs/file-formats.md, edgepart.run)."""
+           mode: str, runners: dict[str, dict]) -> dict[str, Any]:
+    """The run's report (docs/file-formats.md, edgepart.run). `runners`: tier -> {ran_with, native}."""
     done = [r for r in requests if r.done_at is not None and not r.error]
     latencies = [r.done_at - r.sent_at for r in done]
     predicted = network["predicted"]
     tiers = {}
     for name in layout["tiers"]:
         samples = [r.timings.get(f"tier:{name}") for r in done if r.timings.get(f"tier:{name}") is not None]
-        tiers[name] = {"ran_with": ran_with.get(name), "measured_s": _median(samples),
-                       "predicted_s": predicted["compute_s"].get(name)}
+        runner = runners.get(name, {})
+        measured, planned = _median(samples), predicted["compute_s"].get(name)
+        why = stand_in(layout["entries"].get(name), runner)
+        tiers[name] = {"ran_with": runner.get("ran_with"), "measured_s": measured, "predicted_s": planned,
+                       "stand_in": why,
+                       "error": None if why or not measured or not planned else measured / planned - 1}
+    stand_ins = [name for name, tier in tiers.items() if tier["stand_in"]]
     links = {}
     for link in layout["links"]:
         name = link["name"]
@@ -53,8 +76,8 @@ def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall
                                      "rtt_s": link["rtt_s"]}}
     measured_latency = _median(latencies)
     predicted_latency = predicted["latency_s"]
-    return {
-        "kind": "edgepart.run", "model": doc["model"]["path"], "links": mode,
+    return schema.document("run", SCHEMA_VERSION, {
+        "model": doc["model"]["path"], "links": mode,
         "shaping": {"netns": "veth pairs in network namespaces with tc netem (delay RTT/2, rate)",
                     "netns-tbf": "veth pairs in network namespaces, rate by tc tbf in the kernel; one-way delay "
                                  "(RTT/2) held by the receiver (this kernel has no netem)",
@@ -68,10 +91,12 @@ def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall
                       "p99": _percentile(latencies, 99)},
         "throughput_per_s": len(done) / wall_s if wall_s > 0 else None,
         "predicted": {"latency_s": predicted_latency, "throughput_s": predicted["throughput_s"]},
-        "error": (measured_latency / predicted_latency - 1) if measured_latency and predicted_latency else None,
+        "error": (measured_latency / predicted_latency - 1)
+        if measured_latency and predicted_latency and not stand_ins else None,
+        "stand_in_tiers": stand_ins,
         "tiers": tiers,
         "per_link": links,
-    }
+    })
 
 
 def check(doc: dict, model: Path, requests: list[Request], report: dict) -> None:

@@ -62,7 +62,8 @@ class Worker:
 
     def serve(self) -> None:
         self.control.send_json({"kind": READY, "tier": self.name,
-                                "ran_with": self.runner.description if self.runner else "relay (no layers)"})
+                                "ran_with": self.runner.description if self.runner else "relay (no layers)",
+                                "native": self.runner.native if self.runner else True})
         poller = zmq.Poller()
         for socket in self.inbound:
             poller.register(socket, zmq.POLLIN)
