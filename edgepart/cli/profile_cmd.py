@@ -9,7 +9,7 @@ import click
 from edgepart import graph, schema
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
-from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.errors import BadInputError
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
@@ -82,10 +82,9 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
         # Per precision: the profiled rounds and the prefix stage (measure); then the segment check.
         passes = (3 * (warmup + repeat) + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
         calibration = _calibration(data_path, loaded) if "int8" in lower else None
-        with click.progressbar(length=passes, label="profiling", file=click.get_text_stream("stderr"),
-                               hidden=not out.show_progress) as bar:
-            measurement = measure(loaded, options, check_segments, progress=bar.update)
-            converted = {p: measure_precision(loaded, p, options, calibration, bar.update) for p in lower}
+        with progress_bar(out, passes, "profiling") as update:
+            measurement = measure(loaded, options, check_segments, progress=update)
+            converted = {p: measure_precision(loaded, p, options, calibration, update) for p in lower}
         doc = document.measured_document(loaded, profile_device, options, measurement, converted,
                                          session_energy(loaded, options))
     if output:
@@ -101,10 +100,9 @@ def _tvm_profile(out: OutputOptions, loaded, device, target: str | None, options
         raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
     if rpc and not target:
         raise BadInputError("--rpc needs --target, the preset the remote board runs (e.g. aarch64, rpi4)")
-    with click.progressbar(length=3 * (options.warmup + options.repeat) + options.warmup + options.repeat,
-                           label="profiling (tvm)", file=click.get_text_stream("stderr"),
-                           hidden=not out.show_progress) as bar:
-        measurement = measure_tvm(loaded, target or "x86-64", options, rpc, bar.update)
+    with progress_bar(out, 3 * (options.warmup + options.repeat) + options.warmup + options.repeat,
+                      "profiling (tvm)") as update:
+        measurement = measure_tvm(loaded, target or "x86-64", options, rpc, update)
     return document.tvm_document(loaded, device, options, measurement)
 
 
@@ -112,6 +110,16 @@ def _calibration(path: str | None, loaded: graph.LoadedModel):
     from edgepart.compress import data  # noqa: PLC0415
 
     return data.load(path, loaded) if path else data.seeded(loaded, 16)
+
+
+def _calibrated_times(layer: dict[str, Any]) -> tuple[str, str, str]:
+    """ms, p10 ms, p90 ms of a layer on one scale: the calibrated median and the measured p10/p90
+    scaled by the same factor (calibrated_s / median_s), so that p10 <= ms <= p90 reads as it should."""
+    ms = f"{layer['calibrated_s'] * 1e3:.4f}"
+    if "median_s" not in layer:  # predicted: one number, no spread
+        return ms, "-", "-"
+    factor = layer["calibrated_s"] / layer["median_s"] if layer["median_s"] > 0 else 1.0
+    return ms, f"{layer['p10_s'] * factor * 1e3:.4f}", f"{layer['p90_s'] * factor * 1e3:.4f}"
 
 
 def _calibrated(device, path: str):
@@ -132,11 +140,16 @@ def render(doc: dict[str, Any]) -> str:
     for precision, body in doc["precisions"].items():
         layers = body["layers"]
         top = sorted(layers.items(), key=lambda item: -item[1]["calibrated_s"])[:10]
-        rows = [(name, f"{v['calibrated_s'] * 1e3:.4f}", f"{v.get('p10_s', 0) * 1e3:.4f}",
-                 f"{v.get('p90_s', 0) * 1e3:.4f}", f"{v['energy_j'] * 1e3:.4f}") for name, v in top]
+        rows = [(name, *_calibrated_times(v), f"{v['energy_j'] * 1e3:.4f}") for name, v in top]
         total = sum(v["calibrated_s"] for v in layers.values())
         lines += ["", f"{precision}: {len(layers)} layers, {total * 1e3:.3f} ms in all; slowest:",
                   text.table(["layer", "ms", "p10 ms", "p90 ms", "mJ"], rows, right=(1, 2, 3, 4))]
+    if doc["predicted"]:
+        lines += ["", "ms: predicted from the device profile, what the planner uses (a prediction has no p10/p90)"]
+    else:
+        lines += ["", "ms: what the planner uses, the layer's median run times the calibration factor; p10/p90: "
+                      "the spread of its runs,", "scaled by the same factor so the three columns share one scale "
+                      "(the raw median_s, p10_s, p90_s are in the JSON)"]
     if not doc["predicted"]:
         lines += ["", f"end to end {p['end_to_end']['median_s'] * 1e3:.3f} ms (median of {p['end_to_end']['n']}); "
                       f"sum of layers + per-run overhead is {p['sum_error'] * 100:+.1f}% off; "

@@ -11,7 +11,7 @@ import click
 from edgepart import graph, schema
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
-from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.compress import data, sensitivity
 from edgepart.errors import BadInputError
 
@@ -48,9 +48,9 @@ def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, s
         log.warning("no --data: measuring on %d seeded inputs against the fp32 outputs; pass calibration data "
                     "for task accuracy", samples or SEEDED_SAMPLES)
         dataset = data.seeded(loaded, samples or SEEDED_SAMPLES)
-    with click.progressbar(length=sensitivity.steps(loaded, which), label="sensitivity",
-                           file=click.get_text_stream("stderr"), hidden=not out.show_progress) as bar:
-        doc = sensitivity.measure(loaded, dataset, metric, which, progress=bar.update)
+    with progress_bar(out, sensitivity.steps(loaded, which), "sensitivity") as update:
+        doc = sensitivity.measure(loaded, dataset, metric, which, progress=update)
+    log.info("measured in %.1f s", doc["seconds"])
     if output:
         schema.write_json(output, doc)
     emit(out, doc, render)
@@ -73,7 +73,6 @@ def render(doc: dict[str, Any]) -> str:
                      *(f"{entry['bytes'] / codecs[c]['bytes']:.2f}x" for c in ("zlib", "fp16+zlib", "int8+zlib"))))
     lines.append(text.table(["tensor", "raw", "fp16 drop", "int8 drop", "zlib", "fp16+zlib", "int8+zlib"], rows,
                             right=(1, 2, 3, 4, 5, 6)))
-    lines.append(f"\n{doc['seconds']:.1f} s")
     return "\n".join(lines)
 
 
