@@ -42,7 +42,8 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -m 'not gpu'
 
-# The main job on a bundled example: inspect, profile this host, plan three tiers, compile, verify.
+# The main job on a bundled example: inspect, profile this host, plan two tiers (a Raspberry Pi 4 and
+# this host, examples/demo.toml), compile, verify, run.
 demo: install
 	$(BIN)/edgepart inspect $(DEMO_MODEL)
 	mkdir -p build/demo/profiles

@@ -37,6 +37,8 @@ def sweep_command(out: OutputOptions, model: str, deploy_path: str, bandwidth: s
                   objective: str, energy_weight: float, solver: str, output: str | None, plot_path: str | None,
                   input_shapes: tuple[str, ...]) -> None:
     """Optimal plans of MODEL over a range of link bandwidths, with exact breakpoints."""
+    if objective == "weighted" and energy_weight <= 0:
+        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
     deployment = deploy.load(deploy_path)
     if not deployment.links:
         raise BadInputError(f"{deploy_path}: a sweep needs at least two tiers joined by a link")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -98,3 +99,23 @@ def test_every_command_and_option_has_help(name):
             assert param.help, f"{name} {param.opts} has no help"
     docs = (REPO / "docs" / "cli.md").read_text()
     assert f"edgepart {name}" in docs
+
+
+def synopsis(name: str) -> str:
+    """The code block that opens the `## edgepart NAME` section of docs/cli.md."""
+    docs = (REPO / "docs" / "cli.md").read_text()
+    section = re.search(rf"^## edgepart {name}\n(.*?)(?=^## |\Z)", docs, re.MULTILINE | re.DOTALL)
+    assert section, f"docs/cli.md has no section '## edgepart {name}'"
+    block = re.search(r"```\n(.*?)```", section.group(1), re.DOTALL)
+    assert block, f"docs/cli.md: the section of edgepart {name} has no synopsis"
+    return block.group(1)
+
+
+@pytest.mark.parametrize("name", cli.list_commands(None))
+def test_every_option_is_in_its_commands_synopsis(name):
+    """Each option of each command (by its long or short name) appears in the synopsis of its section."""
+    text = synopsis(name)
+    missing = [max(param.opts, key=len) for param in cli.get_command(None, name).params
+               if param.param_type_name == "option" and "--help" not in param.opts
+               and not any(re.search(re.escape(opt) + r"(?![\w-])", text) for opt in param.opts)]
+    assert not missing, f"docs/cli.md: the synopsis of edgepart {name} lacks {', '.join(missing)}"
