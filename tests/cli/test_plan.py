@@ -98,3 +98,8 @@ def test_json_with_explain_keeps_stdout_json_and_explains_on_stderr():
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["kind"] == "edgepart.plan"
     assert "best_single_split" in result.stderr and "link device-edge" in result.stderr
+
+
+def test_sweep_refuses_a_weighted_objective_without_a_weight():
+    result = edgepart("sweep", str(MODELS / "digits_cnn.onnx"), "--deploy", str(EXAMPLE), "--objective", "weighted")
+    assert_one_line_error(result, 2, "--objective weighted needs --energy-weight")
