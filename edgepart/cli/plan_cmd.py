@@ -44,7 +44,9 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan file here.")
 @click.option("--explain", is_flag=True,
               help="Print a readable breakdown: tiers, cuts, baselines (on stderr with --json).")
-@click.option("--svg", type=click.Path(dir_okay=False), help="Draw the graph coloured by tier into this SVG file.")
+@click.option("--svg", type=click.Path(dir_okay=False),
+              help="Draw the plan into this SVG file: a lane per tier with its totals, layers (blocks of layers "
+                   "by name prefix for a large model), each tensor sent over a link once with its size and codec.")
 @click.option("--reproducible", is_flag=True,
               help="Write 0 for solver.seconds so plan files are byte-identical (also SOURCE_DATE_EPOCH).")
 @input_shape_option
