@@ -1,7 +1,7 @@
 """Compression benchmark (`python -m bench.bench_compression`), issue #5.
 
 1. Accuracy budgets on the trained digits CNN (examples/compressed.toml: Raspberry Pi 4 + edge server
-   over LTE): plans under 0.5%, 1% and 2%, compiled with int8 layers, measured on the 540 held-out
+   over Ethernet): plans under 0.5%, 1% and 2%, compiled with int8 layers, measured on the 540 held-out
    images; predicted against measured drop.
 2. Every example model, two tiers over 3G, LTE, WiFi and Ethernet: the best fp32 plan (raw tensors) against the
    best plan with int8 layers and codecs under a 1% budget (sensitivities measured on calibration data
