@@ -58,11 +58,11 @@ TEXT = re.compile(r'<text x="([-\d.]+)" y="([-\d.]+)" font-size="([\d.]+)"([^>]*
 BOX = re.compile(r'<rect x="([-\d.]+)" y="([-\d.]+)" width="([\d.]+)" height="([\d.]+)"[^>]*class="box"')
 
 
-def planned(model, pins: str = "", path: str = "generated.onnx"):
+def planned(model, pins: str = "", path: str = "generated.onnx", tiers: str = THREE_TIERS):
     """(LayerGraph, plan document) of an in-memory model on the three-tier deployment with `pins`."""
     layers = graph.from_model(model)
     loaded = LoadedModel(Path(path), "0" * 64, model, layers)
-    deployment = dataclasses.replace(deploy.parse(tomllib.loads(THREE_TIERS + pins), "three.toml"), path="three.toml")
+    deployment = dataclasses.replace(deploy.parse(tomllib.loads(tiers + pins), "three.toml"), path="three.toml")
     return layers, planner.plan(loaded, deployment, planner.PlanRequest(reproducible=True))
 
 
@@ -210,22 +210,24 @@ def test_names_are_shortened_by_scope_and_kept_whole_in_tooltips():
     assert "/stage3/block2/conv1/Conv (Conv)" in html.unescape(picture)  # a block's tooltip lists its layers
 
 
-def test_the_same_plan_draws_the_same_bytes_in_every_process():
+def test_the_same_plan_draws_the_same_bytes_in_every_process(tmp_path):
+    deployment = tmp_path / "three.toml"
+    deployment.write_text(THREE_TIERS + 'nodes = { "mixed2.b1" = "edge", "mixed3.b1" = "cloud" }\n')
     script = ("import sys; from edgepart import graph; from edgepart.hardware import deploy; "
               "from edgepart.plan import planner; from edgepart.plan.drawing import plan_svg; "
               "m = graph.load(sys.argv[1]); d = deploy.load(sys.argv[2]); "
               "sys.stdout.write(plan_svg(m.graph, planner.plan(m, d, planner.PlanRequest(reproducible=True))))")
-    args = [sys.executable, "-c", script, "models/inception_cnn.onnx", "examples/phone-edge-cloud.toml"]
+    args = [sys.executable, "-c", script, "models/inception_cnn.onnx", str(deployment)]
     runs = [subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]
-    assert runs[0] == runs[1] and runs[0].startswith("<svg")
+    assert runs[0] == runs[1] and runs[0].startswith("<svg") and 'class="transfer"' in runs[0]
 
 
 def test_a_precision_other_than_fp32_is_written_on_its_box():
-    loaded = graph.load(MODELS / "residual_cnn.onnx")
-    deployment = deploy.load(REPO / "examples" / "compressed.toml")  # int8 allowed, and free without sensitivity
-    plan = planner.plan(loaded, deployment, planner.PlanRequest(reproducible=True))
-    picture = plan_svg(loaded.graph, plan)
+    """The edge may run int8, which is free without a sensitivity file."""
+    int8_edge = THREE_TIERS.replace('target = "x86-64-v4"', 'target = "x86-64-v4"\nprecisions = ["fp32", "int8"]')
+    layers, plan = planned(graph.load(MODELS / "residual_cnn.onnx").model, tiers=int8_edge)
+    picture = plan_svg(layers, plan)
     lowered = [name for name, precision in plan["precision"].items() if precision != "fp32"]
     assert lowered
     tags = [t[4] for t in labels(picture) if 'anchor="end"' in t[5] and t[4].split(" ")[-1] == "int8"]
