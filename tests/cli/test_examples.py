@@ -65,3 +65,16 @@ def test_the_sweep_example_changes_plan_and_trades_latency_for_energy():
         breakpoints = [segment["from_bps"] for segment in doc["segments"][1:]]
         assert len(breakpoints) >= 2, f"{example.name}: {model} has breakpoints {breakpoints}"
         assert len(doc["pareto"]) > 1, f"{example.name}: {model}'s Pareto front is {doc['pareto']}"
+
+
+def test_the_readmes_plan_picture_is_what_plan_draws_today(tmp_path):
+    """README.md shows docs/plan-board-server.svg; it must not drift from what `plan --svg` draws."""
+    picture = tmp_path / "plan.svg"
+    result = edgepart("plan", "models/residual_cnn.onnx", "--deploy", "examples/board-server.toml",
+                      "--svg", str(picture), "--reproducible", "-q")
+    assert result.returncode == 0, result.stderr
+    shipped = REPO / "docs" / "plan-board-server.svg"
+    assert picture.read_text() == shipped.read_text(), (
+        "docs/plan-board-server.svg is stale: regenerate it with `edgepart plan models/residual_cnn.onnx "
+        "--deploy examples/board-server.toml --svg docs/plan-board-server.svg --reproducible`")
+    assert "docs/plan-board-server.svg" in (REPO / "README.md").read_text()
