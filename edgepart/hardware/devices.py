@@ -9,8 +9,8 @@ Shipped profiles are package data (edgepart/profiles/devices/); a path to a file
 from __future__ import annotations
 
 import os
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from edgepart import schema
