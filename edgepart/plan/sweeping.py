@@ -38,34 +38,40 @@ def sweep_document(loaded: LoadedModel, deployment: Deployment, link: int, low_b
     segments = sweep.bandwidth_sweep(family, objective, solve, low_bps, high_bps)
     base = cost_build.build(loaded.graph, deployment)
     front = sweep.pareto_front(base, solve) if objective.kind != "throughput" else []
+    # Counted as `plan` counts them: real layers, not the graph's input and output nodes.
+    layers = np.array([not loaded.graph.node(name).is_pseudo for name in base.nodes])
     return schema.document("sweep", SCHEMA_VERSION, {
         "model": {"path": str(loaded.path), "sha256": loaded.sha256},
         "deployment": {"path": deployment.path, "sha256": deployment.sha256},
         "link": deployment.links[link].name,
         "objective": objective.describe(),
         "range_bps": [low_bps, high_bps],
-        "segments": [_segment(family, objective, s, base) for s in segments],
-        "pareto": [_pareto_point(base, s) for s in front],
+        "segments": [_segment(family, objective, s, base, layers) for s in segments],
+        "pareto": [_pareto_point(base, s, layers) for s in front],
     })
 
 
 def _segment(family: sweep.AffineFamily, objective: Objective, segment: sweep.Segment,
-             base: CostModel) -> dict[str, Any]:
+             base: CostModel, layers: np.ndarray) -> dict[str, Any]:
     plan = segment.solution
     ends = [float(plan.objective(family.at(1 / bw), objective)) for bw in (segment.start, segment.end)]
     return {
         "from_bps": _round(segment.start), "to_bps": _round(segment.end),
         "objective_at_ends": [_round(v) for v in ends],
-        "layers_per_tier": {tier: int(np.sum(plan.tiers == k)) for k, tier in enumerate(base.tiers)},
+        "layers_per_tier": _layers_per_tier(base, plan, layers),
         "assignment": {base.nodes[v]: base.tiers[int(t)] for v, t in enumerate(plan.tiers)},
     }
 
 
-def _pareto_point(model: CostModel, segment: sweep.Segment) -> dict[str, Any]:
+def _pareto_point(model: CostModel, segment: sweep.Segment, layers: np.ndarray) -> dict[str, Any]:
     metrics = segment.solution.metrics(model)
     return {"latency_s": _round(metrics.latency_s[0]), "energy_j": _round(metrics.energy_j[0]),
             "weights_s_per_j": [_round(segment.start), _round(segment.end)],
-            "layers_per_tier": {t: int(np.sum(segment.solution.tiers == k)) for k, t in enumerate(model.tiers)}}
+            "layers_per_tier": _layers_per_tier(model, segment.solution, layers)}
+
+
+def _layers_per_tier(model: CostModel, solution: Solution, layers: np.ndarray) -> dict[str, int]:
+    return {tier: int(np.sum((solution.tiers == k) & layers)) for k, tier in enumerate(model.tiers)}
 
 
 def _round(value: float) -> float:

@@ -54,3 +54,13 @@ def test_sweep_of_a_real_model_matches_resolving_at_50_bandwidths():
                                     precisions=np.zeros_like(tiers))
         assert table.objective(cost, Objective("latency")) == pytest.approx(
             fresh.objective(cost, Objective("latency")), rel=1e-9)
+
+
+def test_sweep_counts_layers_as_plan_does():
+    """Layers per tier count real layers only (chain_cnn's 15), not the graph's input and output nodes."""
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    deployment = deploy.load(REPO / "examples" / "board-server.toml")
+    doc = sweeping.sweep_document(loaded, deployment, 0, 1e6, 1e10, Objective("latency"), "mincut")
+    layers = len(loaded.graph.layers)
+    for row in doc["segments"] + doc["pareto"]:
+        assert sum(row["layers_per_tier"].values()) == layers, row["layers_per_tier"]
