@@ -154,6 +154,9 @@ def ort_options():
 
 
 def last_error(stderr: str) -> str:
+    """The line of a failed tool's output that says why: a fatal one (nvcc's "Unsupported gpu
+    architecture" follows TVM's bare "Compilation error:"), else the last error, else the last line."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or "error" in line]
-    return (errors or lines or ["no output"])[-1][:400]
+    fatal = [line for line in lines if "fatal" in line.lower()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (fatal or errors or lines or ["no output"])[-1][:400]

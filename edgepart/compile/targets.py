@@ -61,6 +61,10 @@ _PRESETS = [
     _cuda("sm_86", "Ampere (RTX 30xx, A10)"),
     _cuda("sm_89", "Ada (L4, RTX 40xx)"),
     _cuda("sm_90", "Hopper (H100, H200)"),
+    TargetPreset("jetson-nano", {"kind": "cuda", "arch": "sm_53"}, dict(AARCH64_HOST), cc="aarch64-linux-gnu-g++",
+                 elf_machine="AArch64", device="cuda", verification="check",
+                 notes="Jetson Nano (Maxwell sm_53) with its aarch64 host; needs a CUDA toolkit of version 12 "
+                       "or older (CUDA 13 dropped sm_53): set CUDA_PATH"),
     TargetPreset("jetson-orin", {"kind": "cuda", "arch": "sm_87"}, dict(AARCH64_HOST), cc="aarch64-linux-gnu-g++",
                  elf_machine="AArch64", device="cuda", verification="check",
                  notes="Jetson Orin (sm_87) with its aarch64 host"),

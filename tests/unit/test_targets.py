@@ -1,0 +1,27 @@
+"""Compile targets: every example's tiers name a target that builds code for the device the plan prices."""
+
+import tomllib
+
+from edgepart.compile import targets
+from edgepart.compile.compilers import last_error
+from edgepart.hardware.devices import load_device
+from tests.conftest import REPO
+
+# The CUDA architecture of each shipped GPU device profile.
+GPU_ARCH = {"jetson-nano": "sm_53", "jetson-orin-nano": "sm_87", "h100": "sm_90", "h200": "sm_90"}
+
+
+def test_gpu_tiers_of_the_examples_build_for_their_device():
+    for example in sorted((REPO / "examples").glob("*.toml")):
+        for tier in tomllib.loads(example.read_text())["tier"]:
+            if load_device(tier["device"]).kind != "gpu":
+                continue
+            preset = targets.resolve(tier["target"], example.name)
+            assert preset.target.get("arch") == GPU_ARCH[tier["device"]], (example.name, tier)
+
+
+def test_a_failed_tools_reason_is_the_fatal_line_after_a_bare_error():
+    stderr = "kernel source ...\nCompilation error:\nnvcc fatal   : Unsupported gpu architecture 'compute_53'\n"
+    assert last_error(stderr) == "nvcc fatal   : Unsupported gpu architecture 'compute_53'"
+    assert last_error("a\nValueError: bad shape\nb") == "ValueError: bad shape"
+    assert last_error("") == "no output"
