@@ -186,23 +186,33 @@ def _codec_accuracy(tensors: list[Tensor], codecs: tuple[str, ...],
 
 
 def _pins(graph: LayerGraph, deployment: Deployment, index: dict[str, int]) -> dict[int, int]:
-    pins = {}
+    """Node index -> tier. Two pins that put one layer on different tiers are refused, naming both."""
+    pins: dict[int, int] = {}
+    reasons: dict[int, str] = {}
+    where = deployment.path or "deploy.toml"
+
+    def pin(name: str, tier: int, reason: str) -> None:
+        v = index[name]
+        if v in pins and pins[v] != tier:
+            raise BadInputError(f"{where}: {reason} puts '{name}' on tier '{deployment.tiers[tier].name}', but "
+                                f"{reasons[v]} puts it on '{deployment.tiers[pins[v]].name}'")
+        pins[v], reasons[v] = tier, reason
+
     for node in graph.nodes:
         if node.op_type == GRAPH_INPUT:
-            pins[index[node.name]] = 0
+            pins[index[node.name]], reasons[index[node.name]] = 0, "the model's input"
         elif node.op_type == GRAPH_OUTPUT:
-            pins[index[node.name]] = deployment.output_tier
+            pins[index[node.name]], reasons[index[node.name]] = deployment.output_tier, "[deploy].output_tier"
     for name, tier in deployment.pins.nodes.items():
         if name not in index:
             close = sorted(n for n in index if name.lower() in n.lower())[:5]
             hint = f"; similar: {', '.join(close)}" if close else ""
-            raise BadInputError(f"{deployment.path or 'deploy.toml'}: [pins].nodes names '{name}', "
-                                f"which is not a node of the model{hint}")
-        pins[index[name]] = deployment.tier_index(tier, f"[pins].nodes.{name}")
+            raise BadInputError(f"{where}: [pins].nodes names '{name}', which is not a node of the model{hint}")
+        pin(name, deployment.tier_index(tier, f"[pins].nodes.{name}"), f"[pins].nodes.{name}")
     for node in graph.layers[: deployment.pins.first_layers]:
-        pins[index[node.name]] = 0
+        pin(node.name, 0, f"[pins].first_layers = {deployment.pins.first_layers}")
     if deployment.pins.input_stays_on_device:
         for name in graph.inputs:
             for consumer in graph.tensors[name].consumers:
-                pins[index[consumer]] = 0
+                pin(consumer, 0, "[pins].input_stays_on_device")
     return pins

@@ -104,3 +104,11 @@ def test_json_with_explain_keeps_stdout_json_and_explains_on_stderr():
 def test_sweep_refuses_a_weighted_objective_without_a_weight():
     result = edgepart("sweep", str(MODELS / "digits_cnn.onnx"), "--deploy", str(EXAMPLE), "--objective", "weighted")
     assert_one_line_error(result, 2, "--objective weighted needs --energy-weight")
+
+
+def test_two_pins_that_disagree_on_a_layer_are_refused_naming_both(tmp_path):
+    deploy = tmp_path / "pins.toml"
+    deploy.write_text((REPO / "examples" / "board-server.toml").read_text().replace(
+        "[pins]", '[pins]\nfirst_layers = 3\nnodes = { relu_1 = "edge" }'))
+    result = edgepart("plan", str(MODELS / "residual_cnn.onnx"), "--deploy", str(deploy))
+    assert_one_line_error(result, 2, "[pins].first_layers = 3", "[pins].nodes.relu_1", "'relu_1'")
