@@ -43,13 +43,7 @@ class Dataset:
 
 def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
     """Read `path` and check it against the model's inputs; errors name the file and the array."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise BadInputError(f"{option} {path}: no such file") from None
-    except (OSError, ValueError):  # numpy reports a non-zip file as "pickled data"
-        raise BadInputError(f"{option} {path}: not an .npz file of arrays") from None
+    arrays = seeded_feeds.read_npz(path, option)
     tensors = loaded.graph.tensors
     inputs = {}
     for name in loaded.graph.inputs:

@@ -1,7 +1,9 @@
-"""Seeded model inputs: standard-normal floats, zeros for integer inputs (valid token ids and indices).
+"""Model inputs: seeded ones (standard-normal floats, zeros for integer inputs: valid token ids and
+indices) and the user's .npz files of samples.
 
-One rule for every place edgepart has to run a model on made-up data: profiling, the shape probe,
-verify's default inputs and the backend race, so their numbers describe the same inputs.
+One rule for every place edgepart has to run a model on made-up data (profiling, the shape probe,
+verify's default inputs), so their numbers describe the same inputs; and one rule for reading
+samples from a file (verify --inputs, calibration and test data).
 """
 
 from __future__ import annotations
@@ -10,9 +12,22 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from edgepart.errors import BadInputError
+
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
               "tensor(bool)": "bool"}
+
+
+def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file named by `option`; a missing or non-.npz file is one line naming both."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise BadInputError(f"{option} {path}: no such file") from None
+    except (OSError, ValueError):  # numpy reports a non-zip file as "pickled data"
+        raise BadInputError(f"{option} {path}: not an .npz file of arrays") from None
 
 
 def as_samples(array: np.ndarray, shape: Sequence[int]) -> np.ndarray | None:

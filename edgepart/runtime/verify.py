@@ -175,13 +175,7 @@ def _default_inputs_source(build_dir: Path) -> str:
 def read_samples(path: str, session: ort.InferenceSession, model: Path) -> list[dict[str, np.ndarray]]:
     """The samples of an .npz of inputs: per model input an array holding one sample at the input's
     shape, or samples along the first axis (the calibration-data format); errors name the file and array."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise BadInputError(f"--inputs {path}: no such file") from None
-    except (OSError, ValueError):  # numpy reports a non-zip file as "pickled data"
-        raise BadInputError(f"--inputs {path}: not an .npz file of arrays") from None
+    arrays = seeded_feeds.read_npz(path, "--inputs")
     columns = {}
     for spec in session.get_inputs():
         if spec.name not in arrays:
