@@ -9,8 +9,12 @@ DEMO_MODEL ?= models/residual_cnn.onnx
 
 install: $(STAMP) system-deps
 
-# Cross toolchains and qemu-user for the aarch64/armv7 targets and their emulated checks (Debian).
+# Cross toolchains and qemu-user for the aarch64/armv7 targets and their emulated checks, and the
+# static OpenBLAS that CPU tiers link their convolutions and matrix products with, for x86-64 and,
+# through Debian's multiarch, for arm64 (Debian).
 SYSTEM_TOOLS := aarch64-linux-gnu-g++ arm-linux-gnueabihf-g++ qemu-aarch64-static
+OPENBLAS_STATIC := /usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.a \
+  /usr/lib/aarch64-linux-gnu/openblas-serial/libopenblas.a
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
@@ -18,6 +22,12 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    g++-aarch64-linux-gnu gcc-aarch64-linux-gnu g++-arm-linux-gnueabihf gcc-arm-linux-gnueabihf \
 	    qemu-user-static >/dev/null; \
+	fi
+	@missing=""; for lib in $(OPENBLAS_STATIC); do [ -f $$lib ] || missing="$$missing $$lib"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing the static OpenBLAS for amd64 and arm64 (missing:$$missing)"; \
+	  dpkg --add-architecture arm64 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    libopenblas-serial-dev libopenblas-serial-dev:arm64 >/dev/null; \
 	fi
 
 # TVM's aarch64 runtime and the tier runner, for running aarch64 tiers under qemu (cached).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -20,9 +21,11 @@ import onnx
 
 from edgepart.cache import cache_dir
 from edgepart.children import die_with_parent
-from edgepart.compile import cuda_env, elf
+from edgepart.compile import cuda_env, elf, kernel_library
 from edgepart.compile.targets import TargetPreset
 from edgepart.errors import BadInputError, ToolError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,10 +44,14 @@ def io_types(model: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, st
 
 
 class TvmCompiler:
+    """`kernels`: CPU tiers call edgepart's kernel library (OpenBLAS) for their convolutions and
+    matrix products where it is installed for the target (edgepart.compile.offload); False builds
+    every kernel with TVM, untuned unless `tune_trials` (bench_tvm_vs_ort's before column)."""
+
     name = "tvm"
 
-    def __init__(self, tune_trials: int = 0, tuning_db: Path | None = None) -> None:
-        self.tune_trials, self.tuning_db = tune_trials, tuning_db
+    def __init__(self, tune_trials: int = 0, tuning_db: Path | None = None, kernels: bool = True) -> None:
+        self.tune_trials, self.tuning_db, self.kernels = tune_trials, tuning_db, kernels
 
     def compile(self, submodel: Path, preset: TargetPreset, out_dir: Path, stem: str) -> Artifact:
         source_only = preset.verification == "generate" and not preset.cc
@@ -57,6 +64,8 @@ class TvmCompiler:
         spec = {"onnx": str(submodel), "out": str(out), "target": preset.target, "host": preset.host,
                 "device": preset.device, "cc": preset.cc if preset.cc != "g++" else None,
                 "input_shapes": shapes, "input_dtypes": dtypes, "export": "source" if source_only else "library"}
+        if preset.device == "cpu":
+            spec["kernels"] = self._kernel_library(preset, out_dir.name)
         if self.tune_trials and _tunable_here(preset):
             database = tuning_database(preset, self.tuning_db)
             spec["tune"] = {"trials": self.tune_trials, "database": str(database)}
@@ -75,6 +84,18 @@ class TvmCompiler:
             summary["device_code"] = "fatbin" if cuda_env.FATBIN_MAGIC in data else (
                 "cuda-source" if b"__global__" in data else "none")
         return Artifact(out, self.name, summary)
+
+    def _kernel_library(self, preset: TargetPreset, tier: str) -> dict:
+        """The worker's `kernels` spec: the library to link, or None and why (recorded in the
+        manifest). A library that should be there and is not costs a warning: the tier still builds,
+        its convolutions as TVM's loops, tens of times slower untuned."""
+        if not self.kernels:
+            return {"library": None, "reason": "TVM kernels asked for"}
+        library, reason = kernel_library.find(preset.elf_machine)
+        if library is None and preset.elf_machine in kernel_library.ARCHES:
+            log.warning("tier '%s': %s; its convolutions and matrix products get TVM's own kernels (slow untuned)",
+                        tier, reason)
+        return {"library": library.to_spec() if library else None, "reason": reason}
 
 
 class OnnxRuntimeCompiler:

@@ -18,8 +18,9 @@ from pathlib import Path
 def compile_onnx(spec: dict) -> dict:
     import onnx
     import tvm
-    from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
+
+    from edgepart.compile import cpu_pipeline
 
     started = time.perf_counter()
     model = onnx.load(spec["onnx"])
@@ -27,9 +28,12 @@ def compile_onnx(spec: dict) -> dict:
     imported = time.perf_counter()
     host = tvm.target.Target(spec["host"]) if spec.get("host") else None
     target = tvm.target.Target(spec["target"], host=host)
-    # CPU: the fusing pipeline (the "default" one does not fuse). GPU: "default" picks the target's
+    kernels = None
+    if spec["device"] == "cpu":  # before tuning and its layout change: the patterns want NCHW
+        mod, kernels = cpu_kernels(mod, spec["kernels"])
+    # CPU: a fusing pipeline (the "default" one does not fuse). GPU: "default" picks the target's
     # pipeline with dlight schedules; without them every kernel would silently become host code.
-    pipeline = relax.get_default_pipeline(target) if spec["device"] == "cpu" else "default"
+    pipeline = cpu_pipeline.pipeline(target) if spec["device"] == "cpu" else "default"
     tuning = None
     if spec.get("tune"):
         mod, tuning = tune(mod, target, spec["tune"]["trials"], spec["tune"]["database"])
@@ -44,8 +48,7 @@ def compile_onnx(spec: dict) -> dict:
         sources = [m.inspect_source() for host in executable.mod.imports for m in host.imports]
         out.write_text("\n".join(sources))
     else:
-        export_kwargs = {"cc": spec["cc"]} if spec.get("cc") else {}
-        executable.export_library(str(out), **export_kwargs)
+        executable.export_library(str(out), **_linker(spec.get("cc")))
     return {
         "artifact": str(out),
         "bytes": out.stat().st_size,
@@ -54,7 +57,33 @@ def compile_onnx(spec: dict) -> dict:
                     "export": time.perf_counter() - compiled},
         "tvm_version": tvm.__version__,
         "tuning": tuning,
+        **({"kernels": kernels} if kernels is not None else {}),
     }
+
+
+def cpu_kernels(mod, kernels: dict) -> tuple:
+    """The module with its convolutions and matrix products offloaded to the kernel library the spec
+    names (edgepart.compile.offload), and the record of it for the manifest; with no library, the
+    module unchanged and the reason."""
+    from edgepart.compile import offload
+    from edgepart.compile.kernel_library import KernelLibrary
+
+    if kernels["library"] is None:
+        return mod, {"library": None, "offloaded_calls": 0, "reason": kernels["reason"]}
+    library = KernelLibrary(**kernels["library"])
+    mod, calls = offload.offload(mod, library)
+    return mod, {"library": library.name, "offloaded_calls": calls}
+
+
+def _linker(cc: str | None) -> dict:
+    """export_library's arguments for a cross compiler. The object files TVM adds itself must be
+    built for the compiler's target too: TVM asks the host's g++ for the triple unless told, and a
+    tier whose every kernel was offloaded gets a host-triple object the cross linker refuses."""
+    if not cc:
+        return {}
+    from tvm.support.cc import cross_compiler, get_target_by_dump_machine
+
+    return {"fcompile": cross_compiler(cc, get_target_triple=get_target_by_dump_machine(cc))}
 
 
 # Measured candidates per kernel by its share of the model's FLOPs: the kernels that hold the time

@@ -1,0 +1,27 @@
+/* edgepart CPU kernels that TVM tiers call for the operators edgepart.compile.offload takes out of
+ * the graph: fp32 NCHW conv2d and matmul with their bias and activation epilogues. Single-threaded
+ * (tiers run one thread); shapes are fixed per call site and passed in the parameter structs. */
+#ifndef EDGEPART_KERNELS_H_
+#define EDGEPART_KERNELS_H_
+#include <stdint.h>
+
+enum { EP_ACT_NONE = 0, EP_ACT_RELU = 1, EP_ACT_SILU = 2 };
+
+/* conv2d, NCHW input, OIHW weights: batch N, C in / O out channels, H x W in, OH x OW out,
+ * KH x KW kernel, strides SH/SW, pads top/left/bottom/right, dilations DH/DW, G groups. */
+typedef struct {
+  int N, C, H, W, O, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G, OH, OW, act;
+} ep_conv_t;
+
+/* `batch` products y[b] (M x N) = a[b] (M x K) @ w[b] (K x N), row-major; a_stride and w_stride
+ * are the floats between consecutive a[b] and w[b] (0: the same matrix for every b). */
+typedef struct {
+  int64_t batch, M, N, K, a_stride, w_stride;
+  int act;
+} ep_matmul_t;
+
+/* bias: O floats (conv) or N floats (matmul), or NULL. */
+void ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p);
+void ep_matmul(const float* a, const float* w, const float* bias, float* y, const ep_matmul_t* p);
+
+#endif

@@ -1,0 +1,135 @@
+"""Take a CPU tier's convolutions and matrix products out of TVM's hands: Relax's pattern
+partitioning marks them (with their bias and ReLU/SiLU epilogues) for an external code generator
+that edgepart registers as `relax.ext.edgepart`; it writes one C wrapper per call site that calls
+native/kernels.c (OpenBLAS underneath), and TVM links the object into the tier library.
+
+Why: TVM 0.27's wheel has no untuned CPU schedules for these operators, so they run as plain loops
+(ResNet-18: ~42x onnxruntime, one thread). With the kernels the zoo runs at 1.2-2x onnxruntime with
+no tuning (bench/results/tvm_vs_ort_zoo.md); TVM keeps everything else (elementwise, pooling,
+softmax, layer norm), and tuning, when asked, covers those.
+
+Runs inside the TVM worker (imports TVM).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import tvm
+import tvm_ffi
+from tvm import relax
+from tvm.relax.dpl import is_op, wildcard
+from tvm.relax.transform import FusionPattern, PatternCheckContext
+
+from edgepart.compile import kernel_library, offload_c
+
+CODEGEN = "edgepart"  # the Codegen attribute; TVM looks the generator up as relax.ext.edgepart
+
+
+def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary) -> tuple[tvm.IRModule, int]:
+    """The module with every call the patterns take replaced by a call into the kernel library,
+    and the number of such call sites."""
+    tvm.register_global_func(f"relax.ext.{CODEGEN}", _codegen, override=True)
+    # Folded constants (a Gemm's transposed weights) become plain parameters the kernels read.
+    mod = relax.transform.FoldConstant()(mod)
+    # bind_constants=False: weights stay in the VM's constant pool and reach the kernels as tensor
+    # arguments, so the generated C holds no weights.
+    mod = relax.transform.FuseOpsByPattern(patterns(), bind_constants=False, annotate_codegen=True)(mod)
+    mod = relax.transform.RunCodegen({CODEGEN: {"library": json.dumps(library.to_spec())}})(mod)
+    return mod, _external_calls(mod)
+
+
+def patterns() -> list[FusionPattern]:
+    """conv2d and matmul, each with an optional bias add and an optional ReLU; conv2d also with SiLU
+    (x * sigmoid(x)), which would otherwise cost EfficientNet half its time in TVM's kernels.
+    Longest first: FuseOpsByPattern takes the first pattern that matches."""
+    found = []
+    for bias in (True, False):
+        for act in ("silu", "relu", None):
+            suffix = ("_bias" if bias else "") + (f"_{act}" if act else "")
+            found.append(FusionPattern(f"{CODEGEN}.conv2d{suffix}", *_pattern("relax.nn.conv2d", bias, act),
+                                       _check_conv))
+            if act != "silu":
+                found.append(FusionPattern(f"{CODEGEN}.matmul{suffix}", *_pattern("relax.matmul", bias, act),
+                                           _check_matmul))
+    return sorted(found, key=lambda p: -len(p.name))
+
+
+def _pattern(op: str, bias: bool, act: str | None):
+    lhs, rhs = wildcard(), wildcard()
+    root = is_op(op)(lhs, rhs)
+    annotations = {"root": root, "lhs": lhs, "rhs": rhs}
+    out = root
+    if bias:
+        annotations["bias"] = wildcard()
+        out = is_op("relax.add")(out, annotations["bias"])
+    if act == "silu":
+        sigmoid = is_op("relax.sigmoid")(out)
+        out = is_op("relax.multiply")(out, sigmoid) | is_op("relax.multiply")(sigmoid, out)
+    elif act == "relu":
+        out = is_op("relax.nn.relu")(out)
+    return out, annotations
+
+
+def _check_conv(context: PatternCheckContext) -> bool:
+    """fp32, static shapes, NCHW/OIHW (a tuned build converts layouts later, after this), bias per
+    output channel."""
+    conv = context.annotated_expr["root"]
+    attrs = conv.attrs
+    if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
+        return False
+    if not all(offload_c.static_f32(e) for e in (conv.args[0], conv.args[1], conv)):
+        return False
+    bias = context.annotated_expr.get("bias")
+    channels = offload_c.shape(conv)[1]
+    return bias is None or (offload_c.static_f32(bias) and offload_c.shape(bias) in ([1, channels, 1, 1],
+                                                                                     [channels, 1, 1]))
+
+
+def _check_matmul(context: PatternCheckContext) -> bool:
+    """fp32, static shapes, a 2-D right operand or equal batch dimensions (no broadcasting), bias
+    along the last axis."""
+    matmul = context.annotated_expr["root"]
+    lhs, rhs = matmul.args
+    if not all(offload_c.static_f32(e) for e in (lhs, rhs, matmul)):
+        return False
+    left, right = offload_c.shape(lhs), offload_c.shape(rhs)
+    if len(left) < 2 or len(right) < 2 or (len(right) > 2 and left[:-2] != right[:-2]):
+        return False
+    bias = context.annotated_expr.get("bias")
+    if bias is None:
+        return True
+    bias_shape = offload_c.shape(bias) if offload_c.static_f32(bias) else None
+    return bias_shape is not None and bias_shape[-1:] == right[-1:] and all(d == 1 for d in bias_shape[:-1])
+
+
+def _codegen(functions, options, constant_names) -> list:
+    """relax.ext.edgepart, as RunCodegen calls it: the offloaded functions -> one static-library
+    module holding their wrappers, which export_library links into the tier library."""
+    library = kernel_library.KernelLibrary(**json.loads(str(options["library"])))
+    symbols = [str(func.attrs["global_symbol"]) for func in functions]
+    source = offload_c.source([(symbol, func) for symbol, func in zip(symbols, functions)])
+    exported = [offload_c.FFI_PREFIX + symbol for symbol in symbols]
+    includes = [tvm_ffi.libinfo.find_include_path(), tvm_ffi.libinfo.find_dlpack_include_path(), library.include]
+    with tempfile.TemporaryDirectory(prefix="edgepart-kernels-") as workdir:
+        obj = kernel_library.link(library, source, exported, includes, Path(workdir))
+        # load_static_library reads the object now, so the folder may go
+        return [tvm.runtime.load_static_library(str(obj), symbols)]
+
+
+def _external_calls(mod: tvm.IRModule) -> int:
+    """Call sites in the module's Relax functions that call into the kernel library."""
+    dps_packed = tvm.ir.Op.get("relax.call_dps_packed")
+    count = 0
+
+    def visit(expr):
+        nonlocal count
+        if isinstance(expr, relax.Call) and expr.op == dps_packed:
+            count += 1
+
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func.body, visit)
+    return count

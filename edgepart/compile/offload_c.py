@@ -1,0 +1,149 @@
+"""The C source edgepart.compile.offload generates: per offloaded function, a wrapper with TVM-FFI's
+C calling convention that checks its tensors against the shapes fixed at compile time and calls
+native/kernels.c.
+
+A wrapper `__tvm_ffi_<symbol>(self, args, n, result)` gets the function's parameters in order, then
+the output tensor (TVM's destination-passing style); an error goes back through
+TVMFFIErrorSetRaisedFromCStr, so a wrongly shaped call raises in Python instead of reading out of
+bounds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tvm
+from tvm import relax
+
+FFI_PREFIX = "__tvm_ffi_"
+
+PRELUDE = r"""
+#include <stddef.h>
+#include <stdint.h>
+#include <tvm/ffi/c_api.h>
+#include "kernels.h"
+
+/* A tensor argument arrives as a DLTensor pointer or as a tensor object that holds one. */
+static DLTensor* ep_tensor(const TVMFFIAny* a) {
+  if (a->type_index == kTVMFFIDLTensorPtr) return (DLTensor*)a->v_ptr;
+  if (a->type_index == kTVMFFITensor) return (DLTensor*)((char*)a->v_obj + sizeof(TVMFFIObject));
+  return NULL;
+}
+static int ep_fail(const char* message) {
+  TVMFFIErrorSetRaisedFromCStr("RuntimeError", message);
+  return -1;
+}
+/* 1 when the argument is a compact float32 CPU tensor of exactly this shape */
+static int ep_matches(const TVMFFIAny* a, int ndim, const int64_t* shape) {
+  const DLTensor* t = ep_tensor(a);
+  if (!t || t->ndim != ndim || t->dtype.code != kDLFloat || t->dtype.bits != 32 || t->dtype.lanes != 1) return 0;
+  if (t->device.device_type != kDLCPU) return 0;
+  for (int i = 0; i < ndim; ++i) if (t->shape[i] != shape[i]) return 0;
+  if (t->strides) {
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; --i) {
+      if (t->shape[i] != 1 && t->strides[i] != stride) return 0;
+      stride *= t->shape[i];
+    }
+  }
+  return 1;
+}
+#define EP_DATA(i) ((float*)((char*)ep_tensor(&args[i])->data + ep_tensor(&args[i])->byte_offset))
+"""
+
+
+def static_f32(expr) -> bool:
+    """Whether a Relax expression is a float32 tensor with every dimension known."""
+    ty = expr.ty
+    return (isinstance(ty, relax.TensorType) and ty.dtype == "float32" and isinstance(ty.shape, relax.ShapeExpr)
+            and all(isinstance(d, tvm.tirx.IntImm) for d in ty.shape.values))
+
+
+def shape(expr) -> list[int]:
+    return [int(d) for d in expr.ty.shape.values]
+
+
+def source(functions: list[tuple[str, relax.Function]]) -> str:
+    """The C file for (symbol, offloaded function) pairs."""
+    return PRELUDE + "\n".join(_wrapper(symbol, func) for symbol, func in functions)
+
+
+def _wrapper(symbol: str, func: relax.Function) -> str:
+    name, inner = _composite(func)
+    calls = _operator_calls(inner)
+    # The outer function calls the composite with its own parameters in order: operand -> position.
+    position = {param: i for i, param in enumerate(inner.params)}
+
+    def data(expr) -> str:
+        if expr not in position:
+            raise ValueError(f"{symbol}: an operand of {name} is not a parameter of the offloaded function")
+        return f"EP_DATA({position[expr]})"
+
+    bias = "NULL"
+    if "_bias" in name:  # the add's operand that is a parameter (the other is the operator's result)
+        operands = [a for a in calls["relax.add"].args if a in position]
+        if len(operands) != 1:
+            raise ValueError(f"{symbol}: cannot tell which operand of the add is the bias")
+        bias = data(operands[0])
+    act = "EP_ACT_SILU" if name.endswith("_silu") else "EP_ACT_RELU" if name.endswith("_relu") else "EP_ACT_NONE"
+    tensors = [*func.params, func.body]
+    checks = "".join(
+        f"  {{ static const int64_t s[] = {{{', '.join(map(str, shape(t))) or '0'}}};\n"
+        f"    if (!ep_matches(&args[{i}], {len(shape(t))}, s)) return ep_fail(\"{symbol}: argument {i} is not a "
+        f"compact float32 CPU tensor of shape {shape(t)}\"); }}\n" for i, t in enumerate(tensors))
+    if "relax.nn.conv2d" in calls:
+        call = _conv_call(calls["relax.nn.conv2d"], data, bias, act, len(func.params))
+    else:
+        call = _matmul_call(calls["relax.matmul"], data, bias, act, len(func.params))
+    return (f"TVM_FFI_DLL_EXPORT int {FFI_PREFIX}{symbol}(void* self, const TVMFFIAny* args, int32_t n, "
+            f"TVMFFIAny* result) {{\n"
+            f"  if (n != {len(tensors)}) return ep_fail(\"{symbol}: expected {len(tensors)} arguments\");\n"
+            f"{checks}{call}  return 0;\n}}\n")
+
+
+def _conv_call(conv, data, bias: str, act: str, out: int) -> str:
+    attrs = conv.attrs
+    n, c, h, w = shape(conv.args[0])
+    o, _, kh, kw = shape(conv.args[1])
+    _, _, oh, ow = shape(conv)
+    fields = [n, c, h, w, o, kh, kw, *map(int, attrs.strides), *map(int, attrs.padding), *map(int, attrs.dilation),
+              int(attrs.groups), oh, ow]
+    return (f"  static const ep_conv_t p = {{{', '.join(map(str, fields))}, {act}}};\n"
+            f"  ep_conv2d_nchw({data(conv.args[0])}, {data(conv.args[1])}, {bias}, EP_DATA({out}), &p);\n")
+
+
+def _matmul_call(matmul, data, bias: str, act: str, out: int) -> str:
+    left, right = shape(matmul.args[0]), shape(matmul.args[1])
+    m, k, n = left[-2], left[-1], right[-1]
+    if len(right) == 2:  # one weight matrix: every leading dimension of the left operand is rows
+        batch, m, a_stride, w_stride = 1, m * math.prod(left[:-2]), 0, 0
+    else:
+        batch, a_stride, w_stride = math.prod(left[:-2]), m * k, k * n
+    return (f"  static const ep_matmul_t p = {{{batch}, {m}, {n}, {k}, {a_stride}, {w_stride}, {act}}};\n"
+            f"  ep_matmul({data(matmul.args[0])}, {data(matmul.args[1])}, {bias}, EP_DATA({out}), &p);\n")
+
+
+def _composite(func: relax.Function) -> tuple[str, relax.Function]:
+    """The pattern name and the inner function of an offloaded function (annotate_codegen wraps
+    the pattern's composite function in one that carries the Codegen attribute)."""
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Function) and expr.attrs is not None and "Composite" in expr.attrs:
+            found.append(expr)
+
+    relax.analysis.post_order_visit(func.body, visit)
+    if len(found) != 1:
+        raise ValueError(f"expected one composite function in an offloaded function, found {len(found)}")
+    return str(found[0].attrs["Composite"]), found[0]
+
+
+def _operator_calls(func: relax.Function) -> dict:
+    calls = {}
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+            calls[expr.op.name] = expr
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return calls
