@@ -48,9 +48,11 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
         if out.show_progress:
             click.echo(f"edgepart: {message}", err=True)
 
+    from edgepart.runtime.price import time_tier  # noqa: PLC0415 - the built tiers timed against their price
+
     calibration = data.load(calibration_path, loaded, "--calibration") if calibration_path else None
     doc = compile_plan(loaded, load_plan(plan_path), plan_path, output, progress, tune_trials,
-                       Path(tuning_db) if tuning_db else None, calibration)
+                       Path(tuning_db) if tuning_db else None, calibration, timer=time_tier)
     emit(out, doc, lambda d: render_manifest(d, output))
 
 
@@ -69,9 +71,24 @@ def render_byoc(doc: dict[str, Any]) -> str:
 
 def render_manifest(doc: dict[str, Any], output: str) -> str:
     rows = [(t["name"], t["target"]["preset"], t["backend"], t["layers"], t["artifact"], text.size(t["bytes"]),
-             t["elf_machine"] or "-", t["verification"]) for t in doc["tiers"]]
-    return f"built {output}/manifest.json\n" + text.table(
-        ["tier", "target", "backend", "layers", "artifact", "size", "ELF", "checked by"], rows, right=(3, 5))
+             t["elf_machine"] or "-", t["verification"], _ms(t.get("priced_s")), *_measured(t.get("timing")))
+            for t in doc["tiers"]]
+    notes = [f"  {t['name']}: not measurable here: {t['timing']['not_measurable']}" for t in doc["tiers"]
+             if t.get("timing") and t["timing"]["not_measurable"]]
+    return f"built {output}/manifest.json\n" + "\n".join([text.table(
+        ["tier", "target", "backend", "layers", "artifact", "size", "ELF", "checked by", "priced", "measured here",
+         "/ price"], rows, right=(3, 5, 8, 9, 10)), *notes])
+
+
+def _measured(timing: dict[str, Any] | None) -> tuple[str, str]:
+    """The artifact's time here and its ratio to the price, or why there is none."""
+    if not timing or timing["measured_s"] is None:
+        return "-", "not measurable here" if timing and timing["not_measurable"] else "-"
+    return _ms(timing["measured_s"]), (f"{timing['ratio']:.2f}x" if timing["ratio"] is not None else "-")
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f} ms"
 
 
 @click.command("verify")
@@ -86,21 +103,27 @@ def render_manifest(doc: dict[str, Any], output: str) -> str:
               help="Held-out data (.npz, like --calibration, with 'labels' for task accuracy): measure the "
                    "chain's accuracy drop against the plan's budget (exit 1 when over it).")
 @click.option("--samples", type=int, help="With --validate-accuracy: use only the first N samples.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when a tier this host can measure (its device is 'local', its artifact runs natively) "
+                   "runs over 1.5x the plan's price for it.")
 @output_options
 def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, model_path: str | None,
-                   accuracy_data: str | None, samples: int | None) -> None:
+                   accuracy_data: str | None, samples: int | None, strict: bool) -> None:
     """Run the tier chain of BUILD_DIR and compare its outputs with onnxruntime on the original model."""
     from edgepart.runtime import verify  # noqa: PLC0415 - loads TVM's runtime only when verifying
 
     if samples is not None and samples < 1:
         raise BadInputError("--samples must be at least 1")
+    if accuracy_data and strict:
+        raise BadInputError("--strict and --validate-accuracy: --strict holds verify's timing to the plan's price; "
+                            "run them one at a time")
     if accuracy_data and inputs_path:
         raise BadInputError("--inputs and --validate-accuracy: give one (held-out data goes to --validate-accuracy)")
     if accuracy_data:
         check, render = (lambda: verify.validate_accuracy(build_dir, accuracy_data, model_path, _emulators(),
                                                           samples)), render_accuracy
     else:
-        check, render = (lambda: verify.verify(build_dir, inputs_path, model_path, _emulators())), render_verify
+        check, render = (lambda: verify.verify(build_dir, inputs_path, model_path, _emulators(), strict)), render_verify
     try:
         report = check()
     except CheckFailedError as exc:
@@ -114,6 +137,13 @@ def _emulators() -> dict:
     from edgepart.runtime import emulate  # noqa: PLC0415
 
     return emulate.available()
+
+
+def _against_price(tier: dict[str, Any]) -> str:
+    if tier.get("not_measurable"):
+        return f"priced {_ms(tier.get('priced_s'))}, not measurable here ({tier['not_measurable']})"
+    return (f"{_ms(tier['measured_s'])} measured, priced {_ms(tier['priced_s'])}: {tier['ratio']:.2f}x"
+            + (" (over 1.5x)" if tier["over"] else ""))
 
 
 def render_accuracy(report: dict[str, Any]) -> str:
@@ -130,7 +160,7 @@ def render_accuracy(report: dict[str, Any]) -> str:
 
 
 def render_verify(report: dict[str, Any]) -> str:
-    lines = [f"{t['name']}: {t['ran_with']}" for t in report["tiers"]]
+    lines = [f"{t['name']}: {t['ran_with']}; " + _against_price(t) for t in report["tiers"]]
     for name, error in report["outputs"].items():
         lines.append(f"output {name}: max abs error {error['max_abs_error']:.3g}, "
                      f"relative {error['relative_error']:.3g}")

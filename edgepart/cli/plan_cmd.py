@@ -113,9 +113,10 @@ def render(doc: dict[str, Any]) -> str:
     p = doc["predicted"]
     lines = [f"model {doc['model']['path']}  objective: {doc['objective']}  solver: {doc['solver']['name']} "
              f"({doc['solver']['status']})", ""]
-    rows = [(tier, info["layers"], text.count(info["macs"]), _ms(info["compute_s"]), text.size(info["memory_bytes"]))
-            for tier, info in p["per_tier"].items()]
-    lines += [text.table(["tier", "layers", "MACs", "compute", "memory"], rows, right=(1, 2, 3, 4)), ""]
+    rows = [(tier, info.get("backend") or "-", info["layers"], text.count(info["macs"]), _ms(info["compute_s"]),
+             text.size(info["memory_bytes"])) for tier, info in p["per_tier"].items()]
+    lines += [text.table(["tier", "backend", "layers", "MACs", "compute", "memory"], rows, right=(2, 3, 4, 5))]
+    lines += [f"  {tier}: {source}" for tier, source in doc.get("costs", {}).get("source", {}).items()] + [""]
     for cut in doc["cuts"]:
         moved = sum(t["bytes"] for t in cut["up"])
         lines.append(f"link {cut['link']} ({cut['from']} -> {cut['to']}): {len(cut['up'])} tensor(s) up, "

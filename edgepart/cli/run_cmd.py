@@ -22,16 +22,22 @@ LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "
 @click.option("--rate", help="Open loop: requests per second, or 'max' (what the slowest stage sustains, "
                              "measured while warming up). Default: closed loop, one request at a time.")
 @click.option("--timeout", "timeout_s", type=float,
-              help="Seconds before a request counts as lost (default: 20x the predicted latency, at least 10).")
+              help="Seconds before a request counts as lost (default: for warm-ups 20x the predicted latency or 30x "
+                   "the slowest tier's load time, at least 30; then 20x the predicted latency or 10x the slowest "
+                   "warm-up, at least 10).")
 @click.option("--no-check", is_flag=True, help="Do not compare each result with onnxruntime.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="The original model, if it moved since compile.")
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False),
               help="Samples to send in turn (.npz: an array per model input, samples first). Default: the "
                    "build's calibration sample if it has one, else seeded inputs.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when a tier this host can measure (its device is 'local', its artifact runs natively) "
+                   "runs over 1.5x the plan's price for it.")
 @output_options
 def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, rate: str | None,
-                timeout_s: float | None, no_check: bool, model_path: str | None, inputs_path: str | None) -> None:
+                timeout_s: float | None, no_check: bool, model_path: str | None, inputs_path: str | None,
+                strict: bool) -> None:
     """Run BUILD_DIR's tiers as processes over its links; report latency, throughput and the plan's error."""
     from edgepart.runtime.run import client  # noqa: PLC0415 - zmq and the runtime only when running
 
@@ -43,6 +49,10 @@ def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, r
     try:
         with progress_bar(out, requests, "requests") as update:
             report = client.run(build_dir, options, progress=update)
+        if strict:
+            from edgepart.runtime.price import enforce  # noqa: PLC0415
+
+            enforce(report["tiers"], report)
     except CheckFailedError as exc:
         if out.json and exc.details:
             emit(out, exc.details, render)
@@ -71,10 +81,12 @@ def render(report: dict[str, Any]) -> str:
              f"throughput {report['throughput_per_s']:.1f}/s",
              f"predicted latency {_ms(report['predicted']['latency_s'])}: " + _fidelity(report), ""]
     rows = [(name, t["ran_with"] or "-", _ms(t["predicted_s"]), _ms(t["measured_s"]),
-             "stand-in" if t["stand_in"] else _percent(t["error"])) for name, t in report["tiers"].items()]
-    lines.append(text.table(["tier", "ran with", "predicted compute", "measured", "vs plan"], rows,
-                            right=(2, 3, 4)))
-    lines += [f"  {name}: stand-in, not compared: {t['stand_in']}" for name, t in report["tiers"].items()
+             "not measurable here" if t["stand_in"] else _percent(t["error"]),
+             "-" if t.get("ratio") is None else f"{t['ratio']:.2f}x" + (" (over)" if t.get("over") else ""))
+            for name, t in report["tiers"].items()]
+    lines.append(text.table(["tier", "ran with", "priced compute", "measured", "vs plan", "measured/priced"], rows,
+                            right=(2, 3, 4, 5)))
+    lines += [f"  {name}: stand-in, not measurable here: {t['stand_in']}" for name, t in report["tiers"].items()
               if t["stand_in"]]
     if report["per_link"]:
         rows = [(name, "yes" if link["used"] else "no", _ms(link["predicted_s"]), _ms(link["measured_s"]),

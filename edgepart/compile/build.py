@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,22 +18,25 @@ import onnxruntime as ort
 
 from edgepart import __version__, schema
 from edgepart.compile import compilers, cut, manifest, targets
-from edgepart.compile.elf import HOST_MACHINE
 from edgepart.compress import data, precision
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
-from edgepart.graph import feeds as seeded_feeds
+from edgepart.hardware import backends as backend_kinds
 from edgepart.plan.validate import validate
 from edgepart.wording import with_article
 
 log = logging.getLogger(__name__)
+Timer = Callable[[Path, dict], dict]
 
 
 def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_dir: str | Path,
                  progress: Callable[[str], None] = lambda message: None, tune_trials: int = 0,
-                 tuning_db: Path | None = None, calibration: data.Dataset | None = None) -> dict[str, Any]:
+                 tuning_db: Path | None = None, calibration: data.Dataset | None = None,
+                 timer: Timer | None = None) -> dict[str, Any]:
     """`tune_trials` > 0: MetaSchedule-tune each kernel of the CPU tiers this host can run.
-    `calibration`: samples of the model's inputs, for the activation ranges of int8 layers."""
+    `calibration`: samples of the model's inputs, for the activation ranges of int8 layers.
+    `timer(build folder, tier entry)`: the artifact's measured time against its price, added to the
+    tier's entry as `timing` (the CLI passes edgepart.runtime.price.time_tier; compile does not run tiers)."""
     validate(plan, loaded, source=plan_path)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file():
@@ -51,8 +53,11 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
         for tier_cut in tier_cuts:
             progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {presets[tier_cut.tier].name}")
             tvm = compilers.TvmCompiler(tune_trials, tuning_db)
-            entries.append(_build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm,
-                                       tier_data.get(tier_cut.tier)))
+            entry = _build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm,
+                                tier_data.get(tier_cut.tier))
+            if timer is not None:
+                entry["timing"] = timer(staging, entry)
+            entries.append(entry)
         doc = schema.document("manifest", manifest.SCHEMA_VERSION, {
             "model": {"path": str(loaded.path), "sha256": loaded.sha256},
             "plan": {"path": plan_path, "sha256": manifest.sha256(Path(plan_path))},
@@ -138,10 +143,13 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
     submodel = folder / "submodel.onnx"
     onnx.save(model, submodel)
     backend = tier.get("backend", "tvm")
-    if backend == "auto":
-        artifact = choose_backend(submodel, preset, folder, tier_cut.tier, tvm)
-    else:
-        artifact = (tvm if backend == "tvm" else compilers.compiler(backend)).compile(submodel, preset, folder, "model")
+    if backend in backend_kinds.BUILT and backend not in backend_kinds.supported(preset):
+        raise ToolError(f"tier '{tier_cut.tier}': the plan chose {backend}, which has no build for target "
+                        f"{preset.name} (it has: {', '.join(backend_kinds.supported(preset))})")
+    if backend not in backend_kinds.KNOWN:
+        raise BadInputError(f"tier '{tier_cut.tier}': the plan names backend {backend!r}; known: "
+                            f"{', '.join(backend_kinds.KNOWN)}; make the plan again with edgepart plan")
+    artifact = (tvm if backend == "tvm" else compilers.compiler(backend)).compile(submodel, preset, folder, "model")
     machine = artifact.details.get("elf_machine")
     if artifact.backend == "tvm" and preset.elf_machine and machine != preset.elf_machine:
         raise BadInputError(f"tier '{tier_cut.tier}': built {with_article(str(machine))} library for target "
@@ -157,6 +165,8 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
         "target": {"preset": preset.name, "tvm": preset.target, "host": preset.host},
         "runtime_device": preset.device,
         "backend": artifact.backend,
+        "priced_s": plan.get("predicted", {}).get("per_tier", {}).get(tier_cut.tier, {}).get("compute_s"),
+        "price_source": plan.get("costs", {}).get("source", {}).get(tier_cut.tier),
         "artifact": str(artifact.path.relative_to(staging)),
         "artifact_sha256": manifest.sha256(artifact.path),
         "bytes": artifact.path.stat().st_size,
@@ -171,51 +181,6 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
         "outputs": [_io(model, name, plan, None) for name in tier_cut.outputs],
         "build": artifact.details,
     }
-
-
-def choose_backend(submodel: Path, preset: targets.TargetPreset, folder: Path, tier: str,
-                   tvm: compilers.TvmCompiler) -> compilers.Artifact:
-    """`backend = "auto"`: TVM unless it cannot compile the tier, or, where the library runs on this
-    host, unless onnxruntime runs the same sub-model faster (measured, one thread, medians)."""
-    try:
-        artifact = tvm.compile(submodel, preset, folder, "model")
-    except ToolError as exc:
-        log.warning("tier '%s': TVM cannot compile it (%s); falling back to onnxruntime", tier, exc)
-        fallback = compilers.compiler("onnxruntime").compile(submodel, preset, folder, "model")
-        fallback.details["chosen_because"] = f"TVM failed: {exc}"
-        return fallback
-    if preset.device != "cpu" or artifact.details.get("elf_machine") != HOST_MACHINE:
-        artifact.details["chosen_because"] = "TVM; not measured against onnxruntime (the target does not run here)"
-        return artifact
-    tvm_s, ort_s = race(artifact.path, submodel)
-    measured = {"tvm_s": tvm_s, "onnxruntime_s": ort_s, "clock": "wall, median of 20 runs, 1 thread"}
-    if ort_s < tvm_s:
-        artifact.path.unlink()
-        fallback = compilers.compiler("onnxruntime").compile(submodel, preset, folder, "model")
-        fallback.details.update(measured, chosen_because="onnxruntime ran this tier faster here")
-        return fallback
-    artifact.details.update(measured, chosen_because="TVM ran this tier at least as fast as onnxruntime here")
-    return artifact
-
-
-def race(library: Path, submodel: Path, runs: int = 20) -> tuple[float, float]:
-    """Median seconds of the TVM library and of onnxruntime on the same seeded inputs, the two
-    run alternately after a warm-up so a shared host changing speed affects both alike."""
-    from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
-
-    session = ort.InferenceSession(str(submodel), compilers.ort_options(), providers=["CPUExecutionProvider"])
-    feeds = seeded_feeds.for_session(session)
-    tier = TvmTier(library)
-    values = list(feeds.values())
-    contenders = [lambda: tier.run(values), lambda: session.run(None, feeds)]
-    times: list[list[float]] = [[], []]
-    for round_ in range(runs + 2):
-        for function, samples in zip(contenders, times):
-            start = time.perf_counter()
-            function()
-            if round_ >= 2:  # two warm-up rounds: caches, lazy initialisation
-                samples.append(time.perf_counter() - start)
-    return float(np.median(times[0])), float(np.median(times[1]))
 
 
 def _io(model: onnx.ModelProto, name: str, plan: dict, tier_index: int | None) -> dict[str, Any]:

@@ -5,6 +5,8 @@ costs per link and codec, per-link overheads, pins and budgets.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -13,13 +15,15 @@ import numpy as np
 from edgepart.cost.model import CostModel, TensorCosts
 from edgepart.errors import BadInputError
 from edgepart.graph import GRAPH_INPUT, GRAPH_OUTPUT, LayerGraph, Node, Tensor
+from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware.deploy import PRECISIONS, Deployment, Tier
 from edgepart.hardware.links import Link
 from edgepart.profile import predict
 from edgepart.runtime import codecs as codec_formats
 
-# Layer seconds on a tier in a precision; None when nothing was measured (then it is predicted).
-MeasuredSeconds = Callable[[Tier, Node, str], float | None]
+# Layer seconds on a tier running a backend, in a precision; None when that was not measured.
+MeasuredSeconds = Callable[[Tier, str, Node, str], float | None]
+REFERENCE_BACKEND = "onnxruntime"  # what device profiles predict; other backends are a factor of it
 
 CODEC_BYTES_PER_ELEMENT = {"raw": None, "fp16": 2, "int8": 1}
 UNMEASURED_ZLIB_BPS = 50e6  # entropy coding with no measured size: assumed to gain nothing, at this speed
@@ -42,31 +46,102 @@ class Compression:
 
 
 def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds | None = None,
-          compression: Compression | None = None) -> CostModel:
-    """Without `compression`, lower precisions and codecs cost no accuracy and are predicted."""
+          compression: Compression | None = None, backends: tuple[str, ...] | None = None) -> CostModel:
+    """The cost model with tier k running `backends[k]` (default: each tier's cheapest predicted
+    backend, `predicted_backends`). Without `compression`, lower precisions and codecs cost no
+    accuracy and are predicted."""
     compression = compression or Compression()
-    tiers, links = deployment.tiers, deployment.links
+    backends = backends or predicted_backends(deployment)
+    tiers = deployment.tiers
     precisions = tuple(p for p in PRECISIONS if any(p in t.precisions for t in tiers))
+    columns = [_node_costs(graph, deployment, k, backend, precisions, measured, compression)
+               for k, backend in enumerate(backends)]
+    node_latency = np.stack([c[0] for c in columns], axis=1)
+    node_energy = np.stack([c[1] for c in columns], axis=1)
+    return _assemble(graph, deployment, precisions, node_latency, node_energy, compression, tuple(backends))
+
+
+def variants(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds | None = None,
+             compression: Compression | None = None) -> list[CostModel]:
+    """One cost model per combination of the tiers' candidate backends, in the deployment's order.
+    A backend that costs at least as much as another of its tier on every layer and precision, in
+    time and energy, can never be the better choice and is left out (with predicted costs every
+    backend of a tier is the same prediction times its factor, so one remains per tier)."""
+    compression = compression or Compression()
+    tiers = deployment.tiers
+    precisions = tuple(p for p in PRECISIONS if any(p in t.precisions for t in tiers))
+    per_tier = []
+    for k, tier in enumerate(tiers):
+        costs = {b: _node_costs(graph, deployment, k, b, precisions, measured, compression) for b in tier.backends}
+        per_tier.append({b: c for b, c in costs.items() if not _dominated(b, costs, tier.backends)})
+    base = None
+    models = []
+    for combination in itertools.product(*(list(costs) for costs in per_tier)):
+        latency = np.stack([per_tier[k][b][0] for k, b in enumerate(combination)], axis=1)
+        energy = np.stack([per_tier[k][b][1] for k, b in enumerate(combination)], axis=1)
+        if base is None:
+            base = _assemble(graph, deployment, precisions, latency, energy, compression, combination)
+            models.append(base)
+        else:
+            models.append(dataclasses.replace(base, node_latency=latency, node_energy=energy, backends=combination))
+    return models
+
+
+def predicted_backends(deployment: Deployment) -> tuple[str, ...]:
+    """Per tier, the candidate with the smallest calibrated factor (the first listed on a tie): the
+    cheapest wherever costs are predicted, as every backend's prediction is one prediction times its factor."""
+    return tuple(min(t.backends, key=lambda b, t=t: (backend_kinds.factor(b, t.device.kind).ratio,
+                                                       t.backends.index(b))) for t in deployment.tiers)
+
+
+def _dominated(backend: str, costs: dict[str, tuple[np.ndarray, np.ndarray]], order: tuple[str, ...]) -> bool:
+    """Another candidate is no dearer anywhere (and, when exactly as dear, listed first)."""
+    latency, energy = costs[backend]
+    for other, (other_latency, other_energy) in costs.items():
+        if other == backend:
+            continue
+        no_dearer = np.all(other_latency <= latency) and np.all(other_energy <= energy)
+        equal = np.array_equal(other_latency, latency) and np.array_equal(other_energy, energy)
+        if no_dearer and (not equal or order.index(other) < order.index(backend)):
+            return True
+    return False
+
+
+def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str, precisions: tuple[str, ...],
+                measured: MeasuredSeconds | None, compression: Compression) -> tuple[np.ndarray, np.ndarray]:
+    """[N, P] seconds and device joules of every layer on tier k running `backend`: measured for that
+    backend on the tier's device; else the device's onnxruntime time (measured, or predicted from
+    its profile) times the backend's calibrated factor (edgepart/profiles/backends.json)."""
+    tier, device = deployment.tiers[k], deployment.tiers[0].device
+    ratio = backend_kinds.factor(backend, tier.device.kind).ratio
+    latency = np.full((len(graph.nodes), len(precisions)), np.inf)
+    energy = np.full_like(latency, np.inf)
+    for v, node in enumerate(graph.nodes):
+        for q, precision in enumerate(precisions):
+            if precision not in tier.precisions:
+                continue
+            seconds = measured(tier, backend, node, precision) if measured else None
+            if seconds is None:
+                reference = measured(tier, REFERENCE_BACKEND, node, precision) if measured else None
+                if reference is None:
+                    reference = predict.node_seconds(graph, node, tier.device, precision)
+                seconds = reference * ratio
+            latency[v, q] = seconds
+            energy[v, q] = (predict.node_energy(graph, node, device, precision, seconds) if k == 0
+                            else device.idle_power_w * seconds)
+        if node.name in compression.fp32_only and {"int8", "fp32"} <= set(precisions):
+            for costs in (latency, energy):  # asked for int8, it runs in fp32
+                costs[v, precisions.index("int8")] = costs[v, precisions.index("fp32")]
+    return latency, energy
+
+
+def _assemble(graph: LayerGraph, deployment: Deployment, precisions: tuple[str, ...], node_latency: np.ndarray,
+              node_energy: np.ndarray, compression: Compression, backends: tuple[str, ...]) -> CostModel:
+    tiers, links = deployment.tiers, deployment.links
     codecs = deployment.codecs
     nodes = graph.nodes
     index = {node.name: i for i, node in enumerate(nodes)}
     device = tiers[0].device
-    node_latency = np.full((len(nodes), len(tiers), len(precisions)), np.inf)
-    node_energy = np.full_like(node_latency, np.inf)
-    for v, node in enumerate(nodes):
-        for k, tier in enumerate(tiers):
-            for q, precision in enumerate(precisions):
-                if precision not in tier.precisions:
-                    continue
-                seconds = (measured(tier, node, precision) if measured else None)
-                if seconds is None:
-                    seconds = predict.node_seconds(graph, node, tier.device, precision)
-                node_latency[v, k, q] = seconds
-                node_energy[v, k, q] = (predict.node_energy(graph, node, device, precision, seconds) if k == 0
-                                        else device.idle_power_w * seconds)
-        if node.name in compression.fp32_only and {"int8", "fp32"} <= set(precisions):
-            for costs in (node_latency, node_energy):  # asked for int8, it runs in fp32
-                costs[v, :, precisions.index("int8")] = costs[v, :, precisions.index("fp32")]
     tensor_list = list(graph.tensors.values())
     transfer_latency, transfer_energy = _transfers(tensor_list, links, codecs, tiers, compression)
     return_latency = np.array([[link.down_seconds(t.nbytes) for link in links] for t in tensor_list]).reshape(
@@ -80,6 +155,7 @@ def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds |
         link_energy[0] += links[0].radio.tail_j
     return CostModel(
         tiers=tuple(t.name for t in tiers),
+        backends=backends,
         links=tuple(link.name for link in links),
         precisions=precisions,
         codecs=codecs,

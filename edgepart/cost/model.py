@@ -78,6 +78,7 @@ class CostModel:
     energy_budget: float | None = None
     accuracy_budget: float | None = None
     wire_bytes: np.ndarray | None = None  # [T, C] bytes on the wire, for plan files (None: not known)
+    backends: tuple[str, ...] = ()  # [K] the backend each tier's node costs are for
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:

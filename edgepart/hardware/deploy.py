@@ -14,14 +14,13 @@ from typing import Any
 
 from edgepart.compile import targets
 from edgepart.errors import BadInputError
+from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware import units
 from edgepart.hardware.devices import DeviceProfile, load_device
 from edgepart.hardware.links import Link, link_presets, preset_link, radio_from_preset
 from edgepart.runtime.codecs import CODECS
 
 PRECISIONS = ("fp32", "fp16", "int8")
-BYOC_BACKENDS = ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")
-BACKENDS = ("tvm", "onnxruntime", "auto", *BYOC_BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Tier:
     name: str
     device: DeviceProfile
     target: str | dict[str, Any]
-    backend: str = "tvm"
+    backends: tuple[str, ...] = ("tvm",)  # candidates; the plan chooses one (docs/deploy.md)
     precisions: tuple[str, ...] = ("fp32",)
     memory_budget: float | None = None  # bytes
     threads: int = 1
@@ -106,15 +105,12 @@ def parse(doc: dict[str, Any], source: str = "deploy.toml") -> Deployment:
 
 
 def _tier(doc: dict[str, Any], where: str) -> Tier:
-    _keys(doc, {"name", "device", "target", "backend", "precisions", "memory", "threads"}, where)
+    _keys(doc, {"name", "device", "target", "backend", "backends", "precisions", "memory", "threads"}, where)
     for key in ("name", "device", "target"):
         if key not in doc:
             raise BadInputError(f"{where}: missing key '{key}'")
-    backend = doc.get("backend", "tvm")
-    if backend not in BACKENDS:
-        raise BadInputError(f"{where}.backend: unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
     device = load_device(doc["device"], f"{where}.device")
-    targets.resolve(doc["target"], f"{where}.target")
+    backends = _backends(doc, targets.resolve(doc["target"], f"{where}.target"), where)
     precisions = tuple(doc.get("precisions", ["fp32"]))
     for precision in precisions:
         if precision not in PRECISIONS:
@@ -127,10 +123,36 @@ def _tier(doc: dict[str, Any], where: str) -> Tier:
     if not isinstance(threads, int) or threads < 1:
         raise BadInputError(f"{where}.threads: expected a positive integer, got {threads!r}")
     return Tier(
-        name=str(doc["name"]), device=device, target=doc["target"], backend=backend, precisions=precisions,
+        name=str(doc["name"]), device=device, target=doc["target"], backends=backends, precisions=precisions,
         memory_budget=units.parse(memory, "size", f"{where}.memory") if memory is not None else None,
         threads=threads,
     )
+
+
+def _backends(doc: dict[str, Any], preset: targets.TargetPreset, where: str) -> tuple[str, ...]:
+    """`backends = [...]` (candidates the plan chooses from), `backend = "X"` (one), or by default
+    every backend the target can be built for. `auto` (a race at compile time) is gone: the plan prices it."""
+    if "backend" in doc and "backends" in doc:
+        raise BadInputError(f"{where}: give 'backend' or 'backends', not both")
+    if doc.get("backend") == "auto":
+        raise BadInputError(f'{where}.backend: "auto" is gone; list the candidates, backends = ["tvm", '
+                            '"onnxruntime"], and the plan chooses the cheaper (docs/deploy.md)')
+    if "backend" in doc:
+        chosen, key = [doc["backend"]], f"{where}.backend"
+    elif "backends" in doc:
+        chosen, key = doc["backends"], f"{where}.backends"
+        if not isinstance(chosen, list) or not chosen or len(set(map(str, chosen))) != len(chosen):
+            raise BadInputError(f"{key}: expected a non-empty list of distinct backends, got {chosen!r}")
+    else:
+        return backend_kinds.supported(preset)
+    buildable = backend_kinds.supported(preset)
+    for backend in chosen:
+        if backend not in backend_kinds.KNOWN:
+            raise BadInputError(f"{key}: unknown backend {backend!r}; known: {', '.join(backend_kinds.KNOWN)}")
+        if backend in backend_kinds.BUILT and backend not in buildable:
+            raise BadInputError(f"{key}: {backend} has no build for target '{preset.name}' (it has: "
+                                f"{', '.join(buildable)})")
+    return tuple(chosen)
 
 
 def _links(docs: list[dict[str, Any]], names: list[str], source: str) -> tuple[Link, ...]:

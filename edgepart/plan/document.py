@@ -19,8 +19,11 @@ INFEASIBLE_SCHEMA_VERSION = 1
 
 
 def plan_document(model_info: dict[str, Any], deployment_info: dict[str, Any], graph: LayerGraph,
-                  cost: CostModel, objective: Objective, solution: Solution, baselines: dict[str, Solution | None],
-                  cost_sources: dict[str, str], reproducible: bool = False) -> dict[str, Any]:
+                  cost: CostModel, objective: Objective, solution: Solution,
+                  baselines: dict[str, tuple[Solution | None, CostModel]], cost_sources: dict[str, str],
+                  reproducible: bool = False, backends_tried: list[dict] | None = None) -> dict[str, Any]:
+    """`baselines`: name -> (solution, the cost model of the backends it is priced with).
+    `backends_tried`: per combination of backends, its tiers' backends and the best objective (None: infeasible)."""
     metrics = solution.metrics(cost)
     body = {
         "edgepart_version": __version__,
@@ -35,7 +38,10 @@ def plan_document(model_info: dict[str, Any], deployment_info: dict[str, Any], g
         "cuts": _cuts(graph, cost, solution),
         "predicted": _predicted(graph, cost, solution, metrics),
         "budgets": _budgets(cost, metrics),
-        "baselines": {name: _baseline(cost, s) for name, s in sorted(baselines.items())},
+        "baselines": {name: _baseline(model, s) for name, (s, model) in sorted(baselines.items())},
+        "backends": {"chosen": dict(zip(cost.tiers, cost.backends)), "tried": backends_tried or [],
+                     "rule": "every combination of the tiers' candidate backends solved (those dearer on every "
+                             "layer left out); the cheapest kept"},
         "costs": {"source": cost_sources, "latency": "sequential sum, one inference at a time",
                   "energy": "device tier's energy per inference (modelled), waiting included",
                   "throughput": "seconds per inference when pipelined (slowest stage)"},
@@ -95,6 +101,7 @@ def _predicted(graph: LayerGraph, cost: CostModel, solution: Solution, metrics: 
         members = [v for v in range(len(cost.nodes))
                    if solution.tiers[v] == k and not graph.node(cost.nodes[v]).is_pseudo]
         per_tier[tier] = {
+            "backend": cost.backends[k] if cost.backends else None,
             "layers": len(members),
             "macs": int(sum(graph.node(cost.nodes[v]).macs for v in members)),
             "compute_s": float(metrics.stage_s[0, k]),
@@ -138,6 +145,7 @@ def _baseline(cost: CostModel, solution: Solution | None) -> dict[str, Any]:
         "energy_j": float(metrics.energy_j[0]),
         "throughput_s": float(metrics.throughput_s[0]),
         "split": {tier: int(np.sum(solution.tiers == k)) for k, tier in enumerate(cost.tiers)},
+        "backends": dict(zip(cost.tiers, cost.backends)),
     }
 
 

@@ -11,6 +11,7 @@ from edgepart.cost import build as cost_build
 from edgepart.cost.model import CostModel, Objective
 from edgepart.errors import CheckFailedError
 from edgepart.graph import LoadedModel
+from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware.deploy import Deployment
 from edgepart.plan import chain, ilp, solvers
 from edgepart.plan.document import infeasible_document, plan_document
@@ -33,17 +34,18 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
     `edgepart.infeasible` report (the budgets that cannot be met and the best values reachable)."""
     measured = profile_lookup(request.profiles)
     compression = sensitivity.compression(request.sensitivity) if request.sensitivity else None
-    cost = cost_build.build(loaded.graph, deployment, measured, compression)
-    deployment_info = describe_deployment(deployment)
+    models = cost_build.variants(loaded.graph, deployment, measured, compression)
     try:
-        solution = solvers.solve(cost, request.objective, request.solver, request.ilp)
+        cost, solution, tried = solve_backends(models, request)
     except CheckFailedError as exc:  # no plan: the report names the budgets that cannot be met
-        unmet = {} if pin_conflict(cost) else ilp.unmet_budgets(cost)
+        unmet = {} if pin_conflict(models[0]) else _unmet(models)
         raise CheckFailedError(str(exc), infeasible_document(
-            loaded.describe(), deployment_info, request.objective, request.solver, str(exc), unmet)) from exc
+            loaded.describe(), describe_deployment(deployment), request.objective, request.solver, str(exc),
+            unmet)) from exc
     doc = plan_document(
-        loaded.describe(), deployment_info, loaded.graph, cost, request.objective, solution,
-        baselines(cost, request.objective), cost_sources(deployment, request.profiles), request.reproducible,
+        loaded.describe(), describe_deployment(deployment, cost.backends), loaded.graph, cost, request.objective,
+        solution, _baselines(models, request.objective), cost_sources(deployment, request.profiles, cost.backends),
+        request.reproducible, tried,
     )
     if request.sensitivity:
         doc["accuracy"] = {"sensitivity": {"metric": request.sensitivity["metric"],
@@ -53,18 +55,68 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
     return doc
 
 
-def profile_lookup(profiles: tuple[dict, ...]) -> cost_build.MeasuredSeconds:
-    """Seconds of a layer on a tier whose device has a profile; None (predict) otherwise."""
-    by_device = {doc["device"]: doc for doc in profiles}
+def solve_backends(models: list[CostModel], request: PlanRequest) -> tuple[CostModel, Solution, list[dict]]:
+    """The cheapest plan over every combination of the tiers' backends. A deployment has a few tiers
+    and each tier one to three backends left after dominated ones are dropped (cost.build.variants),
+    so solving each combination and keeping the best is exact and simple; a joint model would need a
+    backend variable per tier multiplying every node's cost. Returns the winner's cost model, its
+    solution, and per combination its objective (None: no plan meets the budgets)."""
+    best, tried, failure = None, [], None
+    for cost in models:
+        try:
+            solution = solvers.solve(cost, request.objective, request.solver, request.ilp)
+        except CheckFailedError as exc:
+            failure = failure or exc
+            tried.append({"backends": dict(zip(cost.tiers, cost.backends)), "objective": None})
+            continue
+        value = solution.objective(cost, request.objective)
+        tried.append({"backends": dict(zip(cost.tiers, cost.backends)), "objective": value})
+        if best is None or value < best[0]:
+            best = (value, cost, solution)
+    if best is None:
+        raise failure
+    if len(models) > 1:
+        best[2].notes.append(f"backends: {len(models)} combinations solved, the cheapest kept")
+    return best[1], best[2], tried
 
-    def seconds(tier, node, precision):
-        doc = by_device.get(tier.device.name)
+
+def profile_lookup(profiles: tuple[dict, ...]) -> cost_build.MeasuredSeconds:
+    """Seconds of a layer on a tier running a backend whose (device, backend) has a profile; None otherwise."""
+    by_key = {(doc["device"], profile_backend(doc)): doc for doc in profiles}
+
+    def seconds(tier, backend, node, precision):
+        doc = by_key.get((tier.device.name, backend))
         if doc is None or node.is_pseudo:
             return None
         layer = doc["precisions"].get(precision, {}).get("layers", {}).get(node.name)
         return None if layer is None else layer["calibrated_s"]
 
     return seconds
+
+
+def profile_backend(doc: dict) -> str:
+    """The backend a profile prices: the one it measured; a prediction from a device profile stands
+    for onnxruntime, as device profiles do (edgepart/profiles/backends.json)."""
+    return doc["provenance"].get("backend") or cost_build.REFERENCE_BACKEND
+
+
+def _unmet(models: list[CostModel]) -> dict[str, dict[str, float]]:
+    """The budgets no combination of backends can meet even alone, with the best value any reaches."""
+    per_model = [ilp.unmet_budgets(cost) for cost in models]
+    names = [name for name in per_model[0] if all(name in unmet for unmet in per_model)]
+    return {name: {"limit": per_model[0][name]["limit"],
+                   "best_reachable": min(unmet[name]["best_reachable"] for unmet in per_model)} for name in names}
+
+
+def _baselines(models: list[CostModel], objective: Objective) -> dict[str, tuple[Solution | None, CostModel]]:
+    """Each baseline with its cost model, at the combination of backends that suits it best."""
+    best: dict[str, tuple[float, Solution | None, CostModel]] = {}
+    for cost in models:
+        for name, solution in baselines(cost, objective).items():
+            value = np.inf if solution is None else solution.objective(cost, objective)
+            if name not in best or value < best[name][0]:
+                best[name] = (value, solution, cost)
+    return {name: (solution, cost) for name, (_, solution, cost) in best.items()}
 
 
 def baselines(cost: CostModel, objective: Objective) -> dict[str, Solution | None]:
@@ -89,27 +141,38 @@ def baselines(cost: CostModel, objective: Objective) -> dict[str, Solution | Non
     return result
 
 
-def describe_deployment(deployment: Deployment) -> dict:
+def describe_deployment(deployment: Deployment, chosen: tuple[str, ...] = ()) -> dict:
+    """The deployment as the plan file records it; `backend` per tier is the plan's choice among `backends`."""
+    chosen = chosen or cost_build.predicted_backends(deployment)
     return {
         "path": deployment.path,
         "sha256": deployment.sha256,
-        "tiers": [{"name": t.name, "device": t.device.name, "target": t.target, "backend": t.backend,
-                   "precisions": list(t.precisions), "threads": t.threads} for t in deployment.tiers],
+        "tiers": [{"name": t.name, "device": t.device.name, "target": t.target, "backend": backend,
+                   "backends": list(t.backends), "precisions": list(t.precisions), "threads": t.threads}
+                  for t, backend in zip(deployment.tiers, chosen)],
         "links": [{"name": link.name, "uplink_bps": link.uplink_bps, "downlink_bps": link.downlink_bps,
                    "rtt_s": link.rtt_s, "radio": link.radio is not None} for link in deployment.links],
         "output_tier": deployment.tiers[deployment.output_tier].name,
     }
 
 
-def cost_sources(deployment: Deployment, profiles: tuple[dict, ...] = ()) -> dict[str, str]:
-    by_device = {doc["device"]: doc for doc in profiles}
+def cost_sources(deployment: Deployment, profiles: tuple[dict, ...] = (),
+                 chosen: tuple[str, ...] = ()) -> dict[str, str]:
+    """Per tier, where the price of its chosen backend comes from."""
+    chosen = chosen or cost_build.predicted_backends(deployment)
+    by_key = {(doc["device"], profile_backend(doc)): doc for doc in profiles}
     sources = {}
-    for tier in deployment.tiers:
-        doc = by_device.get(tier.device.name)
+    for tier, backend in zip(deployment.tiers, chosen):
+        doc = by_key.get((tier.device.name, backend))
         if doc is not None:
-            sources[tier.name] = f"profile of '{doc['device']}': {doc['provenance']['method']} " \
-                                 f"({', '.join(doc['precisions'])}; other precisions predicted)"
-        else:
-            sources[tier.name] = (f"predicted: roofline from device profile '{tier.device.name}' "
-                                  f"({tier.device.provenance})")
+            sources[tier.name] = (f"{backend}: profile of '{doc['device']}': {doc['provenance']['method']} "
+                                  f"({', '.join(doc['precisions'])}; other precisions predicted)")
+            continue
+        factor = backend_kinds.factor(backend, tier.device.kind)
+        reference = by_key.get((tier.device.name, cost_build.REFERENCE_BACKEND))
+        base = (f"the measured onnxruntime profile of '{tier.device.name}'" if reference is not None
+                else f"roofline from device profile '{tier.device.name}' ({tier.device.provenance})")
+        sources[tier.name] = (f"{backend}: predicted: {base}" if factor.ratio == 1.0 and backend == "onnxruntime"
+                              else f"{backend}: predicted: {base} x {factor.ratio:g} ({backend} over onnxruntime on "
+                                   f"a {tier.device.kind}: {factor.source.split(';')[0][:120]})")
     return sources

@@ -44,6 +44,7 @@ def sweep_document(loaded: LoadedModel, deployment: Deployment, link: int, low_b
         "model": {"path": str(loaded.path), "sha256": loaded.sha256},
         "deployment": {"path": deployment.path, "sha256": deployment.sha256},
         "link": deployment.links[link].name,
+        "backends": dict(zip(base.tiers, base.backends)),
         "objective": objective.describe(),
         "range_bps": [low_bps, high_bps],
         "segments": [_segment(family, objective, s, base, layers) for s in segments],

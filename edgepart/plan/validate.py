@@ -37,6 +37,11 @@ def validate(plan: dict[str, Any], loaded: LoadedModel, deployment: Deployment |
     if deployment is not None and deployment.sha256 and plan["deployment"]["sha256"] != deployment.sha256:
         raise BadInputError(f"{source}: made for deployment sha256 {plan['deployment']['sha256'][:12]}, but "
                             f"{deployment.path} has sha256 {deployment.sha256[:12]}")
+    for tier in plan["deployment"]["tiers"]:
+        backend = tier.get("backend")
+        if backend == "auto" or backend not in tier.get("backends", [backend]):
+            raise BadInputError(f"{source}: tier '{tier['name']}' has backend {backend!r}, not one the plan chose "
+                                "from its candidates; make the plan again with edgepart plan")
     tiers = [t["name"] for t in plan["deployment"]["tiers"]]
     allowed = {t["name"]: set(t["precisions"]) for t in plan["deployment"]["tiers"]}
     graph = loaded.graph
@@ -79,7 +84,8 @@ def _placement(plan, graph, tiers, allowed, source) -> tuple[dict[str, int], dic
 
 
 def _check_budgets(plan, loaded, deployment, solution, precision_of, source) -> None:
-    cost = cost_build.build(loaded.graph, deployment)
+    cost = cost_build.build(loaded.graph, deployment,
+                            backends=tuple(t["backend"] for t in plan["deployment"]["tiers"]))
     solution.precisions = np.array([cost.precisions.index(precision_of.get(n, "fp32")) for n in cost.nodes])
     codec_index = {c: i for i, c in enumerate(cost.codecs)}
     tensor_index = {t.name: i for i, t in enumerate(cost.tensors)}

@@ -132,6 +132,10 @@ def tvm_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions
                           + ("" if measurement.where == "this host" and measurement.target.startswith("x86")
                              else "; proportions from this host's CPU, total from the device")),
             "kernel_scale": measurement.scale,
+            # The tuning state of what was timed: compile without --tune builds the same (no database used).
+            "tuning": {"trials": 0, "database": None,
+                       "state": "untuned, as edgepart compile builds without --tune"},
+            "build": measurement.build or {},
             "calibration_factor": 1.0,
             "sum_error": 0.0,
             "segments": [],

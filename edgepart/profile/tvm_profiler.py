@@ -39,6 +39,7 @@ class TvmMeasurement:
     where: str  # "this host" or "rpc://host:port"
     build_s: float
     scale: float = 1.0  # deployed end to end / sum of the unfused kernels
+    build: dict | None = None  # what compile reported for the artifact (TvmCompiler's details)
 
 
 def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str | None = None,
@@ -66,7 +67,8 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
     end_to_end = Stats.of(seconds)
     layers, scale = per_layer(loaded, kernels, end_to_end)
     return TvmMeasurement(end_to_end, layers, {name: s.median for name, s in layers.items()}, reading, preset.name,
-                          f"rpc://{rpc}" if rpc else "this host", artifact.details.get("seconds", 0.0), scale)
+                          f"rpc://{rpc}" if rpc else "this host", artifact.details.get("seconds", 0.0), scale,
+                          artifact.details)
 
 
 def per_layer(loaded: LoadedModel, kernels: dict[str, list[float]],

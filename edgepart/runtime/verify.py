@@ -19,7 +19,7 @@ from edgepart.compile import manifest
 from edgepart.compile.elf import HOST_MACHINE
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
-from edgepart.runtime import codecs
+from edgepart.runtime import codecs, price
 from edgepart.wording import with_article
 
 SCHEMA_VERSION = 1  # of the edgepart.verify and edgepart.accuracy reports
@@ -34,6 +34,7 @@ class Chain:
         self.doc = doc
         self.runners = [runner_for(build_dir, tier, emulators) for tier in doc["tiers"]]
         self.precision = self.least_precise(doc)
+        self.first_inputs: dict[str, list[np.ndarray]] = {}  # per tier, what it received for the first sample
 
     @staticmethod
     def least_precise(doc: dict) -> str:
@@ -49,6 +50,7 @@ class Chain:
         states = [dict(feeds) for feeds in samples]
         for tier, runner in zip(self.doc["tiers"], self.runners):
             values = [[_received(state[spec["name"]], spec) for spec in tier["inputs"]] for state in states]
+            self.first_inputs[tier["name"]] = values[0]
             many = getattr(runner, "run_many", None)
             outputs = many(values) if many else [runner.run(v) for v in values]
             for state, produced in zip(states, outputs):
@@ -58,11 +60,24 @@ class Chain:
     def describe(self) -> list[dict]:
         return [{"name": t["name"], "ran_with": r.description} for t, r in zip(self.doc["tiers"], self.runners)]
 
+    def held_to_price(self) -> dict[str, dict]:
+        """Per tier, its time on the first sample of the last run_many against the plan's price
+        (edgepart.runtime.price.judged): timed where this host is the priced device and runs the tier
+        natively, else why it is not measurable (emulated and stand-in tiers are not run again)."""
+        held = {}
+        for tier, runner in zip(self.doc["tiers"], self.runners):
+            why = price.stand_in(tier, {"ran_with": runner.description, "native": runner.native})
+            timing = None if why else price.time_runner(runner.run, self.first_inputs[tier["name"]])
+            held[tier["name"]] = {**price.judged(timing and timing["median_s"], tier.get("priced_s"), why),
+                                  **({"timing": timing} if timing else {})}
+        return held
+
 
 def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: str | None = None,
-           emulators: dict | None = None) -> dict[str, Any]:
+           emulators: dict | None = None, strict: bool = False) -> dict[str, Any]:
     """Run the chain on the samples of `inputs_path` (default: the build's sample_inputs.npz, else
-    seeded inputs) and compare every output of every sample with onnxruntime on the original model."""
+    seeded inputs) and compare every output of every sample with onnxruntime on the original model;
+    time each tier measurable here against its price (`strict`: exit 1 when one is over STRICT_RATIO)."""
     build_dir = Path(build_dir)
     doc = manifest.load(build_dir)
     model = original_model(doc, model_path)
@@ -78,15 +93,20 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     errors = _errors(doc["outputs"], expected, chain.run_many(samples))
     worst = chain.precision
     tolerance = TOLERANCE[worst]
+    held = chain.held_to_price()
+    tiers = [{**t, **held[t["name"]]} for t in chain.describe()]
     report = schema.document("verify", SCHEMA_VERSION, {
-        "build": str(build_dir), "tiers": chain.describe(), "outputs": errors,
-        "tolerance": {"relative_error": tolerance, "precision": worst}, "inputs": source, "samples": len(samples)})
+        "build": str(build_dir), "tiers": tiers, "outputs": errors,
+        "tolerance": {"relative_error": tolerance, "precision": worst}, "inputs": source, "samples": len(samples),
+        "held_to_price": {"limit": price.STRICT_RATIO, "over": price.over_price(held), "strict": strict}})
     name, error = max(errors.items(), key=lambda item: item[1]["relative_error"])
     report["passed"] = error["relative_error"] <= tolerance
     if not report["passed"]:
         where = f" (sample {error['worst_sample']})" if len(samples) > 1 else ""
         raise CheckFailedError(f"output '{name}' differs from onnxruntime{where}: relative error "
                                f"{error['relative_error']:.3g} > {tolerance:g} ({worst} tolerance)", report)
+    if strict:
+        price.enforce(held, report)
     return report
 
 

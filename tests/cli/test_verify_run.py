@@ -112,3 +112,14 @@ def test_a_library_this_host_cannot_run_gets_a_stand_in_described_with_the_right
     assert not runner.native
     why = stand_in({**tier, "device": "local"}, {"ran_with": runner.description, "native": runner.native})
     assert why.startswith("ran as a stand-in (onnxruntime stand-in: an aarch64 library")
+
+
+def test_a_tier_priced_for_a_board_is_not_measurable_here_and_this_hosts_tier_is(build):
+    manifest = {t["name"]: t for t in json.loads((build / "manifest.json").read_text())["tiers"]}
+    assert "'rpi4', not at hand" in manifest["device"]["timing"]["not_measurable"]
+    assert manifest["edge"]["timing"]["ratio"] > 0 and manifest["edge"]["priced_s"] > 0
+    result = edgepart("verify", str(build), "--json")
+    tiers = {t["name"]: t for t in json.loads(result.stdout)["tiers"]}
+    assert "rpi4" in tiers["device"]["not_measurable"] and tiers["device"]["ratio"] is None
+    assert tiers["edge"]["not_measurable"] is None and tiers["edge"]["ratio"] > 0
+    assert "not measurable here" in edgepart("verify", str(build)).stdout

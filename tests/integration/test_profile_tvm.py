@@ -72,10 +72,10 @@ def test_tvm_profile_over_rpc_and_plan_uses_it(tmp_path, rpc_server):
     assert result.returncode == 0, result.stderr
     check(json.loads(out.read_text()), f"rpc://{rpc_server}")
     deploy = tmp_path / "deploy.toml"
-    deploy.write_text('[[tier]]\nname = "board"\ndevice = "local"\ntarget = "x86-64"\n')
+    deploy.write_text('[[tier]]\nname = "board"\ndevice = "local"\ntarget = "x86-64"\nbackend = "tvm"\n')
     result = edgepart("plan", DIGITS, "--deploy", str(deploy), "--profiles", str(profiles), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["costs"]["source"]["board"].startswith("profile of 'local'")
+    assert json.loads(result.stdout)["costs"]["source"]["board"].startswith("tvm: profile of 'local'")
 
 
 def test_unreachable_rpc_server_is_a_quick_clear_error():

@@ -65,7 +65,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     model = original_model(doc, options.model)
     layout = _layout(doc, network)
     shaping_mode = _shaping_mode(options.shaping, layout)
-    timeout_s = options.timeout_s or max(10.0, 20 * (network["predicted"]["latency_s"] or 0.0))
+    priced_s = network["predicted"]["latency_s"] or 0.0
     with tempfile.TemporaryDirectory(prefix="edgepart-run-") as tmp, ExitStack() as stack:
         namespaces = None
         if shaping_mode == "netns":
@@ -78,10 +78,13 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         client.to_device.connect(workers.endpoint(0, "up"))
         runners = workers.start(client.control)
         requests = _requests(model, build_dir, options)
-        client.stream(requests[:WARMUP], None, timeout_s, workers)  # warm caches, sockets, TCP windows
+        load_s = max((r.get("load_s") or 0.0 for r in runners.values()), default=0.0)
+        warmup_s = options.timeout_s or warmup_timeout_s(priced_s, load_s)
+        client.stream(requests[:WARMUP], None, warmup_s, workers)  # warm caches, sockets, TCP windows
         broken = next((r.error for r in requests[:WARMUP] if r.error), None)
         if broken:
             raise ToolError(f"warm-up failed: {broken}")
+        timeout_s = options.timeout_s or request_timeout_s(priced_s, requests[:WARMUP])
         rate = (report.slowest_stage_rate(requests[:WARMUP], layout, shaping_mode) if options.rate_max
                 else options.rate)
         started = now()
@@ -102,6 +105,20 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     if options.check:
         report.check(doc, model, measured, result)
     return result
+
+
+def warmup_timeout_s(priced_s: float, load_s: float) -> float:
+    """Seconds a warm-up request may take: its first run initialises kernels and caches, and a tier
+    whose artifact is slow to load is a large one; generous, since nothing is measured yet."""
+    return max(30.0, 20 * priced_s, 30 * load_s)
+
+
+def request_timeout_s(priced_s: float, warmup: list[Request]) -> float:
+    """Seconds before a measured request counts as lost: 20x the plan's latency or 10x the slowest
+    warm-up after the first (which initialised), at least 10 s."""
+    seen = [r.done_at - r.sent_at for r in warmup[1:] if r.done_at is not None] or \
+        [r.done_at - r.sent_at for r in warmup if r.done_at is not None]
+    return max(10.0, 20 * priced_s, 10 * max(seen, default=0.0))
 
 
 def _layout(doc: dict, network: dict) -> dict:

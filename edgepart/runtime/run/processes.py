@@ -71,7 +71,8 @@ class TierProcesses:
 
     def start(self, control: zmq.Socket) -> dict[str, dict]:
         """Start every tier; once all have loaded their artifacts, returns how each runs:
-        tier -> {ran_with (words), native (False: an emulator or an onnxruntime stand-in)}."""
+        tier -> {ran_with (words), native (False: an emulator or an onnxruntime stand-in), load_s (seconds
+        the worker took to load its artifact)}."""
         for i, name in enumerate(self.layout["tiers"]):
             config = self.folder / f"{name}.json"
             config.write_text(json.dumps(self._config(i)))
@@ -87,7 +88,8 @@ class TierProcesses:
                 if event["kind"] == FAILED:
                     raise ToolError(f"tier '{event['tier']}' {event['error']}")
                 if event["kind"] == READY:
-                    ran_with[event["tier"]] = {"ran_with": event["ran_with"], "native": event["native"]}
+                    ran_with[event["tier"]] = {"ran_with": event["ran_with"], "native": event["native"],
+                                               "load_s": event.get("load_s")}
             dead = self.dead()
             if dead:
                 raise ToolError(f"tier '{dead}' exited while starting: {self._log_tail(dead)}")

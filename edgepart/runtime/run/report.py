@@ -10,6 +10,7 @@ import numpy as np
 
 from edgepart import schema
 from edgepart.errors import CheckFailedError
+from edgepart.runtime.price import STRICT_RATIO, judged, over_price, stand_in
 
 if TYPE_CHECKING:
     from edgepart.runtime.run.client import Request
@@ -29,20 +30,6 @@ def slowest_stage_rate(warmup: list[Request], layout: dict, mode: str) -> float:
 
 
 SCHEMA_VERSION = 1
-LOCAL_DEVICE = "local"  # the device profile of this host (edgepart profile, make host-profile)
-
-
-def stand_in(entry: dict | None, runner: dict) -> str | None:
-    """Why a tier's measured time says nothing about the plan's price for it, or None when it does:
-    the plan priced another device than this host, or the tier ran emulated or as an onnxruntime
-    stand-in for its artifact. A relay (no layers, no entry) has nothing to compare."""
-    if entry is None:
-        return None
-    if not runner.get("native", True):
-        return f"ran as a stand-in ({runner['ran_with']}), not as device '{entry['device']}' that the plan priced"
-    if entry["device"] != LOCAL_DEVICE:
-        return f"the plan priced device '{entry['device']}'; this host ran the tier in its place"
-    return None
 
 
 def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall_s: float, rate: float | None,
@@ -57,8 +44,10 @@ def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall
         runner = runners.get(name, {})
         measured, planned = _median(samples), predicted["compute_s"].get(name)
         why = stand_in(layout["entries"].get(name), runner)
+        held = judged(measured, planned, why)
         tiers[name] = {"ran_with": runner.get("ran_with"), "measured_s": measured, "predicted_s": planned,
-                       "stand_in": why,
+                       "priced_s": planned,
+                       "stand_in": why, "ratio": held["ratio"], "over": held["over"], "load_s": runner.get("load_s"),
                        "error": None if why or not measured or not planned else measured / planned - 1}
     stand_ins = [name for name, tier in tiers.items() if tier["stand_in"]]
     links = {}
@@ -94,6 +83,7 @@ def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall
         "error": (measured_latency / predicted_latency - 1)
         if measured_latency and predicted_latency and not stand_ins else None,
         "stand_in_tiers": stand_ins,
+        "held_to_price": {"limit": STRICT_RATIO, "over": over_price(tiers)},
         "tiers": tiers,
         "per_link": links,
     })

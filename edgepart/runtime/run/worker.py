@@ -43,10 +43,12 @@ class Worker:
         self.down_pacer = Pacer(Direction(**self.down["pace"]) if self.down.get("pace") else None)
         self.entry = config.get("entry")
         self.runner = None
+        started = now()
         if self.entry:
             from edgepart.runtime.verify import runner_for  # noqa: PLC0415 - onnxruntime/TVM only where a tier runs
 
             self.runner = runner_for(Path(config["build"]), self.entry)
+        self.load_s = now() - started  # the artifact's load: time-outs scale with it
         self.outputs = set(config["outputs"])
 
     def _socket(self, kind: int, endpoint: str | None, bind: bool = False):
@@ -63,7 +65,7 @@ class Worker:
     def serve(self) -> None:
         self.control.send_json({"kind": READY, "tier": self.name,
                                 "ran_with": self.runner.description if self.runner else "relay (no layers)",
-                                "native": self.runner.native if self.runner else True})
+                                "native": self.runner.native if self.runner else True, "load_s": self.load_s})
         poller = zmq.Poller()
         for socket in self.inbound:
             poller.register(socket, zmq.POLLIN)

@@ -1,0 +1,54 @@
+"""Backends a tier can ship, and what each costs relative to onnxruntime where it was not measured.
+
+`supported(preset)`: every backend a compile target can be built for (onnxruntime only where an
+onnxruntime build exists for the target's CPU: x86-64 and aarch64). `factor(backend, kind)`: the
+measured ratio of a backend's time to onnxruntime's on one device kind, from the shipped, sourced
+calibration file edgepart/profiles/backends.json (docs/solvers.md states the error it carries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgepart import schema
+from edgepart.compile.targets import TargetPreset
+from edgepart.errors import BadInputError
+from edgepart.hardware.devices import profiles_dir
+
+SCHEMA_VERSION = 1
+BUILT = ("tvm", "onnxruntime")  # backends compile builds
+BYOC = ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")  # accepted; compile reports their coverage and stops
+KNOWN = (*BUILT, *BYOC)
+ONNXRUNTIME_CPUS = ("x86-64", "AArch64")  # ELF machines of the CPUs onnxruntime ships builds for
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A backend's time over onnxruntime's on a device kind; `spread` (lowest, highest) over the
+    models it was measured on, None when nothing was measured."""
+
+    ratio: float
+    spread: tuple[float, float] | None
+    source: str
+
+
+def supported(preset: TargetPreset) -> tuple[str, ...]:
+    """The backends compile can build for a target, in the order a tie between them is broken."""
+    if preset.device == "cpu" and preset.elf_machine in ONNXRUNTIME_CPUS:
+        return BUILT
+    return ("tvm",)
+
+
+def factor(backend: str, device_kind: str) -> Factor:
+    """The calibration of `backend` on a device of `device_kind` (cpu, gpu, accelerator)."""
+    path = profiles_dir() / "backends.json"
+    doc = schema.load_json(path, "backends", SCHEMA_VERSION)
+    entry = doc["backends"].get(backend, {}).get(device_kind)
+    if entry is None:
+        return Factor(1.0, None, f"not calibrated: no measurement of {backend} on a {device_kind}; the device "
+                                 "profile's prediction is used as it is")
+    try:
+        spread = tuple(float(x) for x in entry["range"]) if entry.get("range") else None
+        return Factor(float(entry["ratio"]), spread, str(entry["source"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError(f"{path}: backends.{backend}.{device_kind}: invalid ({exc})") from None
