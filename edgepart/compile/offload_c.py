@@ -92,7 +92,7 @@ def _wrapper(symbol: str, func: relax.Function) -> str:
         f"    if (!ep_matches(&args[{i}], {len(shape(t))}, s)) return ep_fail(\"{symbol}: argument {i} is not a "
         f"compact float32 CPU tensor of shape {shape(t)}\"); }}\n" for i, t in enumerate(tensors))
     if "relax.nn.conv2d" in calls:
-        call = _conv_call(calls["relax.nn.conv2d"], data, bias, act, len(func.params))
+        call = _conv_call(symbol, calls["relax.nn.conv2d"], data, bias, act, len(func.params))
     else:
         call = _matmul_call(calls["relax.matmul"], data, bias, act, len(func.params))
     return (f"TVM_FFI_DLL_EXPORT int {FFI_PREFIX}{symbol}(void* self, const TVMFFIAny* args, int32_t n, "
@@ -101,7 +101,7 @@ def _wrapper(symbol: str, func: relax.Function) -> str:
             f"{checks}{call}  return 0;\n}}\n")
 
 
-def _conv_call(conv, data, bias: str, act: str, out: int) -> str:
+def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int) -> str:
     attrs = conv.attrs
     n, c, h, w = shape(conv.args[0])
     o, _, kh, kw = shape(conv.args[1])
@@ -109,7 +109,8 @@ def _conv_call(conv, data, bias: str, act: str, out: int) -> str:
     fields = [n, c, h, w, o, kh, kw, *map(int, attrs.strides), *map(int, attrs.padding), *map(int, attrs.dilation),
               int(attrs.groups), oh, ow]
     return (f"  static const ep_conv_t p = {{{', '.join(map(str, fields))}, {act}}};\n"
-            f"  ep_conv2d_nchw({data(conv.args[0])}, {data(conv.args[1])}, {bias}, EP_DATA({out}), &p);\n")
+            f"  if (ep_conv2d_nchw({data(conv.args[0])}, {data(conv.args[1])}, {bias}, EP_DATA({out}), &p))\n"
+            f"    return ep_fail(\"{symbol}: out of memory for the convolution's scratch buffer\");\n")
 
 
 def _matmul_call(matmul, data, bias: str, act: str, out: int) -> str:

@@ -16,6 +16,8 @@
 #define EP_CLONES
 #endif
 
+/* Per-thread scratch (im2col columns, padded depthwise planes): grown to the largest size a call
+ * has needed and kept, so a model's calls allocate once rather than per call. */
 static __thread float* ep_scratch = NULL;
 static __thread size_t ep_scratch_size = 0;
 
@@ -95,11 +97,12 @@ EP_CLONES static void im2col(const float* x, float* col, int C, const ep_conv_t*
  * columns are garbage), so every kernel tap is one long contiguous multiply-add over OH*WP values
  * that vectorises fully; the valid columns are then copied out with bias and activation.
  * Other strides: per output row. */
-EP_CLONES static void depthwise(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p) {
+EP_CLONES static int depthwise(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p) {
   const int H = p->H, W = p->W, OH = p->OH, OW = p->OW, KH = p->KH, KW = p->KW;
   const int HP = H + p->PT + p->PB + 1, WP = W + p->PL + p->PR; /* +1 row: stride-1 overrun */
   const size_t plane_p = (size_t)HP * WP;
   float* pad = scratch(plane_p + (size_t)OH * WP + (size_t)OW + 32);
+  if (!pad) return -1;
   float* acc = pad + plane_p;
   memset(pad, 0, sizeof(float) * plane_p);
   for (int c = 0; c < p->C; ++c) {
@@ -142,18 +145,23 @@ EP_CLONES static void depthwise(const float* x, const float* w, const float* bia
       for (int ow = 0; ow < OW; ++ow) o[ow] = act(acc[ow], p->act);
     }
   }
+  return 0;
 }
 
-void ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p) {
+int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p) {
   const int G = p->G, Cg = p->C / G, Og = p->O / G, OHW = p->OH * p->OW;
   const int K = Cg * p->KH * p->KW;
   for (int n = 0; n < p->N; ++n) {
     const float* xn = x + (size_t)n * p->C * p->H * p->W;
     float* yn = y + (size_t)n * p->O * OHW;
-    if (Cg == 1 && Og == 1) { depthwise(xn, w, bias, yn, p); continue; }
+    if (Cg == 1 && Og == 1) {
+      if (depthwise(xn, w, bias, yn, p)) return -1;
+      continue;
+    }
     const int direct = p->KH == 1 && p->KW == 1 && p->SH == 1 && p->SW == 1 && p->PT == 0 && p->PL == 0 &&
                        p->PB == 0 && p->PR == 0;
     float* col = direct ? NULL : scratch((size_t)K * OHW);
+    if (!direct && !col) return -1;
     for (int g = 0; g < G; ++g) {
       const float* xg = xn + (size_t)g * Cg * p->H * p->W;
       const float* b;
@@ -163,6 +171,7 @@ void ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y,
     }
     epilogue(yn, bias, p->O, OHW, p);
   }
+  return 0;
 }
 
 /* y[b] = act(a[b] @ w[b] + bias) for each of the `batch` products (kernels.h). */

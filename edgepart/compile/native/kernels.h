@@ -20,8 +20,9 @@ typedef struct {
   int act;
 } ep_matmul_t;
 
-/* bias: O floats (conv) or N floats (matmul), or NULL. */
-void ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p);
+/* bias: O floats (conv) or N floats (matmul), or NULL. ep_conv2d_nchw returns 0, or -1 when its
+ * scratch buffer cannot be allocated (y is then incomplete). */
+int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p);
 void ep_matmul(const float* a, const float* w, const float* bias, float* y, const ep_matmul_t* p);
 
 #endif
