@@ -4,6 +4,8 @@ compiled once through edgepart's TVM compiler for x86-64 and once for aarch64 (r
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -123,6 +125,9 @@ def test_x86_kernels_match_onnxruntime(zoo, tmp_path):
 
     library = compile_cases(zoo, "x86-64", tmp_path)
     assert_cases_match(TvmTier(library).run(zoo[1]), zoo[2])
+    # OpenBLAS is inside the library: the device needs no BLAS or Fortran runtime of its own
+    needed = subprocess.run(["readelf", "-d", str(library)], capture_output=True, text=True, check=True).stdout
+    assert "NEEDED" in needed and not any(name in needed for name in ("blas", "gfortran", "lapack"))
 
 
 @pytest.mark.arm
