@@ -29,7 +29,8 @@ from edgepart.profile.ort_profiler import LEVELS, RunOptions
               help="With --predict: a measured profile (of another model on this device) to fit the "
                    "device's per-op-class efficiencies on first.")
 @click.option("--precision", default="fp32", show_default=True, help="Comma-separated precisions: fp32,fp16,int8.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Intra-op threads (fixed).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Intra-op threads (fixed); with --predict, the threads the prediction is for.")
 @click.option("--warmup", type=int, default=10, show_default=True,
               help="Rounds discarded before measuring (about 5 s of them at most).")
 @click.option("--repeat", type=int, default=50, show_default=True,
@@ -61,7 +62,7 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
     if predict:
         if calibration:
             profile_device = _calibrated(profile_device, calibration)
-        doc = document.predicted_document(loaded, profile_device, precisions)
+        doc = document.predicted_document(loaded, profile_device, precisions, threads)
     else:
         if rpc or backend == "tvm":
             doc = _tvm_profile(out, loaded, profile_device, target, RunOptions(threads, warmup, repeat), rpc,

@@ -4,7 +4,6 @@ into a temporary folder that replaces the output folder only when complete."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
@@ -25,7 +24,6 @@ from edgepart.hardware import backends as backend_kinds
 from edgepart.plan.validate import validate
 from edgepart.wording import with_article
 
-log = logging.getLogger(__name__)
 Timer = Callable[[Path, dict], dict]
 
 
@@ -165,6 +163,7 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
         "target": {"preset": preset.name, "tvm": preset.target, "host": preset.host},
         "runtime_device": preset.device,
         "backend": artifact.backend,
+        "threads": tier.get("threads", 1) if artifact.backend == "onnxruntime" else 1,
         "priced_s": plan.get("predicted", {}).get("per_tier", {}).get(tier_cut.tier, {}).get("compute_s"),
         "price_source": plan.get("costs", {}).get("source", {}).get(tier_cut.tier),
         "artifact": str(artifact.path.relative_to(staging)),

@@ -111,9 +111,11 @@ def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str,
                 measured: MeasuredSeconds | None, compression: Compression) -> tuple[np.ndarray, np.ndarray]:
     """[N, P] seconds and device joules of every layer on tier k running `backend`: measured for that
     backend on the tier's device; else the device's onnxruntime time (measured, or predicted from
-    its profile) times the backend's calibrated factor (edgepart/profiles/backends.json)."""
+    its profile for the threads the backend runs with) times the backend's calibrated factor
+    (edgepart/profiles/backends.json)."""
     tier, device = deployment.tiers[k], deployment.tiers[0].device
     ratio = backend_kinds.factor(backend, tier.device.kind).ratio
+    threads = backend_kinds.threads(backend, tier.threads)
     latency = np.full((len(graph.nodes), len(precisions)), np.inf)
     energy = np.full_like(latency, np.inf)
     for v, node in enumerate(graph.nodes):
@@ -124,7 +126,7 @@ def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str,
             if seconds is None:
                 reference = measured(tier, REFERENCE_BACKEND, node, precision) if measured else None
                 if reference is None:
-                    reference = predict.node_seconds(graph, node, tier.device, precision)
+                    reference = predict.node_seconds(graph, node, tier.device, precision, threads)
                 seconds = reference * ratio
             latency[v, q] = seconds
             energy[v, q] = (predict.node_energy(graph, node, device, precision, seconds) if k == 0

@@ -39,6 +39,12 @@ def supported(preset: TargetPreset) -> tuple[str, ...]:
     return ("tvm",)
 
 
+def threads(backend: str, tier_threads: int) -> int:
+    """The threads a tier's layers run with: onnxruntime uses the tier's `threads` (its intra-op
+    threads); TVM's kernels, and the kernel library they call, run single-threaded."""
+    return tier_threads if backend == "onnxruntime" else 1
+
+
 def factor(backend: str, device_kind: str) -> Factor:
     """The calibration of `backend` on a device of `device_kind` (cpu, gpu, accelerator)."""
     path = profiles_dir() / "backends.json"

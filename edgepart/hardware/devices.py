@@ -38,9 +38,17 @@ class DeviceProfile:
     energy_per_byte_j: float = 0.0
     sources: tuple[str, ...] = ()
     provenance: str = "datasheet"
+    cores: int = 1  # CPUs: the cores peak_ops counts
 
     def supports(self, precision: str) -> bool:
         return precision in self.peak_ops
+
+    def peak(self, precision: str, threads: int | None = None) -> float:
+        """Operations/s reachable in `precision`: a CPU running `threads` threads gets min(threads,
+        cores)/cores of peak_ops (None: every core); GPUs and accelerators their whole peak."""
+        if threads is None or self.kind != "cpu":
+            return self.peak_ops[precision]
+        return self.peak_ops[precision] * min(threads, self.cores) / self.cores
 
 
 def profiles_dir() -> Path:
@@ -80,6 +88,13 @@ def load_device(name_or_path: str, where: str = "device") -> DeviceProfile:
             energy_per_byte_j=float(doc.get("energy_per_byte_j", 0.0)),
             sources=tuple(doc.get("sources", ())),
             provenance=doc.get("provenance", "datasheet"),
+            cores=_cores(doc.get("cores", 1), path),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadInputError(f"{path}: invalid device profile ({type(exc).__name__}: {exc})") from None
+
+
+def _cores(value, path: Path) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadInputError(f"{path}: cores: expected a positive integer, got {value!r}")
+    return value

@@ -156,8 +156,10 @@ def _tvm_versions() -> dict[str, str]:
         return {}
 
 
-def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: list[str]) -> dict[str, Any]:
-    """Per-layer seconds predicted from the device profile (roofline), in the same format."""
+def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: list[str],
+                       threads: int = 1) -> dict[str, Any]:
+    """Per-layer seconds predicted from the device profile (roofline) for a run on `threads` threads
+    (a CPU's peak scaled by min(threads, cores) / cores), in the same format."""
     graph = loaded.graph
     body = {}
     for precision in precisions:
@@ -165,7 +167,7 @@ def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: l
             raise BadInputError(f"--precision: device '{device.name}' has no {precision} support")
         layers = {}
         for node in graph.layers:
-            seconds = predict.node_seconds(graph, node, device, precision)
+            seconds = predict.node_seconds(graph, node, device, precision, threads)
             layers[node.name] = {"calibrated_s": seconds,
                                  "energy_j": predict.node_energy(graph, node, device, precision, seconds)}
         body[precision] = {"layers": layers}
@@ -175,7 +177,7 @@ def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: l
         "predicted": True,
         "provenance": {"method": f"predicted: roofline with per-op-class efficiency from device profile "
                                  f"'{device.name}' ({device.provenance})",
-                       "versions": {"edgepart": __version__}, "date": _date(),
+                       "versions": {"edgepart": __version__}, "date": _date(), "threads": threads,
                        "energy": "modelled from the device profile"},
         "precisions": body,
     })

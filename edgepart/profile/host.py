@@ -53,7 +53,7 @@ def host_profile() -> dict:
     return {
         "kind": "edgepart.device", "schema_version": 1, "name": "local",
         "description": f"this build host ({host_description()['processor']}), one thread, measured",
-        "device_kind": "cpu", "provenance": "measured",
+        "device_kind": "cpu", "provenance": "measured", "cores": 1,  # the peak is one thread's
         "peak_ops": {"fp32": peak, "int8": 2 * peak},
         "memory_bandwidth": copy_bandwidth(), "memory_capacity": _memory_bytes(),
         "efficiency": {"conv": 0.45, "depthwise": 0.06, "matmul": 0.6, "elementwise": 0.5, "pool": 0.3,
@@ -64,7 +64,8 @@ def host_profile() -> dict:
                     "(onnxruntime MatMul 1024^3, one thread; numpy 256 MiB copy); int8 assumed 2x fp32",
                     "efficiency: defaults for CPUs, to be calibrated on measured profiles",
                     "power: estimate for 2 vCPUs of a server CPU (~3.5 W per core at TDP, ~1 W idle); "
-                    "no RAPL on this host"],
+                    "no RAPL on this host",
+                    "cores: 1 (peak_ops is one thread's, measured; a tier's threads do not scale it)"],
     }
 
 

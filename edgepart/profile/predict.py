@@ -13,13 +13,15 @@ from edgepart.hardware.devices import DeviceProfile
 BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
-def node_seconds(graph: LayerGraph, node: Node, device: DeviceProfile, precision: str) -> float:
-    """Predicted seconds for one layer; pseudo-nodes cost nothing."""
+def node_seconds(graph: LayerGraph, node: Node, device: DeviceProfile, precision: str,
+                 threads: int | None = None) -> float:
+    """Predicted seconds for one layer run with `threads` threads (None: every core of the device's
+    peak); pseudo-nodes cost nothing."""
     if node.is_pseudo:
         return 0.0
     scale = BYTES_PER_ELEMENT[precision] / 4
     moved = scale * (graph.input_bytes(node.name) + node.output_bytes + node.param_bytes)
-    compute = node.flops / (device.peak_ops[precision] * device.efficiency[node.op_class])
+    compute = node.flops / (device.peak(precision, threads) * device.efficiency[node.op_class])
     return max(compute, moved / device.memory_bandwidth) + device.layer_overhead_s
 
 

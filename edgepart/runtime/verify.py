@@ -8,6 +8,7 @@ available; otherwise its ONNX sub-model runs in onnxruntime as a stand-in, and t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -225,10 +226,13 @@ def _least_precise(current: str, choice: str) -> str:
 
 
 class _OrtRunner:
-    def __init__(self, path: Path, why: str, native: bool) -> None:
+    def __init__(self, path: Path, why: str, native: bool, threads: int = 1) -> None:
+        """`threads`: intra-op threads, as the plan priced the tier (at most this host's CPUs)."""
         from edgepart.compile.compilers import ort_options  # noqa: PLC0415
 
-        self.session = ort.InferenceSession(str(path), ort_options(), providers=["CPUExecutionProvider"])
+        options = ort_options()
+        options.intra_op_num_threads = max(1, min(threads, os.cpu_count() or 1))
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.description = why
         self.native = native  # False: a stand-in for an artifact that cannot run here
 
@@ -257,7 +261,7 @@ def runner_for(build_dir: Path, tier: dict, emulators: dict | None = None):
     artifact = manifest.artifact_path(build_dir, tier)
     submodel = manifest.artifact_path(build_dir, tier, "submodel")
     if tier["backend"] == "onnxruntime":
-        return _OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True)
+        return _OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True, threads=tier.get("threads", 1))
     if tier["runtime_device"] == "cpu" and tier["elf_machine"] == HOST_MACHINE:
         return _TvmRunner(artifact, "cpu")
     if tier["runtime_device"] == "cuda" and _cuda_available():

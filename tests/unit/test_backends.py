@@ -107,3 +107,22 @@ def test_a_tier_priced_for_another_device_is_not_measurable_here():
     assert held["ratio"] is None and not held["over"] and "rpi4" in held["not_measurable"]
     assert price.judged(4e-3, 2e-3, None) == {"measured_s": 4e-3, "priced_s": 2e-3, "ratio": 2.0, "over": True,
                                               "not_measurable": None}
+
+
+def test_a_tier_is_priced_for_the_threads_its_backend_runs():
+    """A CPU's peak counts its cores; onnxruntime runs the tier's `threads`, TVM's kernels one."""
+    from edgepart.hardware.devices import load_device
+
+    rpi4 = load_device("rpi4")
+    assert rpi4.cores == 4 and rpi4.peak("fp32", 1) == rpi4.peak_ops["fp32"] / 4
+    assert rpi4.peak("fp32", 8) == rpi4.peak("fp32") == rpi4.peak_ops["fp32"]
+    assert load_device("h100").peak("fp32", 1) == load_device("h100").peak_ops["fp32"]  # a GPU: no threads
+    loaded = graph.load(MODELS / "residual_cnn.onnx")
+
+    def compute(backend: str, threads: int) -> float:
+        tier = {"device": "rpi4", "target": "rpi4", "backend": backend, "threads": threads}
+        return planner.plan(loaded, _deployment(tier))["predicted"]["per_tier"]["t0"]["compute_s"]
+
+    assert compute("onnxruntime", 1) > 2 * compute("onnxruntime", 4)  # compute-bound convolutions
+    assert compute("tvm", 4) == compute("tvm", 1) == pytest.approx(
+        backends.factor("tvm", "cpu").ratio * compute("onnxruntime", 1))
