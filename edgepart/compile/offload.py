@@ -32,7 +32,7 @@ def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary) -> tuple[t
     """The module with every call the patterns take replaced by a call into the kernel library,
     and the number of such call sites."""
     tvm.register_global_func(f"relax.ext.{CODEGEN}", _codegen, override=True)
-    # Folded constants (a Gemm's transposed weights) become plain parameters the kernels read.
+    # Constants folded first (a Gemm's transposed weights): they reach the kernels as plain tensors.
     mod = relax.transform.FoldConstant()(mod)
     # bind_constants=False: weights stay in the VM's constant pool and reach the kernels as tensor
     # arguments, so the generated C holds no weights.

@@ -16,15 +16,12 @@ from pathlib import Path
 
 
 def compile_onnx(spec: dict) -> dict:
-    import onnx
     import tvm
-    from tvm.relax.frontend.onnx import from_onnx
 
     from edgepart.compile import cpu_pipeline
 
     started = time.perf_counter()
-    model = onnx.load(spec["onnx"])
-    mod = from_onnx(model, shape_dict=spec["input_shapes"], dtype_dict=spec["input_dtypes"])
+    mod, import_note = import_onnx(spec)
     imported = time.perf_counter()
     host = tvm.target.Target(spec["host"]) if spec.get("host") else None
     target = tvm.target.Target(spec["target"], host=host)
@@ -57,8 +54,48 @@ def compile_onnx(spec: dict) -> dict:
                     "export": time.perf_counter() - compiled},
         "tvm_version": tvm.__version__,
         "tuning": tuning,
+        **({"import": import_note} if import_note else {}),
         **({"kernels": kernels} if kernels is not None else {}),
     }
+
+
+def import_onnx(spec: dict) -> tuple:
+    """The tier as a Relax module with its constants folded, and None; or, when TVM cannot import
+    the file as it is, the module imported from onnxruntime's constant-folded copy and a note saying
+    so. TorchScript exports of Swin-T (a Reshape of a computed shape) and ShuffleNetV2 (a Split
+    with computed sizes) stop TVM 0.27's importer; once onnxruntime has folded those shape
+    computations (its basic, ONNX-standard optimisations: same graph inputs and outputs, same
+    numbers) they import."""
+    import onnx
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    def load(model):
+        mod = from_onnx(model, shape_dict=spec["input_shapes"], dtype_dict=spec["input_dtypes"])
+        return relax.transform.FoldConstant()(mod)
+
+    try:
+        return load(onnx.load(spec["onnx"])), None
+    except Exception as exc:  # TVM's importer raises its own error types
+        original = exc
+    try:
+        mod = load(_onnxruntime_folded(spec["onnx"]))
+    except Exception:  # the folded copy does not help: report why the original failed
+        raise original from None
+    reason = (str(original).strip().splitlines() or [type(original).__name__])[-1][:200]
+    return mod, f"imported after onnxruntime's constant folding (TVM could not import the file as it is: {reason})"
+
+
+def _onnxruntime_folded(path: str):
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    with tempfile.TemporaryDirectory() as tmp:
+        options.optimized_model_filepath = str(Path(tmp) / "folded.onnx")
+        ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath)
 
 
 def cpu_kernels(mod, kernels: dict) -> tuple:

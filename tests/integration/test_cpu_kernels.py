@@ -16,6 +16,12 @@ from edgepart.runtime import emulate
 from tests.conftest import make_model, vi
 
 pytestmark = pytest.mark.tvm
+
+
+def full_tvm_first() -> None:
+    """TvmTier imports TVM runtime-only unless TVM is already imported, and a runtime-only TVM stays
+    for the rest of the process: tests run after this one in it may need the whole of TVM."""
+    import tvm.relax  # noqa: F401, PLC0415
 RNG = np.random.default_rng(0)
 
 
@@ -123,6 +129,8 @@ needs_arm_library = pytest.mark.skipif(
 def test_x86_kernels_match_onnxruntime(zoo, tmp_path):
     from edgepart.runtime.tvm_tier import TvmTier
 
+    full_tvm_first()
+
     library = compile_cases(zoo, "x86-64", tmp_path)
     assert_cases_match(TvmTier(library).run(zoo[1]), zoo[2])
     # OpenBLAS is inside the library: the device needs no BLAS or Fortran runtime of its own
@@ -141,6 +149,8 @@ def test_without_the_library_a_tier_builds_with_tvm_kernels_and_says_so(zoo, tmp
     """A user without the static OpenBLAS still gets a working tier: one warning, and the manifest's
     build record says no library was linked and why."""
     from edgepart.runtime.tvm_tier import TvmTier
+
+    full_tvm_first()
 
     monkeypatch.setattr(kernel_library, "find", lambda machine: (None, "/usr/lib/x/libopenblas.a is missing"))
     path, inputs, expected = zoo
