@@ -41,7 +41,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             source = Path(tmp) / "model.onnx"
             onnx.save(named_model(loaded), source)
-            kernels = kernel_times(loaded, source, targets.resolve("cuda-sm90"), options)
+            kernels, _ = kernel_times(loaded, source, targets.resolve("cuda-sm90"), options)
         e2e = Stats.of(case["seconds"])
         layers, scale = per_layer(loaded, kernels, e2e)
         weights = {name: stats.median for name, stats in layers.items()}

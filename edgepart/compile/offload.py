@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import tvm
@@ -28,15 +29,19 @@ from edgepart.compile import kernel_library, offload_c
 CODEGEN = "edgepart"  # the Codegen attribute; TVM looks the generator up as relax.ext.edgepart
 
 
-def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary) -> tuple[tvm.IRModule, int]:
+def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary,
+            inspect: Callable[[tvm.IRModule, tvm.IRModule], None] | None = None) -> tuple[tvm.IRModule, int]:
     """The module with every call the patterns take replaced by a call into the kernel library,
-    and the number of such call sites."""
+    and the number of such call sites. `inspect(folded, partitioned)`, when given, sees the module
+    just before and just after partitioning (the profiler maps call sites back to ONNX nodes)."""
     tvm.register_global_func(f"relax.ext.{CODEGEN}", _codegen, override=True)
     # Constants folded first (a Gemm's transposed weights): they reach the kernels as plain tensors.
-    mod = relax.transform.FoldConstant()(mod)
+    folded = relax.transform.FoldConstant()(mod)
     # bind_constants=False: weights stay in the VM's constant pool and reach the kernels as tensor
     # arguments, so the generated C holds no weights.
-    mod = relax.transform.FuseOpsByPattern(patterns(), bind_constants=False, annotate_codegen=True)(mod)
+    mod = relax.transform.FuseOpsByPattern(patterns(), bind_constants=False, annotate_codegen=True)(folded)
+    if inspect is not None:
+        inspect(folded, mod)
     mod = relax.transform.RunCodegen({CODEGEN: {"library": json.dumps(library.to_spec())}})(mod)
     return mod, _external_calls(mod)
 

@@ -98,17 +98,17 @@ def _onnxruntime_folded(path: str):
         return onnx.load(options.optimized_model_filepath)
 
 
-def cpu_kernels(mod, kernels: dict) -> tuple:
+def cpu_kernels(mod, kernels: dict, inspect=None) -> tuple:
     """The module with its convolutions and matrix products offloaded to the kernel library the spec
     names (edgepart.compile.offload), and the record of it for the manifest; with no library, the
-    module unchanged and the reason."""
+    module unchanged and the reason. `inspect`: offload.offload's."""
     from edgepart.compile import offload
     from edgepart.compile.kernel_library import KernelLibrary
 
     if kernels["library"] is None:
         return mod, {"library": None, "offloaded_calls": 0, "reason": kernels["reason"]}
     library = KernelLibrary(**kernels["library"])
-    mod, calls = offload.offload(mod, library)
+    mod, calls = offload.offload(mod, library, inspect)
     return mod, {"library": library.name, "offloaded_calls": calls}
 
 

@@ -129,8 +129,13 @@ def tvm_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions
             "end_to_end": measurement.end_to_end.as_dict(),
             "per_layer": ("TVM's unfused kernels timed per call on this host's CPU (VM instrument), mapped to "
                           "their ONNX nodes and scaled to the measured end-to-end time"
+                          + ("; convolutions and matrix products as calls into the kernel library, as the "
+                             "artifact runs them, each call's time split over the nodes it computes"
+                             if (measurement.layer_kernels or {}).get("library") else "")
                           + ("" if measurement.where == "this host" and measurement.target.startswith("x86")
                              else "; proportions from this host's CPU, total from the device")),
+            # the kernel library of the per-layer timing, in build.kernels' form (None: TVM's kernels only)
+            "per_layer_kernels": measurement.layer_kernels,
             "kernel_scale": measurement.scale,
             # The tuning state of what was timed: compile without --tune builds the same (no database used).
             "tuning": {"trials": 0, "database": None,

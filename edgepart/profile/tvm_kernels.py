@@ -1,5 +1,6 @@
 """Per-layer TVM kernel times on this host's CPU, in a process of its own:
-`python -m edgepart.profile.tvm_kernels SPEC.json` prints {layer: [seconds per run]} as JSON.
+`python -m edgepart.profile.tvm_kernels SPEC.json` prints {"layers": {layer: [seconds per run]},
+"kernels": the kernel library record as compile writes it, or null} as JSON.
 
 TVM 0.27 keeps no ONNX names and has no VM profiler (TVM.md section 10). So the import names the
 binding that holds each ONNX node's result (the bindings a converter emits before it belong to the
@@ -7,6 +8,15 @@ same node), the model is compiled without operator fusion so each kernel serves 
 instrument times every kernel call; calls are matched in order to the main function's call_tir
 bindings by kernel name (a binding the VM runs as a builtin, a reshape, has no kernel and costs 0).
 The caller scales these unfused times to the deployed, fused artifact's measured total.
+
+A CPU tier's convolutions and matrix products run in edgepart's kernel library, not in TVM's
+kernels (edgepart.compile.offload); when the spec names the library (`kernels`: what compile
+decides for the target) the module is offloaded here exactly as compile does, before the unfused
+lowering. One library call computes a pattern's operators (conv + bias add + ReLU/SiLU, matmul +
+bias + ReLU), which may belong to several ONNX nodes (a Conv and the Relu after it):
+`offloaded_sites` finds each call site's bindings in the module before partitioning, and the
+call's time is split over their nodes by each operator's work (multiply-adds for the convolution or
+matrix product, output elements for an elementwise epilogue), as the kernel spends it.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 TAG = "epnode"
+SITE = "@offloaded"  # calls[] entry of a kernel library call site: SITE + its index in offloaded_sites
 
 
 def named_import(model, shapes: dict, dtypes: dict):
@@ -61,26 +72,104 @@ def owners(module, nodes: list[str]) -> dict[str, str]:
     return owner
 
 
-def profile(spec: dict) -> dict[str, list[float]]:
+def offloaded_sites(folded, partitioned) -> list[list[tuple[str, float]]]:
+    """Per call site of the kernel library in `partitioned`'s main, in order: (binding name, work)
+    of the bindings of `folded` (the module just before partitioning) that the call computes.
+
+    FuseOpsByPattern shares one function between structurally equal call sites and names the
+    call's result afresh, so sites are matched by data flow: a site's arguments (its input, its
+    weights, which stay constants, or an earlier site's result) are what its bindings read."""
+    from tvm import ir, relax  # noqa: PLC0415
+
+    before = [b for block in folded["main"].body.blocks for b in block.bindings]
+    after = [b for block in partitioned["main"].body.blocks for b in block.bindings]
+
+    def codegen_call(binding) -> bool:
+        value = binding.value
+        return (isinstance(value, relax.Call) and isinstance(value.op, relax.GlobalVar)
+                and "Codegen" in (partitioned[value.op].attrs or {}))
+
+    kept = {b.var for b in after if not codegen_call(b)}
+    grouped = [b for b in before if b.var not in kept and isinstance(b.value, relax.Call)]
+    taken: set = set()
+    result_of: dict = {}  # a site's result var -> the var of its last binding in `folded`
+    sites = []
+    for site in filter(codegen_call, after):
+        wanted = [call.op.name for call in _operator_calls(partitioned[site.value.op])]
+        known = {result_of.get(arg, arg) for arg in site.value.args}
+        group = []
+        for binding in grouped:
+            if not wanted:
+                break
+            if binding.var in taken or binding.value.op.name not in wanted:
+                continue
+            operands = [a for a in binding.value.args if isinstance(a, (relax.Var, ir.expr.Constant))]
+            if all(a in known for a in operands):
+                wanted.remove(binding.value.op.name)
+                group.append(binding)
+                taken.add(binding.var)
+                known.add(binding.var)
+        if wanted or not group:
+            raise RuntimeError(f"cannot find the bindings of kernel library call {site.value.op.name_hint}")
+        result_of[site.var] = group[-1].var
+        sites.append([(b.var.name, _work(b.value)) for b in group])
+    return sites
+
+
+def _operator_calls(func) -> list:
+    from tvm import ir, relax  # noqa: PLC0415
+
+    calls = []
+    relax.analysis.post_order_visit(func.body, lambda e: calls.append(e) if isinstance(e, relax.Call)
+                                    and isinstance(e.op, ir.Op) else None)
+    return calls
+
+
+def _work(call) -> float:
+    """Multiply-adds of a convolution or matrix product; output elements of anything else."""
+    import math  # noqa: PLC0415
+
+    def dims(expr) -> list[int]:
+        return [int(d) for d in expr.ty.shape.values]
+
+    out = math.prod(dims(call))
+    if call.op.name == "relax.nn.conv2d":
+        return float(out * math.prod(dims(call.args[1])[1:]))
+    if call.op.name == "relax.matmul":
+        return float(out * dims(call.args[0])[-1])
+    return float(out)
+
+
+def profile(spec: dict) -> dict:
     import numpy as np  # noqa: PLC0415
     import onnx  # noqa: PLC0415
     import tvm  # noqa: PLC0415
     from tvm import relax  # noqa: PLC0415
     from tvm.relax.backend.cpu_generic import pipeline as cpu  # noqa: PLC0415
 
+    from edgepart.compile import cpu_pipeline, tvm_worker  # noqa: PLC0415
+
     model = onnx.load(spec["onnx"])
     module, nodes = named_import(model, spec["input_shapes"], spec["input_dtypes"])
     owner = owners(module, nodes)
+    sites: list[list[tuple[str, float]]] = []
+    library = None
+    if spec.get("kernels"):  # as compile builds a CPU tier (tvm_worker.compile_onnx)
+        module, library = tvm_worker.cpu_kernels(module, spec["kernels"],
+                                                 lambda folded, partitioned: sites.extend(
+                                                     offloaded_sites(folded, partitioned)))
     calls: list[tuple[str, str]] = []  # (binding, kernel) in execution order
 
     @tvm.transform.module_pass(opt_level=0)
     def record_calls(mod, _ctx):
-        call_tir = tvm.ir.Op.get("relax.call_tir")
+        call_tir, dps_packed = tvm.ir.Op.get("relax.call_tir"), tvm.ir.Op.get("relax.call_dps_packed")
         for block in mod["main"].body.blocks:
             for binding in block.bindings:
                 value = binding.value
                 if isinstance(value, relax.Call) and value.op == call_tir:
                     calls.append((binding.var.name, value.args[0].name_hint))
+                elif isinstance(value, relax.Call) and value.op == dps_packed:  # the kernel library
+                    calls.append((f"{SITE}{sum(c[0].startswith(SITE) for c in calls)}", value.args[0].global_symbol))
         return mod
 
     target = tvm.target.Target(spec["target"])
@@ -90,7 +179,8 @@ def profile(spec: dict) -> dict[str, list[float]]:
         with target:
             return tvm.transform.Sequential(
                 cpu.library_dispatch_passes(target)
-                + [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+                + [relax.transform.LegalizeOps(customize_legalize_map=cpu_pipeline.FAST_LEGALIZATION),
+                   relax.transform.AnnotateTIROpPattern(),
                    relax.transform.FoldConstant(), record_calls]
                 + cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target))(mod)
 
@@ -125,9 +215,17 @@ def profile(spec: dict) -> dict[str, list[float]]:
                 position += 1
             if position == len(calls):
                 raise RuntimeError(f"kernel {symbol} does not match the compiled call sequence")
-            per_run[owner.get(calls[position][0], "?")][run] += seconds
+            binding = calls[position][0]
+            if binding.startswith(SITE):  # one library call: its time over the nodes it computes
+                bindings = sites[int(binding[len(SITE):])]
+                total = sum(work for _, work in bindings) or 1.0
+                for name, work in bindings:
+                    per_run[owner.get(name, "?")][run] += seconds * work / total
+            else:
+                per_run[owner.get(binding, "?")][run] += seconds
             position += 1
-    return {name: per_run.get(name, [0.0] * spec["repeat"]) for name in dict.fromkeys(nodes)}
+    layers = {name: per_run.get(name, [0.0] * spec["repeat"]) for name in dict.fromkeys(nodes)}
+    return {"layers": layers, "kernels": library}
 
 
 def main() -> None:

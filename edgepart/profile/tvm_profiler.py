@@ -2,10 +2,13 @@
 over TVM RPC, timed end to end on the device by TVM's time_evaluator, with NVML or RAPL energy
 where this host has the meter.
 
-Per layer: TVM's own kernels, compiled unfused and timed per call on this host's CPU with a VM
-instrument, each mapped to its ONNX node (edgepart.profile.tvm_kernels); those times are scaled so
-they add up to the deployed (fused) artifact's measured end-to-end time. For a remote board or a
-GPU the per-layer proportions come from this host's CPU kernels; the profile says so.
+Per layer: the kernels the artifact runs, compiled unfused and timed per call on this host's CPU
+with a VM instrument, each mapped to its ONNX node (edgepart.profile.tvm_kernels): for a CPU target
+built with edgepart's kernel library, its convolutions and matrix products are library calls as in
+the artifact, each call's time split over the ONNX nodes it computes; the rest are TVM's kernels.
+Those times are scaled so they add up to the deployed (fused) artifact's measured end-to-end time.
+For a remote board or a GPU the per-layer proportions come from this host's CPU kernels (a CPU
+board's with this host's kernel library when its artifact calls one); the profile says so.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class TvmMeasurement:
     build_s: float
     scale: float = 1.0  # deployed end to end / sum of the unfused kernels
     build: dict | None = None  # what compile reported for the artifact (TvmCompiler's details)
+    layer_kernels: dict | None = None  # the kernel library the per-layer timing used (build.kernels' form)
 
 
 def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str | None = None,
@@ -62,13 +66,14 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
         progress(options.warmup + options.repeat)
         meter = energy.meter(preset.device) if session is None else None
         reading = energy.measure(tier.run_stateful, meter, tier.sync) if meter else None
-        kernels = kernel_times(loaded, source, preset, options)
+        kernels, layer_kernels = kernel_times(loaded, source, preset, options,
+                                              offloaded=bool(artifact.details.get("kernels", {}).get("library")))
     progress(options.repeat)
     end_to_end = Stats.of(seconds)
     layers, scale = per_layer(loaded, kernels, end_to_end)
     return TvmMeasurement(end_to_end, layers, {name: s.median for name, s in layers.items()}, reading, preset.name,
                           f"rpc://{rpc}" if rpc else "this host", artifact.details.get("seconds", 0.0), scale,
-                          artifact.details)
+                          artifact.details, layer_kernels)
 
 
 def per_layer(loaded: LoadedModel, kernels: dict[str, list[float]],
@@ -80,12 +85,17 @@ def per_layer(loaded: LoadedModel, kernels: dict[str, list[float]],
             scale)
 
 
-def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset,
-                 options: RunOptions) -> dict[str, list[float]]:
-    """{layer: seconds per run} of TVM's unfused kernels on this host's CPU (edgepart.profile.tvm_kernels)."""
+def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset, options: RunOptions,
+                 offloaded: bool = False) -> tuple[dict[str, list[float]], dict | None]:
+    """{layer: seconds per run} of the unfused kernels on this host's CPU (edgepart.profile.tvm_kernels),
+    and the kernel library record of that timing (None: TVM's kernels only). `offloaded`: the
+    artifact calls the kernel library (its build.kernels names one); the timing then calls this
+    host's, as compile decides for a tier here (TvmCompiler.kernel_spec)."""
     here = preset.device == "cpu" and preset.elf_machine == _host_machine()
     tensors = loaded.graph.tensors
-    spec = {"onnx": str(source), "target": preset.target if here else {"kind": "llvm"},
+    kernels = (compilers.TvmCompiler().kernel_spec(preset.elf_machine if here else _host_machine(), "profile")
+               if offloaded and preset.device == "cpu" else None)
+    spec = {"onnx": str(source), "target": preset.target if here else {"kind": "llvm"}, "kernels": kernels,
             "input_shapes": {n: list(tensors[n].shape) for n in loaded.graph.inputs},
             "input_dtypes": {n: tensors[n].dtype for n in loaded.graph.inputs},
             "warmup": max(1, options.warmup), "repeat": options.repeat}
@@ -94,7 +104,8 @@ def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset
     result = compilers.run_tvm_process("edgepart.profile.tvm_kernels", str(spec_path))
     if result.returncode != 0:
         raise ToolError(f"TVM kernel profiling failed: {compilers.last_error(result.stderr)}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    timed = json.loads(result.stdout.strip().splitlines()[-1])
+    return timed["layers"], timed["kernels"]
 
 
 def connect(address: str):
