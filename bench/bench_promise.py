@@ -10,6 +10,9 @@ the bench's work folder,
   (1 Gbit/s, RTT 1 ms, no radio); the first third of the layers pinned to the first tier and a
   layer two thirds in to the second (as bench_e2e does), so both tiers run layers and tensors
   cross the link,
+- tvm: deployment one with `backends = ["tvm"]`, planned from `edgepart profile MODEL --backend tvm`
+  (default settings choose onnxruntime on this host, so without it no TVM tier would be held to
+  its price); reported apart from the goal, which is for default settings,
 
 `plan --profiles`, `compile` and `run --requests N --json` (closed loop, links shaped as the host
 allows). Per tier: the backend the plan chose, its price, the median compute time `run` measured
@@ -50,6 +53,9 @@ device = "local"
 target = "{TARGET}"
 """
 
+TVM_ONLY = ONE_TIER.replace('name = "promise-one"', 'name = "promise-tvm"') + 'backends = ["tvm"]\n'
+DEFAULT_DEPLOYMENTS = ("one", "two")  # the goal's: default settings
+
 TWO_TIERS = f"""[deploy]
 name = "promise-two"
 [[tier]]
@@ -89,6 +95,7 @@ def main() -> None:
         _print_rows([row])
         doc = _write(row, started, requests)
     print(_verdict_line(doc["summary"]))
+    print("TVM-only tiers: " + _verdict_line(doc["summary_tvm"]))
     print(f"-> {RESULTS.relative_to(ROOT)}")
 
 
@@ -98,7 +105,8 @@ def _write(row: dict, started: datetime.datetime, requests: int) -> dict:
     rows.append(row)
     doc = {"host": {**host_description(), "cpus": os.cpu_count()}, "date": started.isoformat(timespec="seconds"),
            "commit": _commit(), "target": TARGET, "threads": 1, "requests": requests, "link": LINK,
-           "goal": {"limit": LIMIT, "median": MEDIAN_GOAL}, "summary": summarise(rows), "rows": rows}
+           "goal": {"limit": LIMIT, "median": MEDIAN_GOAL}, "summary": summarise(rows),
+           "summary_tvm": summarise(rows, ("tvm",)), "rows": rows}
     RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
     RESULTS.with_suffix(".md").write_text(markdown(doc))
     return doc
@@ -123,15 +131,22 @@ def _model(path: Path, requests: int) -> dict:
         deployments = {"one": ONE_TIER, "two": TWO_TIERS.format(first=max(1, len(layers) // 3),
                                                                  edge_layer=layers[2 * len(layers) // 3].name)}
         for name, text in deployments.items():
-            row["deployments"][name] = _deployment(path, work, name, text, requests, env)
+            row["deployments"][name] = _deployment(path, work, name, text, requests, env, work / "profiles")
+        (work / "profiles-tvm").mkdir()
+        done, row["seconds"]["profile_tvm"] = _edgepart(
+            ["profile", str(path), "--backend", "tvm", "--target", TARGET,
+             "-o", str(work / "profiles-tvm" / "local.json")], env)
+        row["deployments"]["tvm"] = (
+            {"seconds": {}, "failed": _failure("profile --backend tvm", done)} if done.returncode
+            else _deployment(path, work, "tvm", TVM_ONLY, requests, env, work / "profiles-tvm"))
     return row
 
 
-def _deployment(path: Path, work: Path, name: str, text: str, requests: int, env: dict) -> dict:
+def _deployment(path: Path, work: Path, name: str, text: str, requests: int, env: dict, profiles: Path) -> dict:
     (work / f"{name}.toml").write_text(text)
     plan, build = work / f"{name}.plan.json", work / f"build-{name}"
     commands = {
-        "plan": ["plan", str(path), "--deploy", str(work / f"{name}.toml"), "--profiles", str(work / "profiles"),
+        "plan": ["plan", str(path), "--deploy", str(work / f"{name}.toml"), "--profiles", str(profiles),
                  "-o", str(plan)],
         "compile": ["compile", str(path), "--plan", str(plan), "-o", str(build)],
         "run": ["run", str(build), "--requests", str(requests), "--json"],
@@ -175,19 +190,19 @@ def _failure(step: str, done: subprocess.CompletedProcess) -> str:
     return f"{step} (exit {done.returncode}): {' '.join(done.stderr.strip().splitlines()[-1:])}"
 
 
-def _tiers(rows: list[dict]):
+def _tiers(rows: list[dict], deployments: tuple[str, ...]):
     for row in rows:
         for name, dep in row["deployments"].items():
-            for tier in dep.get("tiers", []):
+            for tier in dep.get("tiers", []) if name in deployments else []:
                 yield row, name, tier
 
 
-def summarise(rows: list[dict]) -> dict:
-    ratios = [t["ratio"] for _, _, t in _tiers(rows) if t["ratio"] is not None]
+def summarise(rows: list[dict], deployments: tuple[str, ...] = DEFAULT_DEPLOYMENTS) -> dict:
+    ratios = [t["ratio"] for _, _, t in _tiers(rows, deployments) if t["ratio"] is not None]
     failed = [f"{r['model']}: {r['failed']}" for r in rows if r.get("failed")]
     failed += [f"{r['model']} ({name}): {d['failed']}" for r in rows for name, d in r["deployments"].items()
-               if d.get("failed")]
-    outside = [f"{r['model']} ({name}) {t['tier']}: {t['ratio']:.2f}x" for r, name, t in _tiers(rows)
+               if d.get("failed") and name in deployments]
+    outside = [f"{r['model']} ({name}) {t['tier']}: {t['ratio']:.2f}x" for r, name, t in _tiers(rows, deployments)
                if t["ratio"] is not None and not 1 / LIMIT <= t["ratio"] <= LIMIT]
     median = statistics.median(ratios) if ratios else None
     steps: dict[str, list[float]] = {}
@@ -253,9 +268,11 @@ def markdown(doc: dict) -> str:
         "in to `edge`. Priced: the plan's compute time for the tier (`run`'s `predicted_s`); run: the median "
         "of the tier's compute time per request in `run`; compile: compile's own timing of the artifact "
         "(median within about a second). End to end: the plan's latency against run's median (includes the "
-        "link).", "",
+        "link). `tvm`: deployment one with `backends = [\"tvm\"]`, planned from `profile --backend tvm`. "
+        "Prices include each profile's idle factor (edgepart.profile.idle).", "",
         *_table(doc["rows"]), "",
-        f"**Verdict**: {_verdict_line(s)}.", "",
+        f"**Verdict** (deployments one and two, default settings): {_verdict_line(s)}.", "",
+        f"TVM-only tiers (deployment `tvm`, not part of the goal): {_verdict_line(doc['summary_tvm'])}.", "",
         f"Time per step (all models): {steps}.", "",
         "Reproduce (models exported as bench_zoo says):", "",
         "```", "python -m bench.bench_promise " + " ".join(r["path"] for r in doc["rows"]), "```", ""])

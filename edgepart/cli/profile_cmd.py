@@ -155,6 +155,10 @@ def render(doc: dict[str, Any]) -> str:
         lines += ["", f"end to end {p['end_to_end']['median_s'] * 1e3:.3f} ms (median of {p['end_to_end']['n']}); "
                       f"sum of layers + per-run overhead is {p['sum_error'] * 100:+.1f}% off; "
                       f"calibration factor {p['calibration_factor']:.3f}"]
+        if p.get("idle"):
+            lines.append(f"after {p['idle']['gap_s'] * 1e3:g} ms idle a run takes {p['idle']['after_gap_s'] * 1e3:.3f} ms, "
+                         f"{p['idle']['penalty_s'] * 1e3:.3f} ms more than back to back; the plan scales these layer "
+                         f"times by {p['idle']['factor']:.3f}, pricing a tier as it runs between requests")
         if p["segment_median_abs_error"] is not None:
             lines.append(f"{len(p['segments'])} segments: median |predicted - measured| / measured = "
                          f"{p['segment_median_abs_error'] * 100:.1f}%")

@@ -79,14 +79,14 @@ def import_onnx(spec: dict) -> tuple:
     except Exception as exc:  # TVM's importer raises its own error types
         original = exc
     try:
-        mod = load(_onnxruntime_folded(spec["onnx"]))
+        mod = load(onnxruntime_folded(spec["onnx"]))
     except Exception:  # the folded copy does not help: report why the original failed
         raise original from None
     reason = (str(original).strip().splitlines() or [type(original).__name__])[-1][:200]
     return mod, f"imported after onnxruntime's constant folding (TVM could not import the file as it is: {reason})"
 
 
-def _onnxruntime_folded(path: str):
+def onnxruntime_folded(path: str):
     import onnx
     import onnxruntime as ort
 

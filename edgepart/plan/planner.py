@@ -17,6 +17,7 @@ from edgepart.plan import chain, ilp, solvers
 from edgepart.plan.document import infeasible_document, plan_document
 from edgepart.plan.ilp import IlpOptions
 from edgepart.plan.solution import Solution, best_choices, pin_conflict
+from edgepart.profile import idle
 
 
 @dataclass(frozen=True)
@@ -81,15 +82,19 @@ def solve_backends(models: list[CostModel], request: PlanRequest) -> tuple[CostM
 
 
 def profile_lookup(profiles: tuple[dict, ...]) -> cost_build.MeasuredSeconds:
-    """Seconds of a layer on a tier running a backend whose (device, backend) has a profile; None otherwise."""
+    """Seconds of a layer on a tier running a backend whose (device, backend) has a profile, as a
+    tier runs it between requests (its hot time scaled by the profile's idle factor,
+    edgepart.profile.idle); None otherwise."""
     by_key = {(doc["device"], profile_backend(doc)): doc for doc in profiles}
+    factors = {key: idle.factor(doc) for key, doc in by_key.items()}
 
     def seconds(tier, backend, node, precision):
-        doc = by_key.get((tier.device.name, backend))
+        key = (tier.device.name, backend)
+        doc = by_key.get(key)
         if doc is None or node.is_pseudo:
             return None
         layer = doc["precisions"].get(precision, {}).get("layers", {}).get(node.name)
-        return None if layer is None else layer["calibrated_s"]
+        return None if layer is None else layer["calibrated_s"] * factors[key]
 
     return seconds
 
@@ -166,13 +171,19 @@ def cost_sources(deployment: Deployment, profiles: tuple[dict, ...] = (),
         doc = by_key.get((tier.device.name, backend))
         if doc is not None:
             sources[tier.name] = (f"{backend}: profile of '{doc['device']}': {doc['provenance']['method']} "
-                                  f"({', '.join(doc['precisions'])}; other precisions predicted)")
+                                  f"({', '.join(doc['precisions'])}; other precisions predicted)" + _idle_note(doc))
             continue
         factor = backend_kinds.factor(backend, tier.device.kind)
         reference = by_key.get((tier.device.name, cost_build.REFERENCE_BACKEND))
-        base = (f"the measured onnxruntime profile of '{tier.device.name}'" if reference is not None
+        base = (f"the measured onnxruntime profile of '{tier.device.name}'{_idle_note(reference)}"
+                if reference is not None
                 else f"roofline from device profile '{tier.device.name}' ({tier.device.provenance})")
         sources[tier.name] = (f"{backend}: predicted: {base}" if factor.ratio == 1.0 and backend == "onnxruntime"
                               else f"{backend}: predicted: {base} x {factor.ratio:g} ({backend} over onnxruntime on "
                                    f"a {tier.device.kind}: {factor.source.split(';')[0][:120]})")
     return sources
+
+
+def _idle_note(doc: dict) -> str:
+    factor = idle.factor(doc)
+    return f", x {factor:.3f} for a run after {doc['provenance']['idle']['gap_s'] * 1e3:g} ms idle" if factor > 1 else ""

@@ -63,6 +63,7 @@ def measured_document(loaded: LoadedModel, device: DeviceProfile, options: RunOp
         "reorder_s_per_byte": measurement.overheads.reorder_s_per_byte,
         "cut_calibration": measurement.cut_calibration,
         "output_s_per_byte": measurement.overheads.output_s_per_byte,
+        "idle": measurement.idle,
         "sum_error": measurement.sum_error,
         "calibration_factor": measurement.calibration,
         "mapping": measurement.mapping,
@@ -127,6 +128,7 @@ def tvm_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions
             "clock": "TVM time_evaluator on the device (invoke_stateful): each repeat the mean of back-to-back runs",
             "date": _date(),
             "end_to_end": measurement.end_to_end.as_dict(),
+            "idle": measurement.idle,
             "per_layer": ("TVM's unfused kernels timed per call on this host's CPU (VM instrument), mapped to "
                           "their ONNX nodes and scaled to the measured end-to-end time"
                           + ("; convolutions and matrix products as calls into the kernel library, as the "

@@ -15,7 +15,7 @@ import onnxruntime as ort
 from edgepart.compress import data
 from edgepart.graph import LayerGraph, LoadedModel
 from edgepart.graph.extract import boundary, extract
-from edgepart.profile import energy, prefix_timing
+from edgepart.profile import energy, idle, prefix_timing
 from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure_timing import paired_medians, scaled_progress, time_rounds
 from edgepart.profile.ort_profiler import (
@@ -42,6 +42,7 @@ class Measurement:
     segments: list[dict]
     cuts: CutModel | None = None
     cut_calibration: dict | None = None  # measured / predicted time of parts cut out, and where (check_segments)
+    idle: dict | None = None  # a run after the runtime waited, against one back to back (profile.idle)
 
     @property
     def sum_of_medians(self) -> float:
@@ -98,6 +99,7 @@ def measure(loaded: LoadedModel, options: RunOptions, segments: int = 0, seed: i
     model = named_model(loaded)
     feeds = sample_inputs(loaded)
     result = Measurement(layers, end_to_end, passes.end_to_end_cpu, overheads, mapping, [], passes.cuts)
+    result.idle = idle.measure(_deployed_run(loaded, options, model, feeds))
     if segments:
         result.cut_calibration, result.segments = check_segments(loaded, model, feeds, result, options, segments, seed,
                                                            progress)
@@ -198,10 +200,18 @@ def session_energy(loaded: LoadedModel, options: RunOptions) -> EnergyReading | 
     meter = energy.meter("cpu")
     if meter is None:
         return None
-    session = ort.InferenceSession(named_model(loaded).SerializeToString(),
+    return energy.measure(_deployed_run(loaded, options), meter)
+
+
+def _deployed_run(loaded: LoadedModel, options: RunOptions, model: onnx.ModelProto | None = None,
+                  feeds: dict | None = None) -> Callable[[], object]:
+    """One run of the model as a tier deploys it (the profiled options, no profiler), warmed up."""
+    session = ort.InferenceSession((model or named_model(loaded)).SerializeToString(),
                                    session_options(options, options.optimization), providers=["CPUExecutionProvider"])
-    feeds = sample_inputs(loaded)
-    return energy.measure(lambda: session.run(None, feeds), meter)
+    feeds = feeds if feeds is not None else sample_inputs(loaded)
+    for _ in range(3):
+        session.run(None, feeds)
+    return lambda: session.run(None, feeds)
 
 
 def host_description() -> dict:

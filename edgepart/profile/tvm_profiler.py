@@ -26,7 +26,7 @@ import onnx
 from edgepart.compile import compilers, targets
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
-from edgepart.profile import energy
+from edgepart.profile import energy, idle
 from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, sample_inputs
 
 CONNECT_TIMEOUT_S = 10.0
@@ -44,6 +44,7 @@ class TvmMeasurement:
     scale: float = 1.0  # deployed end to end / sum of the unfused kernels
     build: dict | None = None  # what compile reported for the artifact (TvmCompiler's details)
     layer_kernels: dict | None = None  # the kernel library the per-layer timing used (build.kernels' form)
+    idle: dict | None = None  # single runs after the device idled, against back to back (profile.idle)
 
 
 def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str | None = None,
@@ -63,6 +64,7 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
         tier.time(inputs, number=1, repeat=max(1, options.warmup))  # warm-up: caches, lazy init
         number = _runs_per_repeat(tier, inputs)
         seconds = tier.time(inputs, number=number, repeat=options.repeat)
+        idle_record = idle_penalty(tier, inputs, statistics.median(seconds))
         progress(options.warmup + options.repeat)
         meter = energy.meter(preset.device) if session is None else None
         reading = energy.measure(tier.run_stateful, meter, tier.sync) if meter else None
@@ -73,7 +75,18 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
     layers, scale = per_layer(loaded, kernels, end_to_end)
     return TvmMeasurement(end_to_end, layers, {name: s.median for name, s in layers.items()}, reading, preset.name,
                           f"rpc://{rpc}" if rpc else "this host", artifact.details.get("seconds", 0.0), scale,
-                          artifact.details, layer_kernels)
+                          artifact.details, layer_kernels, idle_record)
+
+
+def idle_penalty(tier, inputs, back_to_back_s: float) -> dict:
+    """profile.idle for a TVM artifact: single runs after idle.IDLE_GAP_S against single runs back
+    to back, both timed on the device (the mean of many back-to-back runs hides a slow first one)."""
+    rounds = max(idle.MIN_ROUNDS, min(idle.MAX_ROUNDS, int(idle.BUDGET_S / (idle.IDLE_GAP_S + 2 * back_to_back_s))))
+    after = statistics.median(tier.time_after_idle(inputs, idle.IDLE_GAP_S, rounds))
+    hot = statistics.median(tier.time(inputs, number=1, repeat=rounds))
+    return idle.record(after, hot, idle.IDLE_GAP_S, rounds,
+                       "TVM time_evaluator on the device: single runs after a cool-down of the gap, "
+                       "against single runs back to back")
 
 
 def per_layer(loaded: LoadedModel, kernels: dict[str, list[float]],

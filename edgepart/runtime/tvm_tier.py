@@ -90,6 +90,14 @@ class TvmTier:
         timer = self.vm.time_evaluator("invoke_stateful", self.device, number=number, repeat=repeat)
         return [float(r) for r in timer("main").results]
 
+    def time_after_idle(self, inputs: Sequence[np.ndarray], gap_s: float, repeat: int) -> list[float]:
+        """Seconds of single runs, `repeat` times, each after the device idled `gap_s` (time_evaluator's
+        cool-down, so on a remote board too)."""
+        self.set_inputs(inputs)
+        timer = self.vm.time_evaluator("invoke_stateful", self.device, number=1, repeat=repeat,
+                                       cooldown_interval_ms=max(1, round(gap_s * 1e3)), repeats_to_cooldown=1)
+        return [float(r) for r in timer("main").results]
+
     def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
         self.vm.set_input("main", *self._device_tensors(inputs))
 

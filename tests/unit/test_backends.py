@@ -8,6 +8,7 @@ from edgepart import graph
 from edgepart.errors import BadInputError
 from edgepart.hardware import backends, deploy
 from edgepart.plan import planner
+from edgepart.profile import idle
 from edgepart.runtime import price
 from tests.conftest import MODELS
 
@@ -126,3 +127,17 @@ def test_a_tier_is_priced_for_the_threads_its_backend_runs():
     assert compute("onnxruntime", 1) > 2 * compute("onnxruntime", 4)  # compute-bound convolutions
     assert compute("tvm", 4) == compute("tvm", 1) == pytest.approx(
         backends.factor("tvm", "cpu").ratio * compute("onnxruntime", 1))
+
+
+def test_a_profiles_idle_factor_prices_each_tier_as_it_runs_between_requests():
+    """The plan scales a measured profile's layers by its idle factor, for the backend priced from it
+    directly and for one priced at a factor of it; the cost source says so."""
+    loaded = graph.load(DIGITS)
+    layers = len(loaded.graph.layers)
+    profile = _profile(loaded, "local", "onnxruntime", 1e-4)
+    profile["provenance"]["idle"] = idle.record(1.5e-3, 1.2e-3, idle.IDLE_GAP_S, 9, "test")
+    for backend, ratio in (("onnxruntime", 1.0), ("tvm", backends.factor("tvm", "cpu").ratio)):
+        deployment = _deployment({"device": "local", "target": "x86-64", "backend": backend})
+        doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=(profile,)))
+        assert doc["predicted"]["per_tier"]["t0"]["compute_s"] == pytest.approx(layers * 1e-4 * 1.25 * ratio)
+        assert "x 1.250 for a run after 5 ms idle" in doc["costs"]["source"]["t0"]
