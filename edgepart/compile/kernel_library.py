@@ -1,4 +1,4 @@
-"""The native kernels CPU tiers link: edgepart's C kernels (native/kernels.c) with Debian's static
+"""The native kernels CPU tiers link: edgepart's C kernels (native/*.c) with Debian's static
 OpenBLAS (libopenblas-serial-dev, and its :arm64 build for aarch64 tiers; `make system-deps`).
 
 Nothing here imports TVM: the parent process finds the library for a target (`find`), the TVM
@@ -22,9 +22,10 @@ from pathlib import Path
 from edgepart.cache import cache_dir
 
 NATIVE = Path(str(resources.files("edgepart.compile") / "native"))
-KERNEL_SOURCES = ("kernels.c", "kernels.h")
-# The functions of kernels.c that the per-model wrappers call; every other symbol is made local.
-KERNEL_ENTRY_POINTS = ("ep_conv2d_nchw", "ep_matmul")
+C_SOURCES = ("kernels.c", "winograd.c")
+KERNEL_SOURCES = (*C_SOURCES, "kernels.h")
+# The functions of the C sources that the per-model wrappers call; every other symbol is made local.
+KERNEL_ENTRY_POINTS = ("ep_conv2d_nchw", "ep_conv2d_winograd", "ep_matmul")
 # Loop kernels are vectorised by gcc only when floating-point exceptions and errno may be ignored
 # (the SiLU epilogue's polynomial exp); results do not change.
 C_FLAGS = ("-O3", "-fPIC", "-std=gnu11", "-fno-trapping-math", "-fno-math-errno")
@@ -88,8 +89,8 @@ def link(library: KernelLibrary, wrappers: str, symbols: list[str], include_dirs
 
 
 def runtime_object(library: KernelLibrary) -> Path:
-    """kernels.c and the OpenBLAS members it needs, partially linked, cached per source and library:
-    `ld -r` pulls only those members out of the archive (56 MB), taking about 2 s, once."""
+    """The C sources and the OpenBLAS members they need, partially linked, cached per source and
+    library: `ld -r` pulls only those members out of the archive (56 MB), taking about 2 s, once."""
     key = hashlib.sha256(repr((library.to_spec(), os.path.getsize(library.archive), C_FLAGS,
                                [(NATIVE / name).read_text() for name in KERNEL_SOURCES])).encode()).hexdigest()[:16]
     path = cache_dir() / "cpu-kernels" / f"{library.triplet}-{key}.o"
@@ -97,10 +98,11 @@ def runtime_object(library: KernelLibrary) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        kernels, combined = Path(tmp) / "kernels.o", Path(tmp) / "runtime.o"
-        _run([library.cc, *C_FLAGS, f"-I{NATIVE}", f"-I{library.include}", "-c", str(NATIVE / "kernels.c"),
-              "-o", str(kernels)])
-        _run([library.ld, "-r", "-o", str(combined), str(kernels), library.archive])
+        objects = [str(Path(tmp) / name.replace(".c", ".o")) for name in C_SOURCES]
+        for name, obj in zip(C_SOURCES, objects):
+            _run([library.cc, *C_FLAGS, f"-I{NATIVE}", f"-I{library.include}", "-c", str(NATIVE / name), "-o", obj])
+        combined = Path(tmp) / "runtime.o"
+        _run([library.ld, "-r", "-o", str(combined), *objects, library.archive])
         _run([library.objcopy, "--strip-debug", *(f"--keep-global-symbol={s}" for s in KERNEL_ENTRY_POINTS),
               str(combined)])
         os.replace(combined, path)  # atomic: a concurrent compile sees the old state or the whole object

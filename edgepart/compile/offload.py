@@ -24,26 +24,29 @@ from tvm import relax
 from tvm.relax.dpl import is_op, wildcard
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
-from edgepart.compile import kernel_library, offload_c
+from edgepart.compile import kernel_library, offload_c, winograd
 
 CODEGEN = "edgepart"  # the Codegen attribute; TVM looks the generator up as relax.ext.edgepart
+WINOGRAD = offload_c.WINOGRAD
 
 
 def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary,
-            inspect: Callable[[tvm.IRModule, tvm.IRModule], None] | None = None) -> tuple[tvm.IRModule, int]:
+            inspect: Callable[[tvm.IRModule, tvm.IRModule], None] | None = None) -> tuple[tvm.IRModule, dict]:
     """The module with every call the patterns take replaced by a call into the kernel library,
-    and the number of such call sites. `inspect(folded, partitioned)`, when given, sees the module
+    and the count of such call sites (`offloaded_calls`; `winograd_calls` of them Winograd). `inspect(folded, partitioned)`, when given, sees the module
     just before and just after partitioning (the profiler maps call sites back to ONNX nodes)."""
     tvm.register_global_func(f"relax.ext.{CODEGEN}", _codegen, override=True)
     # Constants folded first (a Gemm's transposed weights): they reach the kernels as plain tensors.
     folded = relax.transform.FoldConstant()(mod)
-    # bind_constants=False: weights stay in the VM's constant pool and reach the kernels as tensor
-    # arguments, so the generated C holds no weights.
-    mod = relax.transform.FuseOpsByPattern(patterns(), bind_constants=False, annotate_codegen=True)(folded)
+    # bind_constants: weights and biases come to the code generator as values, which it assembles
+    # into the library (a Winograd convolution's transformed first); the VM's constant pool keeps none.
+    mod = relax.transform.FuseOpsByPattern(winograd_patterns() + patterns(), bind_constants=True,
+                                           annotate_codegen=True)(folded)
     if inspect is not None:
         inspect(folded, mod)
+    winograd_calls = _winograd_functions(mod)
     mod = relax.transform.RunCodegen({CODEGEN: {"library": json.dumps(library.to_spec())}})(mod)
-    return mod, _external_calls(mod)
+    return mod, {"offloaded_calls": _external_calls(mod), "winograd_calls": winograd_calls}
 
 
 def patterns() -> list[FusionPattern]:
@@ -59,6 +62,16 @@ def patterns() -> list[FusionPattern]:
             if act != "silu":
                 found.append(FusionPattern(f"{CODEGEN}.matmul{suffix}", *_pattern("relax.matmul", bias, act),
                                            _check_matmul))
+    return sorted(found, key=lambda p: -len(p.name))
+
+
+def winograd_patterns() -> list[FusionPattern]:
+    """conv2d with an optional bias and ReLU, taken as Winograd F(4x4, 3x3) where its shape gains
+    (edgepart.compile.winograd.eligible) and its weights (and bias) are constants. Tried before
+    `patterns()`, whose conv2d patterns match the same calls."""
+    found = [FusionPattern(f"{CODEGEN}.{WINOGRAD}" + ("_bias" if bias else "") + ("_relu" if act else ""),
+                           *_pattern("relax.nn.conv2d", bias, act), _check_winograd)
+             for bias in (True, False) for act in ("relu", None)]
     return sorted(found, key=lambda p: -len(p.name))
 
 
@@ -93,6 +106,19 @@ def _check_conv(context: PatternCheckContext) -> bool:
                                                                                      [channels, 1, 1]))
 
 
+def _check_winograd(context: PatternCheckContext) -> bool:
+    conv = context.annotated_expr["root"]
+    bias = context.annotated_expr.get("bias")
+    if not _check_conv(context) or not isinstance(conv.args[1], tvm.ir.expr.Constant):
+        return False
+    if bias is not None and not isinstance(bias, tvm.ir.expr.Constant):
+        return False
+    attrs, (_, channels, _, _), (outputs, _, kh, kw) = conv.attrs, offload_c.shape(conv.args[0]), \
+        offload_c.shape(conv.args[1])
+    return winograd.eligible(channels, outputs, (kh, kw), tuple(map(int, attrs.strides)),
+                             tuple(map(int, attrs.dilation)), int(attrs.groups), tuple(offload_c.shape(conv)[2:]))
+
+
 def _check_matmul(context: PatternCheckContext) -> bool:
     """fp32, static shapes, a 2-D right operand or equal batch dimensions (no broadcasting), bias
     along the last axis."""
@@ -115,13 +141,29 @@ def _codegen(functions, options, constant_names) -> list:
     module holding their wrappers, which export_library links into the tier library."""
     library = kernel_library.KernelLibrary(**json.loads(str(options["library"])))
     symbols = [str(func.attrs["global_symbol"]) for func in functions]
-    source = offload_c.source([(symbol, func) for symbol, func in zip(symbols, functions)])
     exported = [offload_c.FFI_PREFIX + symbol for symbol in symbols]
     includes = [tvm_ffi.libinfo.find_include_path(), tvm_ffi.libinfo.find_dlpack_include_path(), library.include]
     with tempfile.TemporaryDirectory(prefix="edgepart-kernels-") as workdir:
+        source = offload_c.source([(symbol, func) for symbol, func in zip(symbols, functions)], Path(workdir))
         obj = kernel_library.link(library, source, exported, includes, Path(workdir))
         # load_static_library reads the object now, so the folder may go
         return [tvm.runtime.load_static_library(str(obj), symbols)]
+
+
+def _winograd_functions(mod: tvm.IRModule) -> int:
+    """Offloaded functions of the partitioned module that hold a Winograd convolution."""
+    found = 0
+
+    def visit(expr):
+        nonlocal found
+        if isinstance(expr, relax.Function) and expr.attrs is not None and "Composite" in expr.attrs:
+            found += WINOGRAD in str(expr.attrs["Composite"])
+
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            visit(func)
+            relax.analysis.post_order_visit(func.body, visit)
+    return found
 
 
 def _external_calls(mod: tvm.IRModule) -> int:

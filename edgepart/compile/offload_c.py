@@ -1,6 +1,10 @@
 """The C source edgepart.compile.offload generates: per offloaded function, a wrapper with TVM-FFI's
 C calling convention that checks its tensors against the shapes fixed at compile time and calls
-native/kernels.c.
+native/kernels.c (or winograd.c).
+
+Constant operands (weights, biases) are assembled into the object (`.incbin` of files written
+beside the source; a Winograd convolution's weights transformed first, at compile time), so a
+wrapper gets only the activations and the output as tensors.
 
 A wrapper `__tvm_ffi_<symbol>(self, args, n, result)` gets the function's parameters in order, then
 the output tensor (TVM's destination-passing style); an error goes back through
@@ -11,11 +15,15 @@ bounds.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import tvm
 from tvm import relax
 
+from edgepart.compile import winograd
+
 FFI_PREFIX = "__tvm_ffi_"
+WINOGRAD = "winograd_conv2d"  # the pattern name's stem of a Winograd convolution (offload)
 
 PRELUDE = r"""
 #include <stddef.h>
@@ -63,25 +71,34 @@ def shape(expr) -> list[int]:
     return [int(d) for d in expr.ty.shape.values]
 
 
-def source(functions: list[tuple[str, relax.Function]]) -> str:
-    """The C file for (symbol, offloaded function) pairs."""
-    return PRELUDE + "\n".join(_wrapper(symbol, func) for symbol, func in functions)
+def source(functions: list[tuple[str, relax.Function]], workdir: Path) -> str:
+    """The C file for (symbol, offloaded function) pairs; constants it assembles in are written to
+    `workdir`, where the file is compiled."""
+    return PRELUDE + "\n".join(_wrapper(symbol, func, workdir) for symbol, func in functions)
 
 
-def _wrapper(symbol: str, func: relax.Function) -> str:
+def _wrapper(symbol: str, func: relax.Function, workdir: Path) -> str:
     name, inner = _composite(func)
     calls = _operator_calls(inner)
     # The outer function calls the composite with its own parameters in order: operand -> position.
     position = {param: i for i, param in enumerate(inner.params)}
+    assembled: list[str] = []  # constants assembled into the object
 
     def data(expr) -> str:
+        if isinstance(expr, tvm.ir.expr.Constant):  # bound in by the pattern
+            values = expr.value.numpy()
+            if WINOGRAD in name and expr.same_as(calls["relax.nn.conv2d"].args[1]):
+                values = winograd.transform(values)
+            label = f"ep_const_{symbol}_{len(assembled)}"
+            assembled.append(_embedded(label, values, workdir))
+            return label
         if expr not in position:
             raise ValueError(f"{symbol}: an operand of {name} is not a parameter of the offloaded function")
         return f"EP_DATA({position[expr]})"
 
     bias = "NULL"
-    if "_bias" in name:  # the add's operand that is a parameter (the other is the operator's result)
-        operands = [a for a in calls["relax.add"].args if a in position]
+    if "_bias" in name:  # the add's operand other than the operator's result
+        operands = [a for a in calls["relax.add"].args if a in position or isinstance(a, tvm.ir.expr.Constant)]
         if len(operands) != 1:
             raise ValueError(f"{symbol}: cannot tell which operand of the add is the bias")
         bias = data(operands[0])
@@ -92,16 +109,27 @@ def _wrapper(symbol: str, func: relax.Function) -> str:
         f"    if (!ep_matches(&args[{i}], {len(shape(t))}, s)) return ep_fail(\"{symbol}: argument {i} is not a "
         f"compact float32 CPU tensor of shape {shape(t)}\"); }}\n" for i, t in enumerate(tensors))
     if "relax.nn.conv2d" in calls:
-        call = _conv_call(symbol, calls["relax.nn.conv2d"], data, bias, act, len(func.params))
+        kernel = "ep_conv2d_winograd" if WINOGRAD in name else "ep_conv2d_nchw"
+        call = _conv_call(symbol, calls["relax.nn.conv2d"], data, bias, act, len(func.params), kernel)
     else:
         call = _matmul_call(calls["relax.matmul"], data, bias, act, len(func.params))
-    return (f"TVM_FFI_DLL_EXPORT int {FFI_PREFIX}{symbol}(void* self, const TVMFFIAny* args, int32_t n, "
+    return ("".join(assembled) +
+            f"TVM_FFI_DLL_EXPORT int {FFI_PREFIX}{symbol}(void* self, const TVMFFIAny* args, int32_t n, "
             f"TVMFFIAny* result) {{\n"
             f"  if (n != {len(tensors)}) return ep_fail(\"{symbol}: expected {len(tensors)} arguments\");\n"
             f"{checks}{call}  return 0;\n}}\n")
 
 
-def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int) -> str:
+def _embedded(label: str, values, workdir: Path) -> str:
+    """C declaring `label` as float32 `values`, assembled in from a file (a C initialiser of a
+    ResNet layer's transformed weights would be megabytes of text)."""
+    path = workdir / f"{label}.bin"
+    values.astype("<f4").tofile(path)
+    return (f'__asm__(".pushsection .rodata\\n.balign 64\\n{label}:\\n.incbin \\"{path}\\"\\n.popsection");\n'
+            f'extern const float {label}[] __attribute__((visibility("hidden")));\n')
+
+
+def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int, kernel: str = "ep_conv2d_nchw") -> str:
     attrs = conv.attrs
     n, c, h, w = shape(conv.args[0])
     o, _, kh, kw = shape(conv.args[1])
@@ -109,7 +137,7 @@ def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int) -> str:
     fields = [n, c, h, w, o, kh, kw, *map(int, attrs.strides), *map(int, attrs.padding), *map(int, attrs.dilation),
               int(attrs.groups), oh, ow]
     return (f"  static const ep_conv_t p = {{{', '.join(map(str, fields))}, {act}}};\n"
-            f"  if (ep_conv2d_nchw({data(conv.args[0])}, {data(conv.args[1])}, {bias}, EP_DATA({out}), &p))\n"
+            f"  if ({kernel}({data(conv.args[0])}, {data(conv.args[1])}, {bias}, EP_DATA({out}), &p))\n"
             f"    return ep_fail(\"{symbol}: out of memory for the convolution's scratch buffer\");\n")
 
 

@@ -106,10 +106,10 @@ def cpu_kernels(mod, kernels: dict, inspect=None) -> tuple:
     from edgepart.compile.kernel_library import KernelLibrary
 
     if kernels["library"] is None:
-        return mod, {"library": None, "offloaded_calls": 0, "reason": kernels["reason"]}
+        return mod, {"library": None, "offloaded_calls": 0, "winograd_calls": 0, "reason": kernels["reason"]}
     library = KernelLibrary(**kernels["library"])
     mod, calls = offload.offload(mod, library, inspect)
-    return mod, {"library": library.name, "offloaded_calls": calls}
+    return mod, {"library": library.name, **calls}
 
 
 def _linker(cc: str | None) -> dict:

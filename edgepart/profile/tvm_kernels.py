@@ -78,7 +78,7 @@ def offloaded_sites(folded, partitioned) -> list[list[tuple[str, float]]]:
 
     FuseOpsByPattern shares one function between structurally equal call sites and names the
     call's result afresh, so sites are matched by data flow: a site's arguments (its input, its
-    weights, which stay constants, or an earlier site's result) are what its bindings read."""
+    an earlier site's result; weights and biases are bound into the site) are what its bindings read."""
     from tvm import ir, relax  # noqa: PLC0415
 
     before = [b for block in folded["main"].body.blocks for b in block.bindings]
@@ -103,7 +103,7 @@ def offloaded_sites(folded, partitioned) -> list[list[tuple[str, float]]]:
                 break
             if binding.var in taken or binding.value.op.name not in wanted:
                 continue
-            operands = [a for a in binding.value.args if isinstance(a, (relax.Var, ir.expr.Constant))]
+            operands = [a for a in binding.value.args if isinstance(a, relax.Var)]  # constants are bound in
             if all(a in known for a in operands):
                 wanted.remove(binding.value.op.name)
                 group.append(binding)

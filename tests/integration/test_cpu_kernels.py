@@ -82,6 +82,11 @@ CASES = {  # name -> (nodes, input, output, initializers, calls it should offloa
     "silu": _conv("silu", 8, 16, 3, 1, [1, 1, 1, 1], act="silu"),
     "depthwise_silu_no_bias": _conv("depthwise_silu_no_bias", 8, 8, 5, 2, [2, 2, 2, 2], groups=8, act="silu",
                                     bias=False),
+    # Winograd F(4x4, 3x3) (native/winograd.c): 32+ channels and 16+ output tiles (compile.winograd)
+    "winograd": _conv("winograd", 32, 40, 3, 1, [1, 1, 1, 1], size=16),
+    "winograd_no_pads_no_bias": _conv("winograd_no_pads_no_bias", 32, 32, 3, 1, [0, 0, 0, 0], act=None,
+                                      bias=False, size=18),
+    "winograd_asymmetric_pads": _conv("winograd_asymmetric_pads", 40, 32, 3, 1, [1, 0, 2, 1], act=None, size=17),
     "batch_matmul": _batch_matmul("batch_matmul"),
     "gemm": _gemm("gemm"),
 }
@@ -108,6 +113,7 @@ def compile_cases(zoo, preset_name: str, tmp_path):
     assert kernels["library"].startswith("openblas-static ")
     # every Conv, MatMul and Gemm of every case went to the library, none to TVM's own loops
     assert kernels["offloaded_calls"] == sum(case[4] for case in CASES.values())
+    assert kernels["winograd_calls"] == sum(name.startswith("winograd") for name in CASES)
     return artifact.path
 
 
@@ -155,7 +161,7 @@ def test_without_the_library_a_tier_builds_with_tvm_kernels_and_says_so(zoo, tmp
     monkeypatch.setattr(kernel_library, "find", lambda machine: (None, "/usr/lib/x/libopenblas.a is missing"))
     path, inputs, expected = zoo
     artifact = compilers.TvmCompiler().compile(path, targets.resolve("x86-64"), tmp_path, "cases")
-    assert artifact.details["kernels"] == {"library": None, "offloaded_calls": 0,
+    assert artifact.details["kernels"] == {"library": None, "offloaded_calls": 0, "winograd_calls": 0,
                                            "reason": "/usr/lib/x/libopenblas.a is missing"}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "libopenblas.a is missing" in warnings[0] and "TVM's own kernels" in warnings[0]

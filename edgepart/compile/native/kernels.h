@@ -23,6 +23,9 @@ typedef struct {
 /* bias: O floats (conv) or N floats (matmul), or NULL. ep_conv2d_nchw returns 0, or -1 when its
  * scratch buffer cannot be allocated (y is then incomplete). */
 int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, const ep_conv_t* p);
+/* 3x3, stride 1, dilation 1, one group, act none or ReLU, u the weights Winograd-transformed
+ * (winograd.c): 36 x O x C floats. Returns 0, or -1 when its scratch cannot be allocated. */
+int ep_conv2d_winograd(const float* x, const float* u, const float* bias, float* y, const ep_conv_t* p);
 void ep_matmul(const float* a, const float* w, const float* bias, float* y, const ep_matmul_t* p);
 
 #endif
