@@ -8,11 +8,12 @@ alternating, after warm-ups).
 Goal (issue #6): within 1.5x of onnxruntime with at most 30 minutes of tuning per model.
 Writes bench/results/tvm_vs_ort.json and prints a table.
 
-`python -m bench.bench_tvm_vs_ort zoo PATH... [--before NAME,...]`: third-party models (ONNX files,
-or folders of them; see bench_zoo for how they are exported), untuned, through edgepart's compile
-path as a tier gets it (convolutions and matrix products in the kernel library), for this CPU's
-vector ISA; the models named in --before also built with TVM's kernels alone (the build before
-issue #16; a few seconds a run). Goal (issue #16): geo-mean <= 2.0x onnxruntime, no model over 4x.
+`python -m bench.bench_tvm_vs_ort zoo PATH... [--before NAME,...] [--previous FILE]`: third-party
+models (ONNX files, or folders of them; see bench_zoo for how they are exported), untuned, through
+edgepart's compile path as a tier gets it (convolutions and matrix products in the kernel library),
+for this CPU's vector ISA; the models named in --before also built with TVM's kernels alone (the
+build before issue #16; a few seconds a run); --previous: an earlier zoo JSON whose ratios are
+shown beside (e.g. tvm_vs_ort_zoo_before_winograd.json). Goal (issue #16): geo-mean <= 2.0x onnxruntime, no model over 4x.
 Writes bench/results/tvm_vs_ort_zoo.json and .md.
 """
 
@@ -76,10 +77,14 @@ PAIRS_BUDGET_S, MIN_PAIRS, MAX_PAIRS, BEFORE_PAIRS = 20.0, 5, 30, 3
 
 
 def zoo(args: list[str]) -> None:
-    before = set()
+    before, previous = set(), {}
     if "--before" in args:
         at = args.index("--before")
         before, args = set(args[at + 1].split(",")), args[:at] + args[at + 2:]
+    if "--previous" in args:
+        at = args.index("--previous")
+        previous = {r["model"]: r for r in json.loads(Path(args[at + 1]).read_text())["rows"]}
+        previous_name, args = Path(args[at + 1]).name, args[:at] + args[at + 2:]
     paths = sorted((p for arg in args for p in ([Path(arg)] if arg.endswith(".onnx") else Path(arg).glob("*.onnx"))),
                    key=lambda p: p.stem)
     os.environ["TVM_NUM_THREADS"] = "1"  # leftover TVM kernels are serial anyway; OpenBLAS is the serial build
@@ -92,6 +97,10 @@ def zoo(args: list[str]) -> None:
         if path.stem in before:
             stock = _zoo_build(path, preset, compilers.TvmCompiler(kernels=False), pairs=BEFORE_PAIRS)
             row["before"] = {k: stock[k] for k in ("tvm_ms", "onnxruntime_ms", "ratio", "compile_s")}
+        elif path.stem in previous and "before" in previous[path.stem]:
+            row["before"] = {**previous[path.stem]["before"], "from": previous_name}
+        if path.stem in previous:
+            row["previous"] = {"ratio": previous[path.stem]["ratio"], "from": previous_name}
         rows.append(row)
         print(f"{row['model']:26s} tvm {row['tvm_ms']:8.2f} ms  ort {row['onnxruntime_ms']:8.2f} ms  "
               f"ratio {row['ratio']:5.2f}x  offloaded {row['offloaded_calls']:4d}  max err {row['max_rel_error']:.1e}"
@@ -99,7 +108,7 @@ def zoo(args: list[str]) -> None:
     ratios = [r["ratio"] for r in rows]
     summary = {"geo_mean_ratio": math.exp(sum(map(math.log, ratios)) / len(ratios)), "worst_ratio": max(ratios)}
     ZOO_RESULTS.write_text(json.dumps({"threads": 1, "target": preset.name, **summary, "rows": rows}, indent=1) + "\n")
-    ZOO_RESULTS.with_suffix(".md").write_text(_zoo_table(rows, summary, preset))
+    ZOO_RESULTS.with_suffix(".md").write_text(_zoo_table(rows, summary, preset, previous and previous_name))
     print(f"geo-mean {summary['geo_mean_ratio']:.2f}x, worst {summary['worst_ratio']:.2f}x "
           f"-> {ZOO_RESULTS.relative_to(ROOT)}")
 
@@ -126,21 +135,26 @@ def _zoo_build(path: Path, preset, compiler, pairs: int | None) -> dict:
     kernels = artifact.details.get("kernels", {})
     return {"tvm_ms": tvm_s * 1e3, "onnxruntime_ms": ort_s * 1e3, "ratio": tvm_s / ort_s, "pairs": pairs,
             "max_rel_error": error, "compile_s": compile_s, "megabytes": artifact.details["bytes"] / 1e6,
-            "kernel_library": kernels.get("library"), "offloaded_calls": kernels.get("offloaded_calls", 0)}
+            "kernel_library": kernels.get("library"), "offloaded_calls": kernels.get("offloaded_calls", 0),
+            "winograd_calls": kernels.get("winograd_calls", 0)}
 
 
-def _zoo_table(rows: list[dict], summary: dict, preset) -> str:
-    header = ["| model | ORT ms | TVM ms | TVM / ORT | before: TVM / ORT | offloaded calls | max rel err | compile s "
-              "| .so MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def _zoo_table(rows: list[dict], summary: dict, preset, previous: str | None) -> str:
+    header = ["| model | ORT ms | TVM ms | TVM / ORT | previous run | before: TVM / ORT | offloaded calls "
+              "(Winograd) | max rel err | compile s | .so MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines = [f"| {r['model']} | {r['onnxruntime_ms']:.2f} | {r['tvm_ms']:.2f} | {r['ratio']:.2f}x | "
+             + (f"{r['previous']['ratio']:.2f}x" if "previous" in r else "-") + " | "
              + (f"{r['before']['ratio']:.1f}x ({r['before']['tvm_ms']:.0f} ms)" if "before" in r else "-")
-             + f" | {r['offloaded_calls']} | {r['max_rel_error']:.1e} | {r['compile_s']:.0f} | {r['megabytes']:.0f} |"
+             + f" | {r['offloaded_calls']} ({r.get('winograd_calls', 0)}) | {r['max_rel_error']:.1e} | "
+               f"{r['compile_s']:.0f} | {r['megabytes']:.0f} |"
              for r in rows]
     return "\n".join([
         f"# Untuned TVM tiers against onnxruntime on torchvision models ({preset.name}, one thread)", "",
         f"Written by `python -m bench.bench_tvm_vs_ort zoo ...` on {time.strftime('%Y-%m-%d')}; rows in "
         "`tvm_vs_ort_zoo.json`. TVM: the tier library `edgepart compile` builds, no tuning (convolutions and "
-        "matrix products in edgepart's kernel library, OpenBLAS). Before: the same model built with TVM's "
+        "matrix products in edgepart's kernel library, OpenBLAS; 3x3 stride-1 convolutions of 32+ channels "
+        "as Winograd F(4x4, 3x3), counted in brackets). Previous run: "
+        + (f"`{previous}`." if previous else "none given.") + " Before: the same model built with TVM's "
         "kernels alone, as every CPU tier was before issue #16. Each ratio: medians of alternating runs "
         "in one process; max rel err: largest |TVM - ORT| over the largest |ORT| output. Earlier "
         "measurements of the before build: issue #16's table (ResNet-18 112x, MobileNetV2 24-50x, "
