@@ -13,12 +13,14 @@ import json
 from pathlib import Path
 
 from edgepart import graph
+from edgepart.graph.sessions import named_model
 from edgepart.hardware.devices import load_device
+from edgepart.machine import host_description
 from edgepart.profile import document, predict
 from edgepart.profile.calibrate import calibrate
-from edgepart.profile.measure import host_description, measure
+from edgepart.profile.measure import measure
 from edgepart.profile.measure_timing import time_interleaved
-from edgepart.profile.ort_profiler import RunOptions, named_model, sample_inputs
+from edgepart.profile.ort_profiler import RunOptions, sample_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "calibration_local.json"

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from edgepart import graph, schema
 from edgepart.compile.build import compile_plan
-from edgepart.compress import data, sensitivity
+from edgepart.compress import codecs, data, sensitivity
 from edgepart.hardware import deploy
+from edgepart.hardware.devices import load_device
+from edgepart.machine import host_description
 from edgepart.plan import planner
-from edgepart.profile.measure import host_description
-from edgepart.runtime import codecs, emulate, verify
+from edgepart.runtime import emulate, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -58,7 +59,8 @@ def sensitivities() -> dict[str, tuple[graph.LoadedModel, dict]]:
         loaded = graph.load(path)
         dataset = (data.load(str(MODELS / "digits_calib.npz"), loaded) if path.stem == "digits_cnn"
                    else data.seeded(loaded, 32))
-        result[path.stem] = (loaded, sensitivity.measure(loaded, dataset))
+        bandwidth = load_device("local").memory_bandwidth
+        result[path.stem] = (loaded, sensitivity.measure(loaded, dataset, memory_bandwidth_bps=bandwidth))
         print(f"sensitivity {path.stem}: {result[path.stem][1]['seconds']:.1f} s", flush=True)
     return result
 

@@ -21,9 +21,10 @@ from edgepart import graph, schema
 from edgepart.compile.build import compile_plan
 from edgepart.hardware import deploy
 from edgepart.hardware.devices import load_device
+from edgepart.machine import host_description
 from edgepart.plan import planner
 from edgepart.profile import document
-from edgepart.profile.measure import host_description, measure
+from edgepart.profile.measure import measure
 from edgepart.profile.ort_profiler import RunOptions
 from edgepart.runtime.run import client
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edgepart import graph
-from edgepart.profile.measure import host_description, measure
+from edgepart.machine import host_description
+from edgepart.profile.measure import measure
 from edgepart.profile.ort_profiler import RunOptions
 
 ROOT = Path(__file__).resolve().parents[1]

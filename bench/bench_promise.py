@@ -37,7 +37,7 @@ from pathlib import Path
 
 from bench.bench_zoo import EDGEPART, ROOT
 from edgepart import graph
-from edgepart.profile.measure import host_description
+from edgepart.machine import host_description
 
 RESULTS = ROOT / "bench" / "results" / "promise.json"
 TARGET = "x86-64-v4"

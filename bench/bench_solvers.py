@@ -17,9 +17,9 @@ from pathlib import Path
 from edgepart import graph
 from edgepart.cost import build as cost_build
 from edgepart.cost.model import Objective
-from edgepart.cost.synthetic import random_model
 from edgepart.hardware import deploy
 from edgepart.plan import chain, ilp, mincut
+from tests.synthetic_costs import random_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "solvers.json"

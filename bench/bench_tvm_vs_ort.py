@@ -13,7 +13,8 @@ models (ONNX files, or folders of them; see bench_zoo for how they are exported)
 edgepart's compile path as a tier gets it (convolutions and matrix products in the kernel library),
 for this CPU's vector ISA; the models named in --before also built with TVM's kernels alone (the
 build before issue #16; a few seconds a run); --previous: an earlier zoo JSON whose ratios are
-shown beside (e.g. tvm_vs_ort_zoo_before_winograd.json). Goal (issue #16): geo-mean <= 2.0x onnxruntime, no model over 4x.
+shown beside (e.g. tvm_vs_ort_zoo_before_winograd.json). Goal (issue #16): geo-mean <= 2.0x
+onnxruntime, no model over 4x.
 Writes bench/results/tvm_vs_ort_zoo.json and .md.
 """
 
@@ -30,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgepart.compile import compilers, targets
 from edgepart.graph import feeds as seeded_feeds
+from edgepart.graph import sessions
+from edgepart.toolchain import compilers, targets
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "tvm_vs_ort.json"
@@ -116,13 +118,13 @@ def zoo(args: list[str]) -> None:
 def _zoo_build(path: Path, preset, compiler, pairs: int | None) -> dict:
     """Compile one model as a tier, check its outputs against onnxruntime, time the two alternately
     (medians of `pairs` rounds; None: as many as fit PAIRS_BUDGET_S)."""
-    from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
+    from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         artifact = compiler.compile(path, preset, Path(tmp), path.stem)
         compile_s = time.perf_counter() - started
-        session = ort.InferenceSession(str(path), compilers.ort_options(), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sessions.ort_options(), providers=["CPUExecutionProvider"])
         feeds = seeded_feeds.for_session(session)
         started = time.perf_counter()
         got = TvmTier(artifact.path).run(list(feeds.values()))
@@ -167,9 +169,9 @@ def _zoo_table(rows: list[dict], summary: dict, preset, previous: str | None) ->
 def alternate(library: Path, model: Path, runs: int) -> tuple[float, float]:
     """Median seconds of the TVM library and of onnxruntime (one thread) on the same seeded inputs,
     run alternately after two warm-up rounds, so a shared host changing speed affects both alike."""
-    from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
+    from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
 
-    session = ort.InferenceSession(str(model), compilers.ort_options(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model), sessions.ort_options(), providers=["CPUExecutionProvider"])
     feeds = seeded_feeds.for_session(session)
     tier, values = TvmTier(library), list(feeds.values())
     contenders = [lambda: tier.run(values), lambda: session.run(None, feeds)]

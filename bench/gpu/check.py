@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from edgepart.runtime.tvm_tier import TvmTier  # noqa: E402  (runtime only: no TVM compiler here)
+from edgepart.toolchain.tvm_tier import TvmTier  # noqa: E402  (runtime only: no TVM compiler here)
 
 ENERGY_WINDOW_S = 2.0
 

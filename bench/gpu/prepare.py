@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgepart.compile import cuda_env
+from edgepart.toolchain import cuda_env
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / ".device"
@@ -52,7 +52,7 @@ def build(onnx_path: Path, out: Path, embed_device_code: bool) -> dict:
     spec_path = out.with_suffix(".spec.json")
     spec_path.write_text(json.dumps(spec))
     env = cuda_env.build_env() if embed_device_code else None
-    result = subprocess.run([sys.executable, "-m", "edgepart.compile.tvm_worker", str(spec_path)],
+    result = subprocess.run([sys.executable, "-m", "edgepart.toolchain.tvm_worker", str(spec_path)],
                             capture_output=True, text=True, env=env)
     spec_path.unlink()
     if result.returncode != 0:

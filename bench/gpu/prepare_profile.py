@@ -19,8 +19,9 @@ import numpy as np
 import onnx
 
 from edgepart import graph
-from edgepart.compile import compilers, targets
-from edgepart.profile.ort_profiler import named_model, sample_inputs
+from edgepart.graph.sessions import named_model
+from edgepart.profile.ort_profiler import sample_inputs
+from edgepart.toolchain import compilers, targets
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / ".device" / "profile"

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from edgepart.profile import energy  # noqa: E402
-from edgepart.runtime.tvm_tier import TvmTier  # noqa: E402  (runtime only: no TVM compiler here)
+from edgepart.toolchain.tvm_tier import TvmTier  # noqa: E402  (runtime only: no TVM compiler here)
 
 WARMUP, REPEAT = 20, 50
 

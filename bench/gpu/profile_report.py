@@ -16,12 +16,13 @@ from pathlib import Path
 import onnx
 
 from edgepart import graph, schema
-from edgepart.compile import targets
+from edgepart.graph.sessions import named_model
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document
 from edgepart.profile.energy import EnergyReading
-from edgepart.profile.ort_profiler import RunOptions, Stats, named_model
+from edgepart.profile.ort_profiler import RunOptions, Stats
 from edgepart.profile.tvm_profiler import TvmMeasurement, kernel_times, per_layer
+from edgepart.toolchain import targets
 
 REPO = Path(__file__).resolve().parents[2]
 

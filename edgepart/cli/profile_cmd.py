@@ -156,9 +156,10 @@ def render(doc: dict[str, Any]) -> str:
                       f"sum of layers + per-run overhead is {p['sum_error'] * 100:+.1f}% off; "
                       f"calibration factor {p['calibration_factor']:.3f}"]
         if p.get("idle"):
-            lines.append(f"after {p['idle']['gap_s'] * 1e3:g} ms idle a run takes {p['idle']['after_gap_s'] * 1e3:.3f} ms, "
-                         f"{p['idle']['penalty_s'] * 1e3:.3f} ms more than back to back; the plan scales these layer "
-                         f"times by {p['idle']['factor']:.3f}, pricing a tier as it runs between requests")
+            idle = p["idle"]
+            lines.append(f"after {idle['gap_s'] * 1e3:g} ms idle a run takes {idle['after_gap_s'] * 1e3:.3f} ms, "
+                         f"{idle['penalty_s'] * 1e3:.3f} ms more than back to back; the plan scales these layer "
+                         f"times by {idle['factor']:.3f}, pricing a tier as it runs between requests")
         if p["segment_median_abs_error"] is not None:
             lines.append(f"{len(p['segments'])} segments: median |predicted - measured| / measured = "
                          f"{p['segment_median_abs_error'] * 100:.1f}%")

@@ -14,6 +14,7 @@ from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.compress import data, sensitivity
 from edgepart.errors import BadInputError
+from edgepart.hardware.devices import load_device
 
 log = logging.getLogger(__name__)
 SEEDED_SAMPLES = 32
@@ -49,7 +50,8 @@ def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, s
                     "for task accuracy", samples or SEEDED_SAMPLES)
         dataset = data.seeded(loaded, samples or SEEDED_SAMPLES)
     with progress_bar(out, sensitivity.steps(loaded, which), "sensitivity") as update:
-        doc = sensitivity.measure(loaded, dataset, metric, which, progress=update)
+        doc = sensitivity.measure(loaded, dataset, metric, which, load_device("local").memory_bandwidth,
+                                  progress=update)
     log.info("measured in %.1f s", doc["seconds"])
     if output:
         schema.write_json(output, doc)

@@ -4,6 +4,7 @@ into a temporary folder that replaces the output folder only when complete."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -16,15 +17,19 @@ import onnx
 import onnxruntime as ort
 
 from edgepart import __version__, schema
-from edgepart.compile import compilers, cut, manifest, targets
+from edgepart.compile import cut, manifest
 from edgepart.compress import data, precision
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
 from edgepart.hardware import backends as backend_kinds
+from edgepart.hardware import deploy
+from edgepart.hardware.deploy import Deployment
 from edgepart.plan.validate import validate
+from edgepart.toolchain import compilers, targets
 from edgepart.wording import with_article
 
 Timer = Callable[[Path, dict], dict]
+log = logging.getLogger(__name__)
 
 
 def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_dir: str | Path,
@@ -35,7 +40,7 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
     `calibration`: samples of the model's inputs, for the activation ranges of int8 layers.
     `timer(build folder, tier entry)`: the artifact's measured time against its price, added to the
     tier's entry as `timing` (the CLI passes edgepart.runtime.price.time_tier; compile does not run tiers)."""
-    validate(plan, loaded, source=plan_path)
+    validate(plan, loaded, planned_deployment(plan, plan_path), source=plan_path)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file():
         raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
@@ -74,6 +79,19 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return doc
+
+
+def planned_deployment(plan: dict[str, Any], plan_path: str) -> Deployment | None:
+    """The deployment file the plan was made for, where it still is at the path the plan recorded:
+    validate then refuses the plan when the file has changed since (both hashes named) and holds the
+    plan to its budgets. None, with a warning, where the file is not there (a plan moved to another
+    machine): the plan's own record of the deployment is used as it is."""
+    path = plan["deployment"].get("path")
+    if not path or not Path(path).is_file():
+        log.warning("%s: the deployment it was made for (%s) is not here; its hash and budgets are not "
+                    "re-checked", plan_path, path or "no path recorded")
+        return None
+    return deploy.load(path)
 
 
 def byoc_report(loaded: LoadedModel, plan: dict[str, Any], plan_path: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import onnx
 from edgepart.errors import BadInputError
 from edgepart.graph import LayerGraph, LoadedModel
 from edgepart.graph.extract import boundary, extract
-from edgepart.profile.ort_profiler import named_model
+from edgepart.graph.sessions import named_model
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 
 from edgepart.errors import BadInputError, ToolError
-from edgepart.graph import LoadedModel
+from edgepart.graph import LoadedModel, sessions
 from edgepart.graph import feeds as seeded_feeds
 
 LABELS = "labels"
@@ -103,10 +103,8 @@ def expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def session_of(model: onnx.ModelProto) -> ort.InferenceSession:
-    """An onnxruntime session as the tiers run it (edgepart.compile.compilers.ort_options)."""
-    from edgepart.compile.compilers import ort_options  # noqa: PLC0415
-
+    """An onnxruntime session as the tiers run it (edgepart.graph.sessions.tier_session)."""
     try:
-        return ort.InferenceSession(model.SerializeToString(), ort_options(), providers=["CPUExecutionProvider"])
+        return sessions.tier_session(model)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ToolError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None

@@ -1,6 +1,7 @@
 """int8 layers through onnxruntime's static quantisation in QDQ form (QuantizeLinear/DequantizeLinear
 pairs around the chosen nodes), with activation ranges from calibration data. QDQ rather than
-QOperator because TVM imports QDQ (TVM.md section 2) and onnxruntime fuses it into int8 kernels."""
+QOperator because TVM imports QDQ (it runs them as fake quantisation, docs/compression.md) and
+onnxruntime fuses it into int8 kernels."""
 
 from __future__ import annotations
 

@@ -19,16 +19,14 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgepart import __version__, schema
+from edgepart.compress import codecs
 from edgepart.compress import precision as precisions
 from edgepart.compress.data import Dataset, run
 from edgepart.compress.quantize import Quantizer, quantized_nodes
-from edgepart.cost.build import Compression
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
-from edgepart.hardware.devices import load_device
-from edgepart.profile.measure import host_description
-from edgepart.profile.ort_profiler import named_model
-from edgepart.runtime import codecs
+from edgepart.graph.sessions import named_model
+from edgepart.machine import host_description
 
 SCHEMA_VERSION = 1
 METRICS = {
@@ -41,9 +39,11 @@ TIMING_SAMPLES = 8
 
 
 def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
-            which: tuple[str, ...] = ("fp16", "int8"),
+            which: tuple[str, ...] = ("fp16", "int8"), memory_bandwidth_bps: float | None = None,
             progress: Callable[[int], None] = lambda n: None) -> dict:
-    """The sensitivity document of `loaded` on `dataset` for the precisions in `which`."""
+    """The sensitivity document of `loaded` on `dataset` for the precisions in `which`;
+    `memory_bandwidth_bps`: this host's (its device profile `local`), recorded so the planner can
+    scale the codecs' measured times to other devices (None: they are not scaled but modelled)."""
     metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"{dataset.source}: metric 'accuracy' needs an array named 'labels'")
@@ -67,7 +67,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
         "method": "each choice alone on the whole model; int8: onnxruntime static QDQ (uint8 activations, "
                   "int8 weights, min-max ranges); fp16: onnxruntime float16 converter; codecs: the runtime's "
                   "arithmetic in-graph (Cast pair, DynamicQuantizeLinear + DequantizeLinear)",
-        "host": {**host_description(), "memory_bandwidth_bps": load_device("local").memory_bandwidth},
+        "host": {**host_description(), "memory_bandwidth_bps": memory_bandwidth_bps},
         "versions": {"edgepart": __version__},
         "seconds": time.perf_counter() - start,
         "layers": layers,
@@ -87,28 +87,6 @@ def load_sensitivity(path: str, loaded: LoadedModel) -> dict:
         raise BadInputError(f"{path}: sensitivity of model sha256 {doc['model']['sha256'][:12]}, but {loaded.path} "
                             f"has sha256 {loaded.sha256[:12]}; measure this model")
     return doc
-
-
-def compression(doc: dict) -> Compression:
-    """The planner's view of a sensitivity document."""
-    drop: dict[tuple[str, str], float] = {}
-    wire: dict[tuple[str, str], float] = {}
-    seconds: dict[tuple[str, str], tuple[float, float]] = {}
-    fp32_only = set()
-    for name, entry in doc["layers"].items():
-        for precision, result in entry.items():
-            drop[(name, precision)] = result["drop"]
-            if precision == "int8" and not result.get("applies", True):
-                fp32_only.add(name)
-    for name, entry in doc["tensors"].items():
-        for codec, result in entry["codecs"].items():
-            if "drop" in result:
-                drop[(f"tensor:{name}", codec)] = result["drop"]
-            if codecs.entropy_coded(codec):
-                wire[(name, codec)] = result["bytes"]
-            if codec != "raw":  # the transport sends raw buffers as they are
-                seconds[(name, codec)] = (result["encode_s"], result["decode_s"])
-    return Compression(drop, wire, seconds, doc["host"]["memory_bandwidth_bps"], frozenset(fp32_only))
 
 
 def _layers(loaded: LoadedModel, model: onnx.ModelProto, dataset: Dataset, which: tuple[str, ...],

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgepart.compress import codecs as codec_formats
 from edgepart.cost.model import CostModel, TensorCosts
 from edgepart.errors import BadInputError
 from edgepart.graph import GRAPH_INPUT, GRAPH_OUTPUT, LayerGraph, Node, Tensor
@@ -19,7 +20,6 @@ from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware.deploy import PRECISIONS, Deployment, Tier
 from edgepart.hardware.links import Link
 from edgepart.profile import predict
-from edgepart.runtime import codecs as codec_formats
 
 # Layer seconds on a tier running a backend, in a precision; None when that was not measured.
 MeasuredSeconds = Callable[[Tier, str, Node, str], float | None]

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgepart import schema
-from edgepart.compile.targets import TargetPreset
 from edgepart.errors import BadInputError
 from edgepart.hardware.devices import profiles_dir
+from edgepart.toolchain.targets import TargetPreset
 
 SCHEMA_VERSION = 1
 BUILT = ("tvm", "onnxruntime")  # backends compile builds

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgepart.compile import targets
+from edgepart.compress.codecs import CODECS
 from edgepart.errors import BadInputError
 from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware import units
 from edgepart.hardware.devices import DeviceProfile, load_device
 from edgepart.hardware.links import Link, link_presets, preset_link, radio_from_preset
-from edgepart.runtime.codecs import CODECS
+from edgepart.toolchain import targets
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

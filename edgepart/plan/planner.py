@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgepart.compress import sensitivity
 from edgepart.cost import build as cost_build
+from edgepart.cost import compression as cost_compression
 from edgepart.cost.model import CostModel, Objective
 from edgepart.errors import CheckFailedError
 from edgepart.graph import LoadedModel
@@ -34,7 +34,7 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
     """The plan document; CheckFailedError when no plan meets the pins and budgets, its `details` an
     `edgepart.infeasible` report (the budgets that cannot be met and the best values reachable)."""
     measured = profile_lookup(request.profiles)
-    compression = sensitivity.compression(request.sensitivity) if request.sensitivity else None
+    compression = cost_compression.from_sensitivity(request.sensitivity) if request.sensitivity else None
     models = cost_build.variants(loaded.graph, deployment, measured, compression)
     try:
         cost, solution, tried = solve_backends(models, request)
@@ -186,4 +186,5 @@ def cost_sources(deployment: Deployment, profiles: tuple[dict, ...] = (),
 
 def _idle_note(doc: dict) -> str:
     factor = idle.factor(doc)
-    return f", x {factor:.3f} for a run after {doc['provenance']['idle']['gap_s'] * 1e3:g} ms idle" if factor > 1 else ""
+    gap_ms = doc["provenance"]["idle"]["gap_s"] * 1e3 if factor > 1 else 0.0
+    return f", x {factor:.3f} for a run after {gap_ms:g} ms idle" if factor > 1 else ""

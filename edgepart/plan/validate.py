@@ -84,18 +84,33 @@ def _placement(plan, graph, tiers, allowed, source) -> tuple[dict[str, int], dic
 
 
 def _check_budgets(plan, loaded, deployment, solution, precision_of, source) -> None:
+    """The placement keeps the deployment's pins and meets its budgets. Memory is recomputed from the
+    placement (it needs no profile); latency, energy and accuracy are the plan's own predictions
+    (made from profiles this check does not have) held to the deployment's limits. `solution` is
+    not changed."""
     cost = cost_build.build(loaded.graph, deployment,
                             backends=tuple(t["backend"] for t in plan["deployment"]["tiers"]))
-    solution.precisions = np.array([cost.precisions.index(precision_of.get(n, "fp32")) for n in cost.nodes])
+    codecs = np.zeros_like(solution.codecs)
     codec_index = {c: i for i, c in enumerate(cost.codecs)}
     tensor_index = {t.name: i for i, t in enumerate(cost.tensors)}
     for link, cut in enumerate(plan["cuts"]):
         for entry in cut["up"]:
-            solution.codecs[tensor_index[entry["tensor"]], link] = codec_index[entry["codec"]]
-    metrics = solution.metrics(cost)
+            codecs[tensor_index[entry["tensor"]], link] = codec_index[entry["codec"]]
+    placed = Solution(solution.tiers.copy(),
+                      np.array([cost.precisions.index(precision_of.get(n, "fp32")) for n in cost.nodes]),
+                      codecs, solution.solver)
+    metrics = placed.metrics(cost)
+    where = deployment.path or "the deployment"
     if not bool(metrics.ordered[0]):
-        raise BadInputError(f"{source}: the placement breaks a pin of {deployment.path or 'the deployment'}")
-    if not bool(metrics.feasible(cost)[0]):
-        raise CheckFailedError(f"{source}: the plan no longer meets the budgets of "
-                               f"{deployment.path or 'the deployment'} (predicted latency "
-                               f"{metrics.latency_s[0] * 1e3:.3g} ms)")
+        raise BadInputError(f"{source}: the placement breaks a pin of {where}")
+    predicted = plan.get("predicted", {})
+    checks = [("latency_s", deployment.budgets.latency_s, predicted.get("latency_s"), "ms", 1e3),
+              ("device_energy_j", deployment.budgets.device_energy_j, predicted.get("energy_j"), "mJ", 1e3),
+              ("accuracy_drop", deployment.budgets.accuracy_drop, predicted.get("accuracy_drop"), "", 1.0)]
+    checks += [(f"memory_bytes.{tier}", limit, float(metrics.memory_bytes[0, k]), "bytes", 1.0)
+               for k, (tier, limit) in enumerate(zip(cost.tiers, cost.memory_budget))]
+    for name, limit, value, unit, scale in checks:
+        if limit is not None and value is not None and value > limit * (1 + 1e-9):
+            unit = f" {unit}" if unit else ""
+            raise CheckFailedError(f"{source}: the plan does not meet budget {name} of {where}: predicted "
+                                   f"{value * scale:.4g}{unit}, limit {limit * scale:.4g}{unit}")

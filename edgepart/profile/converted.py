@@ -14,8 +14,9 @@ from edgepart import graph
 from edgepart.compress import precision as converter
 from edgepart.compress.data import Dataset
 from edgepart.graph import LayerGraph, LoadedModel
+from edgepart.graph.sessions import named_model
 from edgepart.profile.measure import Measurement, measure
-from edgepart.profile.ort_profiler import RunOptions, Stats, named_model
+from edgepart.profile.ort_profiler import RunOptions, Stats
 
 
 def measure_precision(loaded: LoadedModel, precision: str, options: RunOptions, calibration: Dataset,

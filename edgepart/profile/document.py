@@ -14,9 +14,10 @@ from edgepart import __version__, schema
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.hardware.devices import DeviceProfile
+from edgepart.machine import host_description
 from edgepart.profile import predict
 from edgepart.profile.energy import EnergyReading
-from edgepart.profile.measure import Measurement, host_description
+from edgepart.profile.measure import Measurement
 from edgepart.profile.ort_profiler import RunOptions
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Energy meters. Every figure says how it was obtained: measured (NVML's total-energy counter on an
 NVIDIA GPU, RAPL package counters where /sys/class/powercap exposes them) or modelled from the
 device profile. Counters are read around a window of at least a second of back-to-back runs,
-because both update at only a few to tens of hertz (shared/PROFILING.md)."""
+because both update at only a few to tens of hertz."""
 
 from __future__ import annotations
 

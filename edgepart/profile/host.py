@@ -14,8 +14,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from edgepart.hardware.devices import profiles_dir
+from edgepart.machine import host_description
 from edgepart.profile.document import _date
-from edgepart.profile.measure import host_description
 from edgepart.profile.ort_profiler import RunOptions, session_options
 
 

@@ -4,7 +4,6 @@ summing layer times over random contiguous segments (sub-models cut out and time
 from __future__ import annotations
 
 import dataclasses
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import onnxruntime as ort
 from edgepart.compress import data
 from edgepart.graph import LayerGraph, LoadedModel
 from edgepart.graph.extract import boundary, extract
+from edgepart.graph.sessions import named_model
 from edgepart.profile import energy, idle, prefix_timing
 from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure_timing import paired_medians, scaled_progress, time_rounds
@@ -23,7 +23,6 @@ from edgepart.profile.ort_profiler import (
     CutModel,
     RunOptions,
     Stats,
-    named_model,
     profile_layers,
     rounds_within,
     sample_inputs,
@@ -212,18 +211,3 @@ def _deployed_run(loaded: LoadedModel, options: RunOptions, model: onnx.ModelPro
     for _ in range(3):
         session.run(None, feeds)
     return lambda: session.run(None, feeds)
-
-
-def host_description() -> dict:
-    return {"machine": platform.machine(), "processor": platform.processor() or _cpu_model(),
-            "system": platform.system(), "python": platform.python_version()}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"

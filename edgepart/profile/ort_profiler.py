@@ -3,7 +3,7 @@
 Two profiled passes over the same inputs: with all graph optimisations (what runs in production;
 kernels are fused and renamed) and with none (one kernel per ONNX node). Each fused kernel is mapped
 back to the ONNX nodes it absorbed, and its time is split over them in proportion to their unfused
-times. Mapping (measured to cover every node, shared/PROFILING.md): a kernel named after an ONNX
+times. Mapping (measured to cover every node): a kernel named after an ONNX
 node is that node; a kernel named `<tensor>_nchwc` is the producer of that tensor; layout kernels
 (ReorderInput/ReorderOutput) belong to the producer of the original tensor they read or write;
 an absorbed node joins the kernel of its consumers (or of its sole producer) when that is unique.
@@ -30,6 +30,7 @@ import onnxruntime as ort
 from edgepart.errors import ToolError
 from edgepart.graph import LoadedModel
 from edgepart.graph import feeds as seeded_feeds
+from edgepart.graph.sessions import named_model
 
 LAYOUT_OPS = {"ReorderInput", "ReorderOutput"}
 BLOCK = 5  # runs averaged per sample in Stats.of_ticks
@@ -112,15 +113,6 @@ def session_options(options: RunOptions, level: str, profile_prefix: str | None 
     if optimized_path:
         so.optimized_model_filepath = optimized_path
     return so
-
-
-def named_model(loaded: LoadedModel) -> onnx.ModelProto:
-    """A copy whose ONNX nodes carry their LayerGraph names, so kernels can be traced back."""
-    model = onnx.ModelProto()
-    model.CopyFrom(loaded.model)
-    for node in loaded.graph.layers:
-        model.graph.node[node.onnx_index].name = node.name
-    return model
 
 
 def sample_inputs(loaded: LoadedModel, seed: int = 0) -> dict[str, np.ndarray]:

@@ -23,8 +23,9 @@ import numpy as np
 
 from edgepart.graph import LoadedModel
 from edgepart.graph.extract import boundary, extract
+from edgepart.graph.sessions import named_model
 from edgepart.profile.measure_timing import paired_medians, scaled_progress, time_rounds
-from edgepart.profile.ort_profiler import HOT_RUNS, RunOptions, Stats, named_model, rounds_within, sample_inputs
+from edgepart.profile.ort_profiler import HOT_RUNS, RunOptions, Stats, rounds_within, sample_inputs
 from edgepart.profile.overhead import smallest_run
 
 # Use prefixes when the profiled session runs this much slower than the plain one, timed in the

@@ -2,7 +2,7 @@
 `python -m edgepart.profile.tvm_kernels SPEC.json` prints {"layers": {layer: [seconds per run]},
 "kernels": the kernel library record as compile writes it, or null} as JSON.
 
-TVM 0.27 keeps no ONNX names and has no VM profiler (TVM.md section 10). So the import names the
+TVM 0.27 keeps no ONNX names and has no VM profiler (docs/cli.md, `--backend tvm`). So the import names the
 binding that holds each ONNX node's result (the bindings a converter emits before it belong to the
 same node), the model is compiled without operator fusion so each kernel serves one node, and a VM
 instrument times every kernel call; calls are matched in order to the main function's call_tir
@@ -10,7 +10,7 @@ bindings by kernel name (a binding the VM runs as a builtin, a reshape, has no k
 The caller scales these unfused times to the deployed, fused artifact's measured total.
 
 A CPU tier's convolutions and matrix products run in edgepart's kernel library, not in TVM's
-kernels (edgepart.compile.offload); when the spec names the library (`kernels`: what compile
+kernels (edgepart.toolchain.offload); when the spec names the library (`kernels`: what compile
 decides for the target) the module is offloaded here exactly as compile does, before the unfused
 lowering. One library call computes a pattern's operators (conv + bias add + ReLU/SiLU, matmul +
 bias + ReLU), which may belong to several ONNX nodes (a Conv and the Relu after it):
@@ -79,7 +79,7 @@ def offloaded_sites(folded, partitioned) -> list[list[tuple[str, float]]]:
     FuseOpsByPattern shares one function between structurally equal call sites and names the
     call's result afresh, so sites are matched by data flow: a site's arguments (its input, its
     an earlier site's result; weights and biases are bound into the site) are what its bindings read."""
-    from tvm import ir, relax  # noqa: PLC0415
+    from tvm import relax  # noqa: PLC0415
 
     before = [b for block in folded["main"].body.blocks for b in block.bindings]
     after = [b for block in partitioned["main"].body.blocks for b in block.bindings]
@@ -145,7 +145,7 @@ def profile(spec: dict) -> dict:
     it is, of onnxruntime's constant-folded copy, as compile does (tvm_worker.import_onnx)."""
     import onnx  # noqa: PLC0415
 
-    from edgepart.compile import tvm_worker  # noqa: PLC0415
+    from edgepart.toolchain import tvm_worker  # noqa: PLC0415
 
     try:
         return _profile(onnx.load(spec["onnx"]), spec)
@@ -163,7 +163,7 @@ def _profile(model, spec: dict) -> dict:
     from tvm import relax  # noqa: PLC0415
     from tvm.relax.backend.cpu_generic import pipeline as cpu  # noqa: PLC0415
 
-    from edgepart.compile import cpu_pipeline, tvm_worker  # noqa: PLC0415
+    from edgepart.toolchain import cpu_pipeline, tvm_worker  # noqa: PLC0415
 
     module, nodes = named_import(model, spec["input_shapes"], spec["input_dtypes"])
     owner = owners(module, nodes)

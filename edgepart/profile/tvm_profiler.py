@@ -23,11 +23,12 @@ from pathlib import Path
 
 import onnx
 
-from edgepart.compile import compilers, targets
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
+from edgepart.graph.sessions import named_model
 from edgepart.profile import energy, idle
-from edgepart.profile.ort_profiler import RunOptions, Stats, named_model, sample_inputs
+from edgepart.profile.ort_profiler import RunOptions, Stats, sample_inputs
+from edgepart.toolchain import compilers, targets
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -57,7 +58,7 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
         source = Path(tmp) / "model.onnx"
         onnx.save(named_model(loaded), source)
         artifact = compilers.TvmCompiler().compile(source, preset, Path(tmp), "model")
-        from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
+        from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
 
         tier = TvmTier(artifact.path, preset.device, session=session)
         inputs = list(sample_inputs(loaded).values())
@@ -130,7 +131,7 @@ def connect(address: str):
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise ToolError(f"--rpc {address}: no TVM RPC server reachable ({exc.strerror or exc})") from None
-    from edgepart.runtime.tvm_tier import _import_tvm_runtime  # noqa: PLC0415
+    from edgepart.toolchain.tvm_tier import _import_tvm_runtime  # noqa: PLC0415
 
     _import_tvm_runtime()
     from tvm import rpc  # noqa: PLC0415 - after the runtime-only import above
@@ -148,6 +149,6 @@ def _runs_per_repeat(tier, inputs) -> int:
 
 
 def _host_machine() -> str:
-    from edgepart.compile.elf import HOST_MACHINE  # noqa: PLC0415
+    from edgepart.toolchain.elf import HOST_MACHINE  # noqa: PLC0415
 
     return HOST_MACHINE

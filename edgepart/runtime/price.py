@@ -68,7 +68,7 @@ def time_runner(run, values: list[np.ndarray]) -> dict[str, Any]:
 def time_tier(build_dir: Path, entry: dict) -> dict[str, Any]:
     """The artifact of one tier of a build timed on seeded inputs, where this host is its device and
     runs it natively; else why not (compile's report; nothing is started for a tier not measurable)."""
-    from edgepart.runtime.verify import runner_for  # noqa: PLC0415 - onnxruntime / TVM's runtime
+    from edgepart.runtime.runners import runner_for  # noqa: PLC0415 - onnxruntime / TVM's runtime
 
     if entry["device"] != LOCAL_DEVICE:
         return judged(None, entry.get("priced_s"), f"priced for device '{entry['device']}', not at hand")

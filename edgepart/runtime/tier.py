@@ -10,7 +10,7 @@ from edgepart.errors import BadInputError
 
 def load(build_dir: str | Path, name: str):
     """A TvmTier (runtime only) for tier `name`; refused when the artifact was changed."""
-    from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
+    from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
 
     doc = manifest.load(build_dir)
     for tier in doc["tiers"]:

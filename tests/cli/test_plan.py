@@ -112,3 +112,21 @@ def test_two_pins_that_disagree_on_a_layer_are_refused_naming_both(tmp_path):
         "[pins]", '[pins]\nfirst_layers = 3\nnodes = { relu_1 = "edge" }'))
     result = edgepart("plan", str(MODELS / "residual_cnn.onnx"), "--deploy", str(deploy))
     assert_one_line_error(result, 2, "[pins].first_layers = 3", "[pins].nodes.relu_1", "'relu_1'")
+
+
+def test_compile_refuses_a_plan_whose_deployment_file_changed(tmp_path):
+    """Both hashes named, nothing built; with the file gone (a plan moved elsewhere) compile goes on
+    and says it could not re-check."""
+    deploy_file, plan, build = tmp_path / "deploy.toml", tmp_path / "plan.json", tmp_path / "build"
+    deploy_file.write_text((REPO / "examples" / "board-server.toml").read_text())
+    model = str(MODELS / "digits_cnn.onnx")
+    assert edgepart("plan", model, "--deploy", str(deploy_file), "-o", str(plan)).returncode == 0
+    planned = json.loads(plan.read_text())["deployment"]["sha256"]
+    deploy_file.write_text(deploy_file.read_text() + "\n# edited after planning\n")
+    result = edgepart("compile", model, "--plan", str(plan), "-o", str(build))
+    assert_one_line_error(result, 2, f"made for deployment sha256 {planned[:12]}", str(deploy_file))
+    assert not build.exists()
+    deploy_file.unlink()
+    result = edgepart("compile", model, "--plan", str(plan), "-o", str(build), timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "is not here; its hash and budgets are not re-checked" in result.stderr

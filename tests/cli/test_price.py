@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from edgepart.profile import idle
 from tests.cli.test_cli import assert_one_line_error, edgepart
 from tests.conftest import MODELS
 
@@ -14,7 +15,9 @@ HOST_TIER = '[[tier]]\nname = "host"\ndevice = "local"\ntarget = "x86-64"\n'
 
 
 def _total(profile: dict) -> float:
-    return sum(layer["calibrated_s"] for layer in profile["precisions"]["fp32"]["layers"].values())
+    """The price of the whole model as one tier: its layers, as a tier runs them between requests."""
+    layers = profile["precisions"]["fp32"]["layers"].values()
+    return idle.factor(profile) * sum(layer["calibrated_s"] for layer in layers)
 
 
 def test_backend_auto_is_refused_in_one_line(tmp_path):

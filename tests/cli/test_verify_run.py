@@ -102,7 +102,7 @@ def test_a_tier_run_in_place_of_its_planned_device_is_not_compared(build):
 
 def test_a_library_this_host_cannot_run_gets_a_stand_in_described_with_the_right_article(build):
     from edgepart.runtime.run.report import stand_in
-    from edgepart.runtime.verify import runner_for
+    from edgepart.runtime.runners import runner_for
 
     tier = next(t for t in json.loads((build / "manifest.json").read_text())["tiers"] if t["name"] == "device")
     tier = {**tier, "backend": "tvm", "runtime_device": "cpu", "elf_machine": "AArch64", "verification": "emulate",

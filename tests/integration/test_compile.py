@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from edgepart import graph
-from edgepart.compile import elf
-from edgepart.compile.cuda_env import FATBIN_MAGIC
 from edgepart.runtime import emulate
+from edgepart.toolchain import elf
+from edgepart.toolchain.cuda_env import FATBIN_MAGIC
 from tests.cli.test_cli import assert_one_line_error, edgepart
 from tests.conftest import EXAMPLE_MODELS, MODELS
 
@@ -133,9 +133,9 @@ def test_compile_refuses_another_models_plan_and_unknown_targets(tmp_path):
 
 def test_a_failed_compile_leaves_the_previous_build(tmp_path, monkeypatch):
     from edgepart.compile import build as build_module
-    from edgepart.compile import compilers
     from edgepart.errors import ToolError
     from edgepart.plan.validate import load_plan
+    from edgepart.toolchain import compilers
 
     plan, build, _ = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
     before = (build / "manifest.json").read_bytes()
@@ -290,7 +290,7 @@ def test_tuned_builds_convert_convolutions_to_channels_last(monkeypatch):
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    from edgepart.compile import tvm_worker
+    from edgepart.toolchain import tvm_worker
 
     model = _conv_zoo()
     target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
@@ -308,7 +308,7 @@ def test_tuned_builds_convert_convolutions_to_channels_last(monkeypatch):
 
 
 def test_kernels_get_trials_by_their_share_of_the_flops():
-    from edgepart.compile.tvm_worker import trials_for
+    from edgepart.toolchain.tvm_worker import trials_for
 
     assert [trials_for(share, 64) for share in (0.4, 0.02, 0.01, 0.005, 0.004, 0.0)] == [64, 64, 16, 16, 8, 8]
     assert [trials_for(share, 4) for share in (0.4, 0.01, 0.0)] == [4, 4, 4]

@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from edgepart.compile import compilers, kernel_library, targets
 from edgepart.runtime import emulate
+from edgepart.toolchain import compilers, kernel_library, targets
 from tests.conftest import make_model, vi
 
 pytestmark = pytest.mark.tvm
@@ -133,7 +133,7 @@ needs_arm_library = pytest.mark.skipif(
 
 @needs_x86_library
 def test_x86_kernels_match_onnxruntime(zoo, tmp_path):
-    from edgepart.runtime.tvm_tier import TvmTier
+    from edgepart.toolchain.tvm_tier import TvmTier
 
     full_tvm_first()
 
@@ -154,7 +154,7 @@ def test_aarch64_kernels_match_onnxruntime_under_qemu(zoo, tmp_path):
 def test_without_the_library_a_tier_builds_with_tvm_kernels_and_says_so(zoo, tmp_path, monkeypatch, caplog):
     """A user without the static OpenBLAS still gets a working tier: one warning, and the manifest's
     build record says no library was linked and why."""
-    from edgepart.runtime.tvm_tier import TvmTier
+    from edgepart.toolchain.tvm_tier import TvmTier
 
     full_tvm_first()
 

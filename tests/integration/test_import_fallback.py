@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from edgepart.compile import compilers, targets
+from edgepart.toolchain import compilers, targets
 from tests.conftest import make_model, vi
 from tests.integration.test_cpu_kernels import full_tvm_first
 
@@ -33,7 +33,7 @@ def chunk_model():
 
 
 def test_a_tier_tvm_cannot_import_as_exported_is_folded_first(tmp_path):
-    from edgepart.runtime.tvm_tier import TvmTier
+    from edgepart.toolchain.tvm_tier import TvmTier
 
     full_tvm_first()
 

@@ -114,8 +114,8 @@ def test_kernel_library_calls_are_timed_and_attributed_as_the_artifact_runs_them
     from onnx import helper  # noqa: PLC0415
 
     from edgepart import graph  # noqa: PLC0415
-    from edgepart.compile import compilers, elf, kernel_library, targets  # noqa: PLC0415
     from edgepart.graph import extract  # noqa: PLC0415
+    from edgepart.toolchain import compilers, elf, kernel_library, targets  # noqa: PLC0415
     from tests.conftest import make_model, vi, weight  # noqa: PLC0415
 
     library, reason = kernel_library.find(elf.HOST_MACHINE)
@@ -146,7 +146,7 @@ def test_kernel_library_calls_are_timed_and_attributed_as_the_artifact_runs_them
     # The deployed artifact's slices: the two convolutions, and the elementwise tail after them.
     import tvm.relax  # noqa: F401, PLC0415 - the whole of TVM before TvmTier (see test_cpu_kernels)
 
-    from edgepart.runtime.tvm_tier import TvmTier  # noqa: PLC0415
+    from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415
 
     loaded = graph.load(path)
     rng = np.random.default_rng(0)

@@ -9,11 +9,12 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgepart import graph
-from edgepart.compress import data, precision, quantize, sensitivity
+from edgepart.compress import codecs, data, precision, quantize, sensitivity
 from edgepart.cost import build as cost_build
+from edgepart.cost import compression as cost_compression
 from edgepart.errors import BadInputError
 from edgepart.hardware import deploy
-from edgepart.runtime import codecs
+from edgepart.hardware.devices import load_device
 from tests.conftest import MODELS
 
 DIGITS = MODELS / "digits_cnn.onnx"
@@ -31,7 +32,7 @@ def calibration(digits):
 
 @pytest.fixture(scope="module")
 def digits_sensitivity(digits, calibration):
-    return sensitivity.measure(digits, calibration)
+    return sensitivity.measure(digits, calibration, memory_bandwidth_bps=load_device("local").memory_bandwidth)
 
 
 @pytest.mark.parametrize("codec", codecs.CODECS)
@@ -147,7 +148,7 @@ def test_sensitivity_detects_a_drop_without_labels():
 
 def test_cost_model_uses_measured_compression(digits_sensitivity, digits):
     deployment = deploy.load(str(MODELS.parent / "examples" / "compressed.toml"))
-    measured = sensitivity.compression(digits_sensitivity)
+    measured = cost_compression.from_sensitivity(digits_sensitivity)
     cost = cost_build.build(digits.graph, deployment, None, measured)
     q, c = cost.precisions.index("int8"), cost.codecs.index("int8+zlib")
     relu = cost.nodes.index("relu_1")

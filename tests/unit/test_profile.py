@@ -7,6 +7,7 @@ from onnx import helper
 
 from edgepart import graph
 from edgepart.graph.extract import boundary
+from edgepart.graph.sessions import named_model
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document, predict, prefix_timing
 from edgepart.profile.calibrate import calibrate
@@ -18,7 +19,6 @@ from edgepart.profile.ort_profiler import (
     Stats,
     _trace_samples,
     blocked_kernels,
-    named_model,
     profile_layers,
     sample_inputs,
 )

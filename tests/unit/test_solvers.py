@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edgepart.cost.model import CostModel, Objective, TensorCosts
-from edgepart.cost.synthetic import random_model
 from edgepart.errors import CheckFailedError
 from edgepart.plan import brute, chain, ilp, mincut
+from tests.synthetic_costs import random_model
 
 LATENCY, ENERGY, WEIGHTED = Objective("latency"), Objective("energy"), Objective("weighted", 0.7)
 

@@ -8,10 +8,10 @@ import pytest
 from edgepart import graph
 from edgepart.cost import build as cost_build
 from edgepart.cost.model import Objective
-from edgepart.cost.synthetic import random_model
 from edgepart.hardware import deploy
 from edgepart.plan import brute, mincut, sweep, sweeping
 from tests.conftest import MODELS, REPO
+from tests.synthetic_costs import random_model
 
 
 def _scaled(model, beta):

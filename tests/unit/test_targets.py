@@ -2,9 +2,9 @@
 
 import tomllib
 
-from edgepart.compile import targets
-from edgepart.compile.compilers import last_error
 from edgepart.hardware.devices import load_device
+from edgepart.toolchain import targets
+from edgepart.toolchain.compilers import last_error
 from tests.conftest import REPO
 
 # The CUDA architecture of each shipped GPU device profile.

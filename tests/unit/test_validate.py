@@ -1,9 +1,10 @@
 import copy
+import dataclasses
 
 import pytest
 
 from edgepart import graph
-from edgepart.errors import BadInputError
+from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.hardware import deploy
 from edgepart.plan import planner
 from edgepart.plan.validate import validate
@@ -43,3 +44,28 @@ def test_tampered_plans_name_the_node(planned, edit, message):
     edit(broken)
     with pytest.raises(BadInputError, match=message):
         validate(broken, loaded, deployment)
+
+
+def test_a_changed_deployment_file_is_refused_naming_both_hashes(planned, tmp_path):
+    loaded, deployment, plan = planned
+    changed = tmp_path / "deploy.toml"
+    changed.write_text((REPO / "examples" / "phone-edge-cloud.toml").read_text() + "\n# edited\n")
+    with pytest.raises(BadInputError, match=f"deployment sha256 {deployment.sha256[:12]}.*{changed}.*sha256"):
+        validate(plan, loaded, deploy.load(changed))
+
+
+def test_budgets_are_held_to_without_changing_the_solution(planned):
+    """The memory budget is recomputed from the placement; latency is the plan's own prediction held
+    to the deployment's limit. The solution validate returns is the placement, untouched."""
+    loaded, deployment, plan = planned
+    solution = validate(plan, loaded, deployment)
+    assert not solution.precisions.any() and not solution.codecs.any()  # validate's own: fp32, first codec
+    tight = dataclasses.replace(deployment, budgets=dataclasses.replace(
+        deployment.budgets, latency_s=plan["predicted"]["latency_s"] / 2))
+    with pytest.raises(CheckFailedError, match="budget latency_s of .*phone-edge-cloud.toml: predicted .* ms, limit"):
+        validate(plan, loaded, tight)
+    phone = [t for t in deployment.tiers if t.name == "device"][0]
+    squeezed = dataclasses.replace(deployment, tiers=tuple(
+        dataclasses.replace(t, memory_budget=1000.0) if t is phone else t for t in deployment.tiers))
+    with pytest.raises(CheckFailedError, match="budget memory_bytes.device .* bytes, limit 1000 bytes"):
+        validate(plan, loaded, squeezed)

@@ -22,7 +22,7 @@ from edgepart.compile import manifest
 from edgepart.errors import BadInputError, CheckFailedError, ToolError
 from edgepart.runtime.run import report, shaping, transport
 from edgepart.runtime.run.processes import TierProcesses
-from edgepart.runtime.run.transport import FAILED, UP, Message, now
+from edgepart.runtime.run.transport import FAILED, UP, Message, Request, now
 
 SHAPING = ("auto", "netns", "pacing", "ideal")
 WARMUP = 5
@@ -40,17 +40,6 @@ class RunOptions:
     seed: int = 0
     model: str | None = None  # the original model, if it moved since compile
     inputs: str | None = None  # .npz of samples (an array per model input, samples first)
-
-
-@dataclass
-class Request:
-    id: int
-    inputs: dict[str, np.ndarray]
-    sent_at: float = 0.0
-    done_at: float | None = None
-    outputs: dict[str, np.ndarray] | None = None
-    timings: dict[str, float] | None = None
-    error: str | None = None
 
 
 def run(build_dir: str | Path, options: RunOptions = RunOptions(),

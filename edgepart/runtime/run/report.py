@@ -13,7 +13,7 @@ from edgepart.errors import CheckFailedError
 from edgepart.runtime.price import STRICT_RATIO, judged, over_price, stand_in
 
 if TYPE_CHECKING:
-    from edgepart.runtime.run.client import Request
+    from edgepart.runtime.run.transport import Request
 
 
 def slowest_stage_rate(warmup: list[Request], layout: dict, mode: str) -> float:

@@ -1,6 +1,6 @@
 """Messages between tier processes over ZeroMQ: one multipart message per hop, a JSON header frame
 (request id, kind, timings, and per tensor its codec metadata: dtype, shape, scale) followed by one
-frame per tensor encoded with the link's codec (edgepart.runtime.codecs)."""
+frame per tensor encoded with the link's codec (edgepart.compress.codecs)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgepart.runtime import codecs
+from edgepart.compress import codecs
 
 UP, DOWN, RESULT, ACK, READY, FAILED = "up", "down", "result", "ack", "ready", "failed"
 
@@ -18,6 +18,19 @@ UP, DOWN, RESULT, ACK, READY, FAILED = "up", "down", "result", "ack", "ready", "
 def now() -> float:
     """CLOCK_MONOTONIC: one clock for every process on the host, network namespaces included."""
     return time.monotonic()
+
+
+@dataclass
+class Request:
+    """One inference as the client tracks it: sent, answered (outputs, per-phase timings) or failed."""
+
+    id: int
+    inputs: dict[str, np.ndarray]
+    sent_at: float = 0.0
+    done_at: float | None = None
+    outputs: dict[str, np.ndarray] | None = None
+    timings: dict[str, float] | None = None
+    error: str | None = None
 
 
 @dataclass

@@ -45,7 +45,7 @@ class Worker:
         self.runner = None
         started = now()
         if self.entry:
-            from edgepart.runtime.verify import runner_for  # noqa: PLC0415 - onnxruntime/TVM only where a tier runs
+            from edgepart.runtime.runners import runner_for  # noqa: PLC0415 - onnxruntime/TVM only where a tier runs
 
             self.runner = runner_for(Path(config["build"]), self.entry)
         self.load_s = now() - started  # the artifact's load: time-outs scale with it

@@ -24,7 +24,7 @@ from tvm import relax
 from tvm.relax.dpl import is_op, wildcard
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
-from edgepart.compile import kernel_library, offload_c, winograd
+from edgepart.toolchain import kernel_library, offload_c, winograd
 
 CODEGEN = "edgepart"  # the Codegen attribute; TVM looks the generator up as relax.ext.edgepart
 WINOGRAD = offload_c.WINOGRAD
@@ -33,8 +33,9 @@ WINOGRAD = offload_c.WINOGRAD
 def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary,
             inspect: Callable[[tvm.IRModule, tvm.IRModule], None] | None = None) -> tuple[tvm.IRModule, dict]:
     """The module with every call the patterns take replaced by a call into the kernel library,
-    and the count of such call sites (`offloaded_calls`; `winograd_calls` of them Winograd). `inspect(folded, partitioned)`, when given, sees the module
-    just before and just after partitioning (the profiler maps call sites back to ONNX nodes)."""
+    and the count of such call sites (`offloaded_calls`; `winograd_calls` of them Winograd).
+    `inspect(folded, partitioned)`, when given, sees the module just before and just after
+    partitioning (the profiler maps call sites back to ONNX nodes)."""
     tvm.register_global_func(f"relax.ext.{CODEGEN}", _codegen, override=True)
     # Constants folded first (a Gemm's transposed weights): they reach the kernels as plain tensors.
     folded = relax.transform.FoldConstant()(mod)
@@ -67,7 +68,7 @@ def patterns() -> list[FusionPattern]:
 
 def winograd_patterns() -> list[FusionPattern]:
     """conv2d with an optional bias and ReLU, taken as Winograd F(4x4, 3x3) where its shape gains
-    (edgepart.compile.winograd.eligible) and its weights (and bias) are constants. Tried before
+    (edgepart.toolchain.winograd.eligible) and its weights (and bias) are constants. Tried before
     `patterns()`, whose conv2d patterns match the same calls."""
     found = [FusionPattern(f"{CODEGEN}.{WINOGRAD}" + ("_bias" if bias else "") + ("_relu" if act else ""),
                            *_pattern("relax.nn.conv2d", bias, act), _check_winograd)

@@ -1,4 +1,4 @@
-"""The C source edgepart.compile.offload generates: per offloaded function, a wrapper with TVM-FFI's
+"""The C source edgepart.toolchain.offload generates: per offloaded function, a wrapper with TVM-FFI's
 C calling convention that checks its tensors against the shapes fixed at compile time and calls
 native/kernels.c (or winograd.c).
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
-from edgepart.compile import winograd
+from edgepart.toolchain import winograd
 
 FFI_PREFIX = "__tvm_ffi_"
 WINOGRAD = "winograd_conv2d"  # the pattern name's stem of a Winograd convolution (offload)

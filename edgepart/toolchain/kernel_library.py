@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edgepart.cache import cache_dir
 
-NATIVE = Path(str(resources.files("edgepart.compile") / "native"))
+NATIVE = Path(str(resources.files("edgepart.toolchain") / "native"))
 C_SOURCES = ("kernels.c", "winograd.c")
 KERNEL_SOURCES = (*C_SOURCES, "kernels.h")
 # The functions of the C sources that the per-model wrappers call; every other symbol is made local.

@@ -1,5 +1,5 @@
 """Which layers each BYOC accelerator backend would take from a tier (run in a process of its own:
-`python -m edgepart.compile.byoc_worker SUBMODEL.onnx`, prints JSON).
+`python -m edgepart.toolchain.byoc_worker SUBMODEL.onnx`, prints JSON).
 
 TVM's partitioners run here; their code generators (TensorRT, NNAPI, cuBLAS, cuDNN, CUTLASS, CoreML)
 are not built into the apache-tvm wheel, so no artifact can be produced for them (docs/targets.md).
@@ -28,7 +28,7 @@ def coverage(path: str) -> dict:
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    from edgepart.compile.compilers import io_types
+    from edgepart.toolchain.compilers import io_types
 
     model = onnx.load(path)
     shapes, dtypes = io_types(model)

@@ -85,7 +85,7 @@ class TvmTier:
 
     def time(self, inputs: Sequence[np.ndarray], number: int, repeat: int) -> list[float]:
         """Seconds per run, `repeat` times, each the mean of `number` back-to-back runs timed on the
-        device by TVM's time_evaluator (no Python in the loop; the RPC-safe form, TVM.md section 11)."""
+        device by TVM's time_evaluator (no Python in the loop; over RPC the form that times on the board)."""
         self.set_inputs(inputs)
         timer = self.vm.time_evaluator("invoke_stateful", self.device, number=number, repeat=repeat)
         return [float(r) for r in timer("main").results]

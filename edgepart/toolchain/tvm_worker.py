@@ -1,8 +1,8 @@
 """Compile one ONNX file for one target with TVM Relax, in a process of its own.
 
-Run as `python -m edgepart.compile.tvm_worker SPEC.json`; prints a JSON summary on stdout.
+Run as `python -m edgepart.toolchain.tvm_worker SPEC.json`; prints a JSON summary on stdout.
 A process per build isolates TVM crashes and lets CUDA builds get their own environment
-(edgepart.compile.cuda_env) before TVM is imported.
+(edgepart.toolchain.cuda_env) before TVM is imported.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 def compile_onnx(spec: dict) -> dict:
     import tvm
 
-    from edgepart.compile import cpu_pipeline
+    from edgepart.toolchain import cpu_pipeline
 
     started = time.perf_counter()
     mod, import_note = import_onnx(spec)
@@ -100,10 +100,10 @@ def onnxruntime_folded(path: str):
 
 def cpu_kernels(mod, kernels: dict, inspect=None) -> tuple:
     """The module with its convolutions and matrix products offloaded to the kernel library the spec
-    names (edgepart.compile.offload), and the record of it for the manifest; with no library, the
+    names (edgepart.toolchain.offload), and the record of it for the manifest; with no library, the
     module unchanged and the reason. `inspect`: offload.offload's."""
-    from edgepart.compile import offload
-    from edgepart.compile.kernel_library import KernelLibrary
+    from edgepart.toolchain import offload
+    from edgepart.toolchain.kernel_library import KernelLibrary
 
     if kernels["library"] is None:
         return mod, {"library": None, "offloaded_calls": 0, "winograd_calls": 0, "reason": kernels["reason"]}

@@ -1,7 +1,7 @@
 """Tier compilers behind one interface, found by name: TVM (Relax) and onnxruntime (fallback).
 
 `compile(submodel, tier, out_dir) -> Artifact`. TVM builds run in their own process
-(edgepart.compile.tvm_worker) with the environment the target needs.
+(edgepart.toolchain.tvm_worker) with the environment the target needs.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import onnx
 
 from edgepart.cache import cache_dir
 from edgepart.children import die_with_parent
-from edgepart.compile import cuda_env, elf, kernel_library
-from edgepart.compile.targets import TargetPreset
 from edgepart.errors import BadInputError, ToolError
+from edgepart.toolchain import cuda_env, elf, kernel_library
+from edgepart.toolchain.targets import TargetPreset
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def io_types(model: onnx.ModelProto) -> tuple[dict[str, list[int]], dict[str, st
 
 class TvmCompiler:
     """`kernels`: CPU tiers call edgepart's kernel library (OpenBLAS) for their convolutions and
-    matrix products where it is installed for the target (edgepart.compile.offload); False builds
+    matrix products where it is installed for the target (edgepart.toolchain.offload); False builds
     every kernel with TVM, untuned unless `tune_trials` (bench_tvm_vs_ort's before column)."""
 
     name = "tvm"
@@ -72,7 +72,7 @@ class TvmCompiler:
             spec["target"] = {**preset.target, "num-cores": 1}  # tuned for the one thread tiers run with
         spec_path = out_dir / f".{stem}.spec.json"
         spec_path.write_text(json.dumps(spec))
-        result = run_tvm_process("edgepart.compile.tvm_worker", str(spec_path), cuda=preset.device == "cuda")
+        result = run_tvm_process("edgepart.toolchain.tvm_worker", str(spec_path), cuda=preset.device == "cuda")
         spec_path.unlink()
         if result.returncode != 0:
             raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: "
@@ -126,8 +126,8 @@ class ByocCompiler:
 
 
 def byoc_coverage(submodel: Path) -> dict:
-    """What each BYOC backend's partitioner takes from a sub-model (edgepart.compile.byoc_worker)."""
-    result = run_tvm_process("edgepart.compile.byoc_worker", str(submodel))
+    """What each BYOC backend's partitioner takes from a sub-model (edgepart.toolchain.byoc_worker)."""
+    result = run_tvm_process("edgepart.toolchain.byoc_worker", str(submodel))
     if result.returncode != 0:
         raise ToolError(f"TVM could not partition {submodel}: {last_error(result.stderr)}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -163,16 +163,6 @@ def compiler(name: str):
     if name not in COMPILERS:
         raise BadInputError(f"unknown backend '{name}'; known: {', '.join(COMPILERS)}")
     return COMPILERS[name]
-
-
-def ort_options():
-    """onnxruntime as the tiers use it: one intra-op thread, sequential, all graph optimisations."""
-    import onnxruntime as ort  # noqa: PLC0415
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    options.log_severity_level = 3
-    return options
 
 
 def last_error(stderr: str) -> str:

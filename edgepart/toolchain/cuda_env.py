@@ -4,7 +4,7 @@ Without an NVIDIA driver, TVM's CUDA runtime library cannot load (it needs libcu
 codegen falls back to storing CUDA source that is compiled when the library is loaded, which
 needs nvcc or NVRTC on the device. A stand-in libcuda.so.1 whose nine entry points report
 "no device" lets the runtime library load; with TVM_CUDA_COMPILE_MODE=nvcc the codegen then runs
-nvcc at build time and the exported library carries the fatbin (shared/TVM.md).
+nvcc at build time and the exported library carries the fatbin (docs/targets.md).
 """
 
 from __future__ import annotations

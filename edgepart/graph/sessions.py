@@ -1,0 +1,42 @@
+"""onnxruntime sessions as edgepart runs them, and the model copy that names each node as the
+LayerGraph does (so a profiler's kernels and a cut's nodes trace back to layers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import onnx
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+    from edgepart.graph import LoadedModel
+
+CPU = ["CPUExecutionProvider"]
+
+
+def named_model(loaded: LoadedModel) -> onnx.ModelProto:
+    """A copy whose ONNX nodes carry their LayerGraph names, so kernels can be traced back."""
+    model = onnx.ModelProto()
+    model.CopyFrom(loaded.model)
+    for node in loaded.graph.layers:
+        model.graph.node[node.onnx_index].name = node.name
+    return model
+
+
+def ort_options() -> ort.SessionOptions:
+    """onnxruntime as the tiers use it: one intra-op thread, sequential, all graph optimisations."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.log_severity_level = 3
+    return options
+
+
+def tier_session(model: onnx.ModelProto | str) -> ort.InferenceSession:
+    """A CPU session of a model (a ModelProto or a path) as a tier runs it (ort_options)."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(source, ort_options(), providers=CPU)

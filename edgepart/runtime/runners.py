@@ -1,0 +1,75 @@
+"""How this machine runs a tier of a build: its own library (TVM's runtime, here or on this host's
+GPU), an emulator, or its sub-model in onnxruntime as a stand-in. verify, run's tiers and compile's
+timing all go through `runner_for`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgepart.compile import manifest
+from edgepart.toolchain.elf import HOST_MACHINE
+from edgepart.wording import with_article
+
+
+class OrtRunner:
+    def __init__(self, path: Path, why: str, native: bool, threads: int = 1) -> None:
+        """`threads`: intra-op threads, as the plan priced the tier (at most this host's CPUs)."""
+        from edgepart.graph.sessions import ort_options  # noqa: PLC0415
+
+        options = ort_options()
+        options.intra_op_num_threads = max(1, min(threads, os.cpu_count() or 1))
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.description = why
+        self.native = native  # False: a stand-in for an artifact that cannot run here
+
+    def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        names = [i.name for i in self.session.get_inputs()]
+        return self.session.run(None, dict(zip(names, values)))
+
+
+class TvmRunner:
+    def __init__(self, path: Path, device: str) -> None:
+        from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - loads TVM's runtime only
+
+        self.tier = TvmTier(path, device)
+        self.description = f"tvm runtime ({device}, this host)"
+        self.native = True
+
+    def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        return self.tier.run(values)
+
+
+def runner_for(build_dir: Path, tier: dict, emulators: dict | None = None):
+    """The way this machine runs a tier: its library, an emulator, or its sub-model in onnxruntime.
+    A runner has `run`, `description` (how it runs, for reports) and `native` (False for an emulator or
+    a stand-in: the tier's own artifact does not run at its own speed here)."""
+    emulators = emulators or {}
+    artifact = manifest.artifact_path(build_dir, tier)
+    submodel = manifest.artifact_path(build_dir, tier, "submodel")
+    if tier["backend"] == "onnxruntime":
+        return OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True, threads=tier.get("threads", 1))
+    if tier["runtime_device"] == "cpu" and tier["elf_machine"] == HOST_MACHINE:
+        return TvmRunner(artifact, "cpu")
+    if tier["runtime_device"] == "cuda" and _cuda_available():
+        return TvmRunner(artifact, "cuda")
+    emulator = emulators.get(tier["elf_machine"]) if tier["runtime_device"] == "cpu" else None
+    if emulator is not None:
+        return emulator(artifact, tier)
+    library = with_article(tier["target"]["preset"])
+    return OrtRunner(submodel, f"onnxruntime stand-in: {library} library cannot run here ({tier['verification']})",
+                      native=False)
+
+
+def _cuda_available() -> bool:
+    """An NVIDIA driver that loads and a GPU device node."""
+    import ctypes  # noqa: PLC0415
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return Path("/dev/nvidia0").exists()
