@@ -10,7 +10,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from edgepart import schema
+import numpy as np
+
+from edgepart import names, schema
 from edgepart.errors import BadInputError
 
 SCHEMA_VERSION = 1
@@ -31,7 +33,31 @@ def load(build_dir: str | Path) -> dict[str, Any]:
     path = build_dir / FILE
     if not path.is_file():
         raise BadInputError(f"{build_dir}: no {FILE}; is this an edgepart build folder?")
-    return schema.load_json(path, "manifest", SCHEMA_VERSION)
+    doc = schema.load_json(path, "manifest", SCHEMA_VERSION)
+    tiers = doc.get("tiers")
+    if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
+        raise BadInputError(f"{path}: tiers: expected a list of tiers; is this an edgepart build folder?")
+    for i, tier in enumerate(tiers):
+        names.checked(tier.get("name"), f"{path}: tiers[{i}].name")
+    return doc
+
+
+def sample_inputs(build_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """The calibration sample compile stored in the build (verify's and run's default inputs), or
+    None; refused when it resolves outside the build (a symbolic link) or is not plain arrays."""
+    where = Path(build_dir) / SAMPLE_INPUTS
+    if not where.is_file():
+        return None
+    path = names.inside(build_dir, SAMPLE_INPUTS, str(where))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise BadInputError(f"{where}: not a readable .npz of arrays ({exc})") from None
+    odd = [name for name, value in arrays.items() if value.dtype.kind not in "biuf"]
+    if odd:
+        raise BadInputError(f"{where}: array '{odd[0]}' is {arrays[odd[0]].dtype}, not numbers")
+    return arrays
 
 
 def artifact_path(build_dir: str | Path, tier: dict[str, Any], key: str = "artifact") -> Path:

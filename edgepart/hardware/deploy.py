@@ -18,6 +18,7 @@ from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware import units
 from edgepart.hardware.devices import DeviceProfile, load_device
 from edgepart.hardware.links import Link, link_presets, preset_link, radio_from_preset
+from edgepart.names import checked as checked_name
 from edgepart.toolchain import targets
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -123,7 +124,8 @@ def _tier(doc: dict[str, Any], where: str) -> Tier:
     if not isinstance(threads, int) or threads < 1:
         raise BadInputError(f"{where}.threads: expected a positive integer, got {threads!r}")
     return Tier(
-        name=str(doc["name"]), device=device, target=doc["target"], backends=backends, precisions=precisions,
+        name=checked_name(doc["name"], f"{where}.name"), device=device, target=doc["target"], backends=backends,
+        precisions=precisions,
         memory_budget=units.parse(memory, "size", f"{where}.memory") if memory is not None else None,
         threads=threads,
     )
@@ -169,7 +171,7 @@ def _links(docs: list[dict[str, Any]], names: list[str], source: str) -> tuple[L
         if ends[1] != ends[0] + 1:
             raise BadInputError(f"{where}: links join adjacent tiers, lower first ('{doc['from']}' -> "
                                 f"'{names[ends[0] + 1] if ends[0] + 1 < len(names) else '?'}')")
-        name = doc.get("name", f"{doc['from']}-{doc['to']}")
+        name = checked_name(doc.get("name", f"{doc['from']}-{doc['to']}"), f"{where}.name")
         preset = doc.get("preset")
         if preset is not None and preset not in presets:
             raise BadInputError(f"{where}.preset: unknown link preset '{preset}'; known: {', '.join(presets)}")

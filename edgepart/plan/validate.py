@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepart import schema
+from edgepart import names, schema
 from edgepart.cost import build as cost_build
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import GRAPH_OUTPUT, LoadedModel
@@ -25,6 +25,11 @@ def load_plan(path: str) -> dict[str, Any]:
     missing = [key for key in REQUIRED if not isinstance(doc.get(key), (dict, list))]
     if missing:
         raise BadInputError(f"{path}: not a complete plan file (no '{missing[0]}'); write one with edgepart plan -o")
+    tiers = doc["deployment"].get("tiers") if isinstance(doc["deployment"], dict) else None
+    if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
+        raise BadInputError(f"{path}: deployment.tiers: expected a list of tiers; write the plan with edgepart plan -o")
+    for i, tier in enumerate(tiers):
+        names.checked(tier.get("name"), f"{path}: deployment.tiers[{i}].name")
     return doc
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
 from edgepart.compile import manifest
@@ -143,10 +142,8 @@ def _requests(model: Path, build_dir: Path, options: RunOptions) -> list[Request
 
         samples = list(data.load(options.inputs, graph.load(model), "--inputs").samples())
         return [Request(i - WARMUP, samples[i % len(samples)]) for i in range(count)]
-    stored = build_dir / manifest.SAMPLE_INPUTS
-    if stored.is_file():
-        with np.load(stored) as archive:
-            sample = {name: archive[name] for name in archive.files}
+    sample = manifest.sample_inputs(build_dir)
+    if sample is not None:
         return [Request(i - WARMUP, sample) for i in range(count)]
     import onnxruntime as ort  # noqa: PLC0415
 
