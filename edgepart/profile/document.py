@@ -140,6 +140,7 @@ def tvm_document(loaded: LoadedModel, device: DeviceProfile, options: RunOptions
             # the kernel library of the per-layer timing, in build.kernels' form (None: TVM's kernels only)
             "per_layer_kernels": measurement.layer_kernels,
             "kernel_scale": measurement.scale,
+            "unattributed_share": measurement.unattributed_share,
             # The tuning state of what was timed: compile without --tune builds the same (no database used).
             "tuning": {"trials": 0, "database": None,
                        "state": "untuned, as edgepart compile builds without --tune"},

@@ -46,6 +46,7 @@ class TvmMeasurement:
     build: dict | None = None  # what compile reported for the artifact (TvmCompiler's details)
     layer_kernels: dict | None = None  # the kernel library the per-layer timing used (build.kernels' form)
     idle: dict | None = None  # single runs after the device idled, against back to back (profile.idle)
+    unattributed_share: float = 0.0  # of the unfused kernels' time, in kernels of no layer (per_layer)
 
 
 def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str | None = None,
@@ -74,9 +75,12 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
     progress(options.repeat)
     end_to_end = Stats.of(seconds)
     layers, scale = per_layer(loaded, kernels, end_to_end)
+    names = {node.name for node in loaded.graph.layers}
+    total = sum(statistics.median(v) for v in kernels.values()) or 1.0
+    unattributed = sum(statistics.median(v) for k, v in kernels.items() if k not in names) / total
     return TvmMeasurement(end_to_end, layers, {name: s.median for name, s in layers.items()}, reading, preset.name,
                           f"rpc://{rpc}" if rpc else "this host", artifact.details.get("seconds", 0.0), scale,
-                          artifact.details, layer_kernels, idle_record)
+                          artifact.details, layer_kernels, idle_record, unattributed)
 
 
 def idle_penalty(tier, inputs, back_to_back_s: float) -> dict:
@@ -92,9 +96,12 @@ def idle_penalty(tier, inputs, back_to_back_s: float) -> dict:
 
 def per_layer(loaded: LoadedModel, kernels: dict[str, list[float]],
               end_to_end: Stats) -> tuple[dict[str, Stats], float]:
-    """Layer times: the unfused kernel times scaled so their medians add up to the deployed
-    artifact's end-to-end median; and that scale."""
-    scale = end_to_end.median / (sum(statistics.median(v) for v in kernels.values()) or 1.0)
+    """Layer times: the unfused kernel times scaled so the layers' medians add up to the deployed
+    artifact's end-to-end median; and that scale. Kernels of no layer of the model (a node onnxruntime's
+    constant folding renamed, where the model was imported from its folded copy) are left out of the
+    sum, so their time is spread over the layers rather than lost."""
+    layers = {node.name for node in loaded.graph.layers}
+    scale = end_to_end.median / (sum(statistics.median(v) for k, v in kernels.items() if k in layers) or 1.0)
     return ({node.name: Stats.of([scale * t for t in kernels.get(node.name, [0.0])]) for node in loaded.graph.layers},
             scale)
 

@@ -279,3 +279,16 @@ def test_prediction_calibrated_on_another_model_lands_within_25_percent():
     now_source, now_target = time_interleaved([(named_model(m), sample_inputs(m)) for m in (source, target)], options)
     drift = now_source.median / measured.end_to_end.median
     assert abs(predicted * drift / now_target.median - 1) <= 0.25
+
+
+def test_tvm_layer_times_add_up_to_the_artifact_even_when_some_kernels_name_no_layer():
+    """A kernel of a node onnxruntime's folding renamed belongs to no layer: its time is spread over
+    the layers (by the scale), not lost from the price."""
+    from edgepart.profile.tvm_profiler import per_layer  # noqa: PLC0415
+
+    loaded = graph.load(MODELS / "digits_cnn.onnx")
+    kernels = {node.name: [1e-4] for node in loaded.graph.layers}
+    kernels["renamed_by_folding"] = [5e-4] * 3
+    layers, scale = per_layer(loaded, kernels, Stats.of([2e-3]))
+    assert sum(s.median for s in layers.values()) == pytest.approx(2e-3)
+    assert scale == pytest.approx(2e-3 / (1e-4 * len(loaded.graph.layers)))
