@@ -40,6 +40,7 @@ from edgepart import graph
 from edgepart.machine import host_description
 
 RESULTS = ROOT / "bench" / "results" / "promise.json"
+NOTES = RESULTS.with_name("promise_notes.md")  # hand-written findings, appended to the .md by every run
 TARGET = "x86-64-v4"
 LIMIT, MEDIAN_GOAL = 1.25, 1.10
 REQUESTS = 20
@@ -275,7 +276,8 @@ def markdown(doc: dict) -> str:
         f"TVM-only tiers (deployment `tvm`, not part of the goal): {_verdict_line(doc['summary_tvm'])}.", "",
         f"Time per step (all models): {steps}.", "",
         "Reproduce (models exported as bench_zoo says):", "",
-        "```", "python -m bench.bench_promise " + " ".join(r["path"] for r in doc["rows"]), "```", ""])
+        "```", "python -m bench.bench_promise " + " ".join(r["path"] for r in doc["rows"]), "```", "",
+        *([NOTES.read_text()] if NOTES.exists() else [])])
 
 
 def _commit() -> str:

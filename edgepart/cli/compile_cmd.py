@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
-from edgepart import graph
+from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.output import OutputOptions, emit, output_options
-from edgepart.compile.build import compile_plan
-from edgepart.compress import data
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.plan.validate import load_plan
 
@@ -48,11 +45,8 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
         if out.show_progress:
             click.echo(f"edgepart: {message}", err=True)
 
-    from edgepart.runtime.price import time_tier  # noqa: PLC0415 - the built tiers timed against their price
-
-    calibration = data.load(calibration_path, loaded, "--calibration") if calibration_path else None
-    doc = compile_plan(loaded, load_plan(plan_path), plan_path, output, progress, tune_trials,
-                       Path(tuning_db) if tuning_db else None, calibration, timer=time_tier)
+    doc = api.compile(loaded, plan_path, output, tune=tune_trials, tuning_db=tuning_db,
+                      calibration=calibration_path, progress=progress)
     emit(out, doc, lambda d: render_manifest(d, output))
 
 
@@ -123,7 +117,8 @@ def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, 
         check, render = (lambda: verify.validate_accuracy(build_dir, accuracy_data, model_path, _emulators(),
                                                           samples)), render_accuracy
     else:
-        check, render = (lambda: verify.verify(build_dir, inputs_path, model_path, _emulators(), strict)), render_verify
+        check, render = (lambda: api.verify(build_dir, inputs=inputs_path, model=model_path, strict=strict)), \
+            render_verify
     try:
         report = check()
     except CheckFailedError as exc:

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import click
 
-from edgepart import graph, schema
+from edgepart import api, graph, schema
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options
-from edgepart.compress.sensitivity import load_sensitivity
-from edgepart.cost.model import Objective
 from edgepart.errors import BadInputError, CheckFailedError
-from edgepart.hardware import deploy
-from edgepart.plan import planner, solvers
-from edgepart.plan.ilp import IlpOptions
-from edgepart.profile.document import load_profile
+from edgepart.plan import solvers
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("latency", "energy", "throughput", "weighted")
@@ -59,18 +52,11 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
     if objective == "weighted" and energy_weight <= 0:
         raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
-    deployment = deploy.load(deploy_path)
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
-    request = planner.PlanRequest(
-        objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit),
-        reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ,
-        profiles=_profiles(profiles_dir, loaded) if profiles_dir else (),
-        sensitivity=load_sensitivity(sensitivity_path, loaded) if sensitivity_path else None,
-    )
-    if deployment.budgets.accuracy_drop is not None and request.sensitivity is None:
-        log.warning("an accuracy budget without --sensitivity: lower precisions and codecs count as free")
     try:
-        doc = planner.plan(loaded, deployment, request)
+        doc = api.plan(loaded, deploy_path, profiles=profiles_dir or (), sensitivity=sensitivity_path,
+                       objective=objective, energy_weight=energy_weight, solver=solver, time_limit_s=time_limit,
+                       reproducible=reproducible)
     except CheckFailedError as exc:
         if out.json and exc.details:  # a pipeline gets the reason as JSON too (exit code 1 all the same)
             emit(out, exc.details, render)
@@ -92,13 +78,6 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     unmet = [name for name, b in doc["budgets"].items() if not b["met"]]
     if unmet:
         raise CheckFailedError(f"budget not met: {', '.join(unmet)}")
-
-
-def _profiles(folder: str, loaded: graph.LoadedModel) -> tuple[dict, ...]:
-    """Every profile in `folder`; one made for another model is refused, naming both hashes."""
-    if not Path(folder).is_dir():
-        raise BadInputError(f"--profiles {folder}: no such folder")
-    return tuple(load_profile(str(p), loaded) for p in sorted(Path(folder).glob("*.json")))
 
 
 def summary(doc: dict[str, Any], output: str | None) -> str:

@@ -6,16 +6,14 @@ from typing import Any
 
 import click
 
-from edgepart import graph, schema
+from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.errors import BadInputError
 from edgepart.hardware.devices import load_device
-from edgepart.profile import document
-from edgepart.profile.converted import measure_precision
-from edgepart.profile.measure import CUT_POINTS, measure, session_energy
-from edgepart.profile.ort_profiler import LEVELS, RunOptions
+from edgepart.profile.measure import CUT_POINTS
+from edgepart.profile.ort_profiler import LEVELS
 
 
 @click.command("profile")
@@ -57,60 +55,32 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
                                  ("--check-segments", check_segments, 0)):
         if value < least:
             raise BadInputError(f"{option} {value}: must be at least {least}")
-    profile_device = load_device(device, "--device")
+    load_device(device, "--device")  # an unknown device is named as the option
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
-    if predict:
-        if calibration:
-            profile_device = _calibrated(profile_device, calibration)
-        doc = document.predicted_document(loaded, profile_device, precisions, threads)
-    else:
-        if rpc or backend == "tvm":
-            doc = _tvm_profile(out, loaded, profile_device, target, RunOptions(threads, warmup, repeat), rpc,
-                               precisions, check_segments)
-            if output:
-                schema.write_json(output, doc)
-            emit(out, doc, render)
-            return
-        if device != "local":
-            raise BadInputError(f"device '{device}' is not this host: measure it on the board with --backend tvm "
-                                "--rpc HOST:PORT, or predict it with --predict")
-        unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
-        if unknown:
-            raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
-        options = RunOptions(threads, warmup, repeat, optimization)
-        lower = [p for p in precisions if p != "fp32"]
-        held_out = 2 * CUT_POINTS if check_segments else 0  # parts timed with the segments (check_segments)
-        # Per precision: the profiled rounds and the prefix stage (measure); then the segment check.
-        passes = (3 * (warmup + repeat) + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
-        calibration = _calibration(data_path, loaded) if "int8" in lower else None
-        with progress_bar(out, passes, "profiling") as update:
-            measurement = measure(loaded, options, check_segments, progress=update)
-            converted = {p: measure_precision(loaded, p, options, calibration, update) for p in lower}
-        doc = document.measured_document(loaded, profile_device, options, measurement, converted,
-                                         session_energy(loaded, options))
-    if output:
-        schema.write_json(output, doc)
-    emit(out, doc, render)
-
-
-def _tvm_profile(out: OutputOptions, loaded, device, target: str | None, options: RunOptions, rpc: str | None,
-                 precisions: list[str], check_segments: int) -> dict:
-    from edgepart.profile.tvm_profiler import measure_tvm  # noqa: PLC0415 - TVM only when asked
-
-    if precisions != ["fp32"] or check_segments:
+    tvm = not predict and (rpc is not None or backend == "tvm")
+    if tvm and (precisions != ["fp32"] or check_segments):
         raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
-    if rpc and not target:
+    if tvm and rpc and not target:
         raise BadInputError("--rpc needs --target, the preset the remote board runs (e.g. aarch64, rpi4)")
-    with progress_bar(out, 3 * (options.warmup + options.repeat) + options.warmup + options.repeat,
-                      "profiling (tvm)") as update:
-        measurement = measure_tvm(loaded, target or "x86-64", options, rpc, update)
-    return document.tvm_document(loaded, device, options, measurement)
-
-
-def _calibration(path: str | None, loaded: graph.LoadedModel):
-    from edgepart.compress import data  # noqa: PLC0415
-
-    return data.load(path, loaded) if path else data.seeded(loaded, 16)
+    if not predict and not tvm and device != "local":
+        raise BadInputError(f"device '{device}' is not this host: measure it on the board with --backend tvm "
+                            "--rpc HOST:PORT, or predict it with --predict")
+    unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
+    if not predict and unknown:
+        raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
+    if tvm:  # per pass: the profiled rounds (warm-up and repeat) and the kernel timing
+        passes, label = 3 * (warmup + repeat) + warmup + repeat, "profiling (tvm)"
+    else:  # per precision: the profiled rounds and the prefix stage (measure); then the segment check
+        held_out = 2 * CUT_POINTS if check_segments else 0
+        lower = [p for p in precisions if p != "fp32"]  # fp32 is always measured
+        passes = (3 * (warmup + repeat) + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
+        label = "predicting" if predict else "profiling"
+    with progress_bar(out, 1 if predict else passes, label) as update:
+        doc = api.profile(loaded, device=device, backend=backend, predict=predict, calibrate_with=calibration,
+                          precisions=precisions, threads=threads, warmup=warmup, repeat=repeat,
+                          optimization=optimization, check_segments=check_segments, data=data_path, target=target,
+                          rpc=rpc, output=output, progress=update)
+    emit(out, doc, render)
 
 
 def _calibrated_times(layer: dict[str, Any]) -> tuple[str, str, str]:
@@ -121,18 +91,6 @@ def _calibrated_times(layer: dict[str, Any]) -> tuple[str, str, str]:
         return ms, "-", "-"
     factor = layer["calibrated_s"] / layer["median_s"] if layer["median_s"] > 0 else 1.0
     return ms, f"{layer['p10_s'] * factor * 1e3:.4f}", f"{layer['p90_s'] * factor * 1e3:.4f}"
-
-
-def _calibrated(device, path: str):
-    from edgepart.profile.calibrate import calibrate  # noqa: PLC0415
-
-    measured = schema.load_json(path, "profile", document.SCHEMA_VERSION)
-    if measured["device"] != device.name or measured["predicted"]:
-        raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
-    measured_model = graph.load(measured["model"]["path"])
-    if measured_model.sha256 != measured["model"]["sha256"]:
-        raise BadInputError(f"{path}: its model {measured['model']['path']} changed since it was profiled")
-    return calibrate(device, measured_model.graph, measured)
 
 
 def render(doc: dict[str, Any]) -> str:

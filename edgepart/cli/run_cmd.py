@@ -6,16 +6,15 @@ from typing import Any
 
 import click
 
+from edgepart import api
 from edgepart.cli import text
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
-from edgepart.errors import BadInputError, CheckFailedError
-
-LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "ideal"}
+from edgepart.errors import CheckFailedError
 
 
 @click.command("run")
 @click.argument("build_dir", type=click.Path(file_okay=False))
-@click.option("--links", "links", type=click.Choice(sorted(LINK_MODES)), default="shaped", show_default=True,
+@click.option("--links", "links", type=click.Choice(sorted(api.LINK_MODES)), default="shaped", show_default=True,
               help="shaped: network namespaces with tc netem where the host allows (root), else pacing in "
                    "the sender; netns or pacing to insist on one; ideal: no shaping.")
 @click.option("--requests", type=int, default=100, show_default=True, help="Requests to stream (after 5 warm-ups).")
@@ -39,16 +38,10 @@ def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, r
                 timeout_s: float | None, no_check: bool, model_path: str | None, inputs_path: str | None,
                 strict: bool) -> None:
     """Run BUILD_DIR's tiers as processes over its links; report latency, throughput and the plan's error."""
-    from edgepart.runtime.run import client  # noqa: PLC0415 - zmq and the runtime only when running
-
-    if requests < 1:
-        raise BadInputError("--requests must be at least 1")
-    options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",
-                                shaping=LINK_MODES[links], timeout_s=timeout_s, check=not no_check,
-                                model=model_path, inputs=inputs_path)
     try:
         with progress_bar(out, requests, "requests") as update:
-            report = client.run(build_dir, options, progress=update)
+            report = api.run(build_dir, requests=requests, links=links, rate=rate, timeout_s=timeout_s,
+                             check=not no_check, model=model_path, inputs=inputs_path, progress=update)
         if strict:
             from edgepart.runtime.price import enforce  # noqa: PLC0415
 
@@ -58,18 +51,6 @@ def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, r
             emit(out, exc.details, render)
         raise
     emit(out, report, render)
-
-
-def _rate(rate: str | None) -> float | None:
-    if rate is None or rate == "max":
-        return None
-    try:
-        value = float(rate)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise BadInputError(f"--rate '{rate}': expected requests per second (> 0) or 'max'")
-    return value
 
 
 def render(report: dict[str, Any]) -> str:

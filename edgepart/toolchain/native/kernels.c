@@ -8,26 +8,19 @@
 #include <cblas.h>
 #include "kernels.h"
 
-/* Portable x86-64 builds get AVX2 and AVX-512 clones of the loop kernels, picked at load time (ifunc);
- * OpenBLAS dispatches by itself (DYNAMIC_ARCH). */
-#if defined(__x86_64__) && !defined(__AVX2__) && !defined(EP_NO_CLONES)
-#define EP_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#define EP_CLONES
-#endif
 
-/* Per-thread scratch (im2col columns, padded depthwise planes): grown to the largest size a call
- * has needed and kept, so a model's calls allocate once rather than per call. */
-static __thread float* ep_scratch = NULL;
-static __thread size_t ep_scratch_size = 0;
+/* Per-thread scratch (im2col columns, padded depthwise planes, Winograd's transformed tiles): grown to
+ * the largest size a call has needed and kept, so a model's calls allocate once rather than per call. */
+static __thread float* scratch_buffer = NULL;
+static __thread size_t scratch_floats = 0;
 
-static float* scratch(size_t floats) {
-  if (floats > ep_scratch_size) {
-    free(ep_scratch);
-    ep_scratch = (float*)aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
-    ep_scratch_size = ep_scratch ? floats : 0;
+float* ep_scratch(size_t floats) {
+  if (floats > scratch_floats) {
+    free(scratch_buffer);
+    scratch_buffer = (float*)aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
+    scratch_floats = scratch_buffer ? floats : 0;
   }
-  return ep_scratch;
+  return scratch_buffer;
 }
 
 /* exp for the SiLU epilogue: Cephes polynomial (as topi.fast_exp), branch-free so it vectorises
@@ -101,7 +94,7 @@ EP_CLONES static int depthwise(const float* x, const float* w, const float* bias
   const int H = p->H, W = p->W, OH = p->OH, OW = p->OW, KH = p->KH, KW = p->KW;
   const int HP = H + p->PT + p->PB + 1, WP = W + p->PL + p->PR; /* +1 row: stride-1 overrun */
   const size_t plane_p = (size_t)HP * WP;
-  float* pad = scratch(plane_p + (size_t)OH * WP + (size_t)OW + 32);
+  float* pad = ep_scratch(plane_p + (size_t)OH * WP + (size_t)OW + 32);
   if (!pad) return -1;
   float* acc = pad + plane_p;
   memset(pad, 0, sizeof(float) * plane_p);
@@ -160,7 +153,7 @@ int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, 
     }
     const int direct = p->KH == 1 && p->KW == 1 && p->SH == 1 && p->SW == 1 && p->PT == 0 && p->PL == 0 &&
                        p->PB == 0 && p->PR == 0;
-    float* col = direct ? NULL : scratch((size_t)K * OHW);
+    float* col = direct ? NULL : ep_scratch((size_t)K * OHW);
     if (!direct && !col) return -1;
     for (int g = 0; g < G; ++g) {
       const float* xg = xn + (size_t)g * Cg * p->H * p->W;

@@ -28,4 +28,16 @@ int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, 
 int ep_conv2d_winograd(const float* x, const float* u, const float* bias, float* y, const ep_conv_t* p);
 void ep_matmul(const float* a, const float* w, const float* bias, float* y, const ep_matmul_t* p);
 
+/* For the kernels' own sources (kernels.c, winograd.c), not the wrappers. Portable x86-64 builds get
+ * AVX2 and AVX-512 clones of the loop kernels, picked at load time (ifunc); OpenBLAS dispatches by
+ * itself (DYNAMIC_ARCH). ep_scratch: a per-thread buffer of at least `floats` floats, 64-byte
+ * aligned, kept between calls (NULL when it cannot be allocated). */
+#if defined(__x86_64__) && !defined(__AVX2__) && !defined(EP_NO_CLONES)
+#define EP_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define EP_CLONES
+#endif
+#include <stddef.h>
+float* ep_scratch(size_t floats);
+
 #endif

@@ -13,26 +13,8 @@
 #include <cblas.h>
 #include "kernels.h"
 
-#if defined(__x86_64__) && !defined(__AVX2__) && !defined(EP_NO_CLONES)
-#define EP_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#define EP_CLONES
-#endif
 
 enum { TILE = 4, PATCH = 6, POSITIONS = 36 };
-
-/* Per-thread scratch, grown to the largest call's need and kept (as kernels.c's). */
-static __thread float* wg_scratch = NULL;
-static __thread size_t wg_scratch_size = 0;
-
-static float* scratch(size_t floats) {
-  if (floats > wg_scratch_size) {
-    free(wg_scratch);
-    wg_scratch = (float*)aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
-    wg_scratch_size = wg_scratch ? floats : 0;
-  }
-  return wg_scratch;
-}
 
 /* One row of B^T applied to six values (rows of the 6x6 input transform). */
 #define BT0(d0, d1, d2, d3, d4, d5) (4.f * (d0) - 5.f * (d2) + (d4))
@@ -143,7 +125,7 @@ int ep_conv2d_winograd(const float* x, const float* u, const float* bias, float*
   const int C = p->C, K = p->O, TH = (p->OH + TILE - 1) / TILE, TW = (p->OW + TILE - 1) / TILE, T = TH * TW;
   const size_t v_size = (size_t)POSITIONS * C * T, m_size = (size_t)POSITIONS * K * T;
   const size_t rows = (size_t)2 * PATCH * (TILE * TW + 2), work = (size_t)(PATCH + TILE) * TILE * TW;
-  float* v = scratch(v_size + m_size + rows + work);
+  float* v = ep_scratch(v_size + m_size + rows + work);
   if (!v) return -1;
   float* m = v + v_size;
   float* buffers = m + m_size;

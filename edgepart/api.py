@@ -1,0 +1,229 @@
+"""edgepart from Python: each stage as a function with the command's options, returning the
+document the command writes (docs/api.md).
+
+    from edgepart import api
+    profile = api.profile("models/residual_cnn.onnx")
+    plan = api.plan("models/residual_cnn.onnx", "examples/demo.toml", profiles=[profile])
+    manifest = api.compile("models/residual_cnn.onnx", plan, "build/demo")
+    report = api.verify("build/demo")
+
+A model is a path or a loaded model (`load_model`); a plan, profile or sensitivity argument is a
+path or the document a function returned. The documents are the JSON ones of docs/file-formats.md,
+as dicts; errors are edgepart.errors' (BadInputError: exit 2 on the command line; CheckFailedError:
+exit 1; ToolError: exit 3). Nothing is printed; `output` writes the document as the command's `-o`.
+The stages live in packages named profile, plan, compile, so their functions are here, in
+`edgepart.api`, not on `edgepart` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from edgepart import graph, schema
+from edgepart.errors import BadInputError
+from edgepart.graph import LoadedModel
+
+Model = str | Path | LoadedModel
+Document = dict[str, Any]
+Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
+
+
+def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = None) -> LoadedModel:
+    """An ONNX file with static shapes (`input_shapes` fixes dynamic ones, as --input-shape)."""
+    return graph.load(str(path), input_shapes or {})
+
+
+def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime", predict: bool = False,
+            calibrate_with: str | Path | None = None, precisions: Iterable[str] = ("fp32",), threads: int = 1,
+            warmup: int = 10, repeat: int = 50, optimization: str = "all", check_segments: int = 0,
+            data: str | Path | None = None, target: str | None = None, rpc: str | None = None,
+            output: str | Path | None = None, progress: Progress = lambda n: None) -> Document:
+    """`edgepart profile`: per-layer latency measured on this host (onnxruntime, or `backend="tvm"`
+    as compile builds it; on a board with `rpc`), or with `predict` from a device profile (fitted
+    first to `calibrate_with`, a measured profile of another model on that device). `data`: int8
+    calibration data (.npz). `progress` is called with the rounds done."""
+    from edgepart.hardware.devices import load_device  # noqa: PLC0415
+    from edgepart.profile import document  # noqa: PLC0415
+    from edgepart.profile.ort_profiler import RunOptions  # noqa: PLC0415
+
+    loaded, precisions = _loaded(model), list(precisions)
+    profile_device = load_device(device, "device")
+    options = RunOptions(threads, warmup, repeat, optimization)
+    if predict:
+        if calibrate_with:
+            profile_device = _calibrated(profile_device, str(calibrate_with))
+        doc = document.predicted_document(loaded, profile_device, precisions, threads)
+    elif backend == "tvm" or rpc:
+        from edgepart.profile.tvm_profiler import measure_tvm  # noqa: PLC0415 - TVM only when asked
+
+        if precisions != ["fp32"] or check_segments:
+            raise BadInputError("backend tvm measures fp32 end to end: no other precisions, no segment check")
+        if rpc and not target:
+            raise BadInputError("rpc needs target, the preset the remote board runs (e.g. aarch64, rpi4)")
+        doc = document.tvm_document(loaded, profile_device, options,
+                                    measure_tvm(loaded, target or "x86-64", options, rpc, progress))
+    else:
+        doc = _measured_profile(loaded, profile_device, options, precisions, check_segments, data, progress)
+    return _written(doc, output)
+
+
+def _measured_profile(loaded: LoadedModel, device, options, precisions: list[str], check_segments: int,
+                      data_path: str | Path | None, progress: Progress) -> Document:
+    from edgepart.compress import data  # noqa: PLC0415
+    from edgepart.profile import document  # noqa: PLC0415
+    from edgepart.profile.converted import measure_precision  # noqa: PLC0415
+    from edgepart.profile.measure import measure, session_energy  # noqa: PLC0415
+
+    if device.name != "local":
+        raise BadInputError(f"device '{device.name}' is not this host: measure it on the board with backend "
+                            "tvm and rpc, or predict it")
+    unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
+    if unknown:
+        raise BadInputError(f"precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
+    lower = [p for p in precisions if p != "fp32"]
+    calibration = None
+    if "int8" in lower:
+        calibration = data.load(str(data_path), loaded) if data_path else data.seeded(loaded, 16)
+    measurement = measure(loaded, options, check_segments, progress=progress)
+    converted = {p: measure_precision(loaded, p, options, calibration, progress) for p in lower}
+    return document.measured_document(loaded, device, options, measurement, converted,
+                                      session_energy(loaded, options))
+
+
+def _calibrated(device, path: str):
+    """The device profile with its per-op-class efficiencies fitted to a measured profile of it."""
+    from edgepart.profile import document  # noqa: PLC0415
+    from edgepart.profile.calibrate import calibrate  # noqa: PLC0415
+
+    measured = schema.load_json(path, "profile", document.SCHEMA_VERSION)
+    if measured["device"] != device.name or measured["predicted"]:
+        raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
+    measured_model = graph.load(measured["model"]["path"])
+    if measured_model.sha256 != measured["model"]["sha256"]:
+        raise BadInputError(f"{path}: its model {measured['model']['path']} changed since it was profiled")
+    return calibrate(device, measured_model.graph, measured)
+
+
+def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Document | str | Path] | str | Path = (),
+         sensitivity: Document | str | Path | None = None, objective: str = "latency", energy_weight: float = 0.0,
+         solver: str = "auto", time_limit_s: float = 60.0, reproducible: bool = False,
+         output: str | Path | None = None) -> Document:
+    """`edgepart plan`: where each layer runs, in what precision, each tier's backend. `profiles`: a
+    folder of profile files, or profiles (documents or paths); each is refused when made for
+    another model. A plan that misses a budget is returned; its `budgets` say which (the command
+    exits 1); a deployment no plan can meet raises CheckFailedError with the report as `details`."""
+    from edgepart.compress.sensitivity import load_sensitivity  # noqa: PLC0415
+    from edgepart.cost.model import Objective  # noqa: PLC0415
+    from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
+    from edgepart.plan import planner  # noqa: PLC0415
+    from edgepart.plan.ilp import IlpOptions  # noqa: PLC0415
+    from edgepart.profile.document import load_profile  # noqa: PLC0415
+
+    if objective == "weighted" and energy_weight <= 0:
+        raise BadInputError("objective weighted needs energy_weight > 0 (seconds per joule)")
+    loaded = _loaded(model)
+    if isinstance(profiles, (str, Path)):
+        if not Path(profiles).is_dir():
+            raise BadInputError(f"--profiles {profiles}: no such folder")
+        profiles = sorted(Path(profiles).glob("*.json"))
+    docs = tuple(_document(p, loaded, load_profile) for p in profiles)
+    request = planner.PlanRequest(
+        objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit_s),
+        reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ, profiles=docs,
+        sensitivity=_document(sensitivity, loaded, load_sensitivity) if sensitivity is not None else None)
+    deployment = deploy_file.load(deploy)
+    if deployment.budgets.accuracy_drop is not None and request.sensitivity is None:
+        log.warning("an accuracy budget without sensitivity data: lower precisions and codecs count as free")
+    return _written(planner.plan(loaded, deployment, request), output)
+
+
+def compile(model: Model, plan: Document | str | Path, out: str | Path, *, tune: int = 0,  # noqa: A001
+            tuning_db: str | Path | None = None, calibration: str | Path | None = None,
+            progress: Callable[[str], None] = lambda message: None) -> Document:
+    """`edgepart compile`: the build folder `out` (replaced when it is an earlier build) and its
+    manifest, each tier timed against its price where this host can run it."""
+    from edgepart.compile.build import compile_plan  # noqa: PLC0415
+    from edgepart.compress import data  # noqa: PLC0415
+    from edgepart.plan.validate import load_plan  # noqa: PLC0415
+    from edgepart.runtime.price import time_tier  # noqa: PLC0415
+
+    loaded = _loaded(model)
+    with tempfile.TemporaryDirectory(prefix="edgepart-api-") as tmp:
+        if isinstance(plan, dict):  # the manifest records the plan file it was built from
+            plan_path = Path(tmp) / "plan.json"
+            schema.write_json(plan_path, plan)
+        else:
+            plan_path = Path(plan)
+        dataset = data.load(str(calibration), loaded, "--calibration") if calibration else None
+        return compile_plan(loaded, load_plan(str(plan_path)), str(plan_path), out, progress, tune,
+                            Path(tuning_db) if tuning_db else None, dataset, timer=time_tier)
+
+
+def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | Path | None = None,
+           strict: bool = False) -> Document:
+    """`edgepart verify`: the tier chain against onnxruntime on the original model; CheckFailedError
+    when an output differs (or, `strict`, a tier runs over 1.5x its price), with the report as `details`."""
+    from edgepart.runtime import emulate  # noqa: PLC0415
+    from edgepart.runtime import verify as verifier
+
+    return verifier.verify(str(build), str(inputs) if inputs else None, str(model) if model else None,
+                           emulate.available(), strict)
+
+
+LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "ideal"}
+
+
+def run(build: str | Path, *, requests: int = 100, links: str = "shaped", rate: float | str | None = None,
+        timeout_s: float | None = None, check: bool = True, model: str | Path | None = None,
+        inputs: str | Path | None = None, progress: Progress = lambda n: None) -> Document:
+    """`edgepart run`: the tiers as processes over the build's links (`links`: shaped, netns,
+    pacing, ideal); requests one at a time, or at `rate` per second, or "max"; the run report."""
+    from edgepart.runtime.run import client  # noqa: PLC0415
+
+    if requests < 1:
+        raise BadInputError("--requests must be at least 1")
+    if links not in LINK_MODES:
+        raise BadInputError(f"--links '{links}': choose from {', '.join(LINK_MODES)}")
+    options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",
+                                shaping=LINK_MODES[links], timeout_s=timeout_s, check=check,
+                                model=str(model) if model else None, inputs=str(inputs) if inputs else None)
+    return client.run(str(build), options, progress=progress)
+
+
+def _rate(rate: float | str | None) -> float | None:
+    if rate is None or rate == "max":
+        return None
+    try:
+        value = float(rate)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise BadInputError(f"--rate '{rate}': expected requests per second (> 0) or 'max'")
+    return value
+
+
+def _loaded(model: Model) -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_model(model)
+
+
+def _document(value: Document | str | Path, loaded: LoadedModel, load: Callable[[str, LoadedModel], Document]):
+    """A document given as itself or as its file, checked against the model either way."""
+    if isinstance(value, dict):
+        with tempfile.TemporaryDirectory(prefix="edgepart-api-") as tmp:
+            path = Path(tmp) / "document.json"
+            path.write_text(json.dumps(value))
+            return load(str(path), loaded)
+    return load(str(value), loaded)
+
+
+def _written(doc: Document, output: str | Path | None) -> Document:
+    if output:
+        schema.write_json(output, doc)
+    return doc
