@@ -102,7 +102,7 @@ def _calibrated(device, path: str):
     from edgepart.profile import document  # noqa: PLC0415
     from edgepart.profile.calibrate import calibrate  # noqa: PLC0415
 
-    measured = schema.load_json(path, "profile", document.SCHEMA_VERSION)
+    measured = document.read_profile(path)
     if measured["device"] != device.name or measured["predicted"]:
         raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
     measured_model = graph.load(measured["model"]["path"])

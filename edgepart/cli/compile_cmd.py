@@ -12,6 +12,8 @@ from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.plan.validate import load_plan
 
+MAX_TRIALS = 100_000
+
 
 @click.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False))
@@ -34,6 +36,8 @@ from edgepart.plan.validate import load_plan
 def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...],
                     tune_trials: int, tuning_db: str | None, calibration_path: str | None, byoc_report: bool) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
+    if not 0 <= tune_trials <= MAX_TRIALS:
+        raise BadInputError(f"--tune {tune_trials}: must be from 0 to {MAX_TRIALS} trials per kernel")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     if byoc_report:
         from edgepart.compile.build import byoc_report as report  # noqa: PLC0415

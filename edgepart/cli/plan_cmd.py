@@ -15,6 +15,7 @@ from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.plan import solvers
 
 log = logging.getLogger(__name__)
+MAX_TIME_LIMIT_S = 86_400.0  # the ILP's time limit: a day
 OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 
 
@@ -52,6 +53,8 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
     if objective == "weighted" and energy_weight <= 0:
         raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
+    if not 0 < time_limit <= MAX_TIME_LIMIT_S:
+        raise BadInputError(f"--time-limit {time_limit:g}: must be above 0 and at most {MAX_TIME_LIMIT_S:g} seconds")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     try:
         doc = api.plan(loaded, deploy_path, profiles=profiles_dir or (), sensitivity=sensitivity_path,

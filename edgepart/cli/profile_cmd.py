@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -14,6 +15,10 @@ from edgepart.errors import BadInputError
 from edgepart.hardware.devices import load_device
 from edgepart.profile.measure import CUT_POINTS
 from edgepart.profile.ort_profiler import LEVELS
+
+MAX_ROUNDS = 10_000
+MAX_SEGMENTS = 1_000
+MAX_PREDICTED_THREADS = 1_024
 
 
 @click.command("profile")
@@ -51,10 +56,20 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
                     input_shapes: tuple[str, ...]) -> None:
     """Per-layer latency and energy of MODEL on a device: measured (onnxruntime, TVM, RPC) or predicted."""
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
-    for option, value, least in (("--threads", threads, 1), ("--warmup", warmup, 0), ("--repeat", repeat, 1),
-                                 ("--check-segments", check_segments, 0)):
-        if value < least:
-            raise BadInputError(f"{option} {value}: must be at least {least}")
+    # Measured threads are this host's CPUs at most (more only oversubscribes them); rounds are capped
+    # so the documented time bounds hold.
+    most_threads = MAX_PREDICTED_THREADS if predict else (os.cpu_count() or 1)
+    for option, value, least, most in (("--threads", threads, 1, most_threads), ("--warmup", warmup, 0, MAX_ROUNDS),
+                                       ("--repeat", repeat, 1, MAX_ROUNDS),
+                                       ("--check-segments", check_segments, 0, MAX_SEGMENTS)):
+        if not least <= value <= most:
+            raise BadInputError(f"{option} {value}: must be from {least} to {most}"
+                                + (" (this host's CPUs)" if option == "--threads" and not predict else ""))
+    if predict and backend != "onnxruntime":
+        raise BadInputError(f"--backend {backend} with --predict: a prediction is of onnxruntime-like kernels "
+                            "(the plan prices other backends by their factor); drop one of them")
+    if calibration and not predict:
+        raise BadInputError("--calibrate-with fits a device profile for --predict; add --predict or drop it")
     load_device(device, "--device")  # an unknown device is named as the option
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     tvm = not predict and (rpc is not None or backend == "tvm")

@@ -4,6 +4,7 @@ into a temporary folder that replaces the output folder only when complete."""
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -47,7 +48,8 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
     tiers = {t["name"]: t for t in plan["deployment"]["tiers"]}
     presets = {name: targets.resolve(t["target"], f"plan: tier '{name}' target") for name, t in tiers.items()}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    _remove_abandoned_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", dir=out_dir.parent))
     staging.chmod(0o777 & ~schema.current_umask())  # mkdtemp makes 0700; the build folder is meant to be shared
     try:
         entries = []
@@ -196,8 +198,16 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
         "precisions": counts,
         "inputs": [_io(model, name, plan, tier_cut.index) for name in tier_cut.inputs],
         "outputs": [_io(model, name, plan, None) for name in tier_cut.outputs],
-        "build": artifact.details,
+        # the compiler's record, with paths inside the build as the build will hold them
+        "build": {k: _in_build(v, staging) if k in ("artifact", "out") else v for k, v in artifact.details.items()},
     }
+
+
+def _in_build(value: Any, staging: Path) -> Any:
+    """A path the compiler recorded in the staging folder, relative to the build; else as it is."""
+    if isinstance(value, str) and Path(value).is_relative_to(staging):
+        return str(Path(value).relative_to(staging))
+    return value
 
 
 def _io(model: onnx.ModelProto, name: str, plan: dict, tier_index: int | None) -> dict[str, Any]:
@@ -208,6 +218,25 @@ def _io(model: onnx.ModelProto, name: str, plan: dict, tier_index: int | None) -
         entry["codecs"] = {cut_["link"]: up["codec"] for cut_ in plan["cuts"][:tier_index]
                            for up in cut_["up"] if up["tensor"] == name}
     return entry
+
+
+def _remove_abandoned_staging(out_dir: Path) -> None:
+    """Staging folders of this build left by a compile that was killed (SIGKILL leaves no chance to
+    clean up): named .<build>.<pid>.<random>, removed when that process is gone."""
+    for folder in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*.*"):
+        pid = folder.name[len(out_dir.name) + 2:].split(".", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _replace(out_dir: Path, staging: Path) -> None:

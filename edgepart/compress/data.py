@@ -55,11 +55,13 @@ def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
         if samples is None:
             raise BadInputError(f"{option} {path}: '{name}' has shape {list(arrays[name].shape)}; expected samples "
                                 f"along the first axis, each of shape {list(shape)}")
-        inputs[name] = samples.astype(dtype, copy=False)
+        inputs[name] = seeded_feeds.as_dtype(samples, dtype, f"{option} {path}: '{name}'")
     counts = {len(a) for a in inputs.values()}
     labels = arrays.get(LABELS)
     if labels is not None:
         counts.add(len(labels))
+        if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+            raise BadInputError(f"{option} {path}: '{LABELS}' holds fractions; labels are class indices")
         labels = labels.astype(np.int64).reshape(-1)
     if len(counts) != 1 or 0 in counts:
         raise BadInputError(f"{option} {path}: arrays hold different numbers of samples ({sorted(counts)})")

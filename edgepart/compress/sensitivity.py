@@ -10,6 +10,7 @@ wire bytes and encode/decode times are measured on these activations too.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -83,10 +84,44 @@ def steps(loaded: LoadedModel, which: tuple[str, ...]) -> int:
 def load_sensitivity(path: str, loaded: LoadedModel) -> dict:
     """A sensitivity file, refused when it was measured on another model (both hashes named)."""
     doc = schema.load_json(path, "sensitivity", SCHEMA_VERSION)
+    _check(doc, path)
     if doc["model"]["sha256"] != loaded.sha256:
         raise BadInputError(f"{path}: sensitivity of model sha256 {doc['model']['sha256'][:12]}, but {loaded.path} "
                             f"has sha256 {loaded.sha256[:12]}; measure this model")
     return doc
+
+
+def _check(doc: dict, path: str) -> None:
+    """Every field the planner reads, named with the file when it is missing or not a number."""
+    def number(value, where: str, lowest: float = float("-inf")) -> None:
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and value >= lowest):
+            raise BadInputError(f"{path}: {where}: expected a finite number" + (f" >= {lowest:g}" if lowest > -1e308
+                                                                                  else "") + f", got {value!r}")
+
+    def table(value, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise BadInputError(f"{path}: {where}: expected a table; write the file with edgepart sensitivity -o")
+        return value
+
+    table(doc.get("model"), "model")
+    if not isinstance(doc["model"].get("sha256"), str):
+        raise BadInputError(f"{path}: model.sha256: missing; write the file with edgepart sensitivity -o")
+    table(doc.get("metric"), "metric")
+    table(doc.get("data"), "data")
+    bandwidth = table(doc.get("host"), "host").get("memory_bandwidth_bps")
+    if bandwidth is not None:
+        number(bandwidth, "host.memory_bandwidth_bps", 0)
+    for name, entry in table(doc.get("layers"), "layers").items():
+        for precision, result in table(entry, f"layers.{name}").items():
+            number(table(result, f"layers.{name}.{precision}").get("drop"), f"layers.{name}.{precision}.drop")
+    for name, entry in table(doc.get("tensors"), "tensors").items():
+        for codec, result in table(table(entry, f"tensors.{name}").get("codecs"), f"tensors.{name}.codecs").items():
+            where = f"tensors.{name}.codecs.{codec}"
+            for key in ("bytes", "encode_s", "decode_s"):
+                number(table(result, where).get(key), f"{where}.{key}", 0)
+            if "drop" in result:
+                number(result["drop"], f"{where}.drop")
 
 
 def _layers(loaded: LoadedModel, model: onnx.ModelProto, dataset: Dataset, which: tuple[str, ...],

@@ -23,11 +23,24 @@ def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz file named by `option`; a missing or non-.npz file is one line naming both."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            arrays = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise BadInputError(f"{option} {path}: no such file") from None
-    except (OSError, ValueError):  # numpy reports a non-zip file as "pickled data"
+    except (OSError, ValueError, EOFError):  # numpy reports a non-zip file as "pickled data"
         raise BadInputError(f"{option} {path}: not an .npz file of arrays") from None
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            raise BadInputError(f"{option} {path}: array '{name}' is {array.dtype}, not numbers")
+    return arrays
+
+
+def as_dtype(samples: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
+    """Samples cast to an input's dtype: integers to floats, floats to wider floats; never floats to
+    integers, which would drop what follows the point."""
+    dtype = np.dtype(dtype)
+    if samples.dtype.kind == "f" and dtype.kind in "iub":
+        raise BadInputError(f"{where} is {samples.dtype}, but the model's input is {dtype}; give integers")
+    return samples.astype(dtype, copy=False)
 
 
 def as_samples(array: np.ndarray, shape: Sequence[int]) -> np.ndarray | None:

@@ -44,6 +44,11 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     if model.ir_version == 0 or not model.HasField("graph") or not model.graph.node:
         raise BadInputError(f"{path}: not an ONNX model (no graph found; truncated or another format?)")
     _check_external_data(model, path.parent)
+    newest = onnx.defs.onnx_opset_version()
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise BadInputError(f"{path}: opset {opset.version} of the default domain; this onnx {onnx.__version__} "
+                                f"knows opsets up to {newest}")
     try:
         # in memory unless weights live beside the model, which only the checker's path form finds
         onnx.checker.check_model(str(path) if _external_locations(model) else model)

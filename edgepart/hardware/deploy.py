@@ -230,12 +230,15 @@ def _pins(doc: dict[str, Any], names: list[str], source: str) -> Pins:
 def _fraction(value: Any, where: str) -> float:
     if isinstance(value, str) and value.strip().endswith("%"):
         try:
-            return float(value.strip()[:-1]) / 100
+            fraction = float(value.strip()[:-1]) / 100
         except ValueError:
-            pass
+            fraction = None
+        if fraction is not None and 0 <= fraction <= 1:
+            return fraction
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
         return float(value)
-    raise BadInputError(f"{where}: expected a percentage like \"1%\" or a fraction in [0, 1], got {value!r}")
+    raise BadInputError(f"{where}: expected a percentage from 0% to 100% (e.g. \"1%\") or a fraction in [0, 1], "
+                        f"got {value!r}")
 
 
 def _keys(doc: Any, allowed: set[str], where: str) -> None:

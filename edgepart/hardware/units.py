@@ -6,6 +6,7 @@ the unit is part of the value, so a typo cannot silently mean something else.
 
 from __future__ import annotations
 
+import math
 import re
 
 from edgepart.errors import BadInputError
@@ -42,4 +43,9 @@ def parse(value: object, kind: str, where: str) -> float:
     factor = units.get(unit.lower())
     if factor is None:
         raise BadInputError(f"{where}: unknown {kind} unit '{unit}' in {value!r}; use one of {', '.join(units)}")
-    return number * factor
+    result = number * factor
+    if not math.isfinite(result):
+        raise BadInputError(f"{where}: {value!r} is too large to be {with_article(kind)}")
+    if kind == "bandwidth" and result <= 0:
+        raise BadInputError(f"{where}: {value!r}: a link needs a bandwidth above zero")
+    return result

@@ -4,6 +4,7 @@ predicted, with its provenance. Documented in docs/file-formats.md."""
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -192,9 +193,45 @@ def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: l
     })
 
 
-def load_profile(path: str, loaded: LoadedModel) -> dict[str, Any]:
-    """A profile file, refused when it was made for another model (both hashes named)."""
+def read_profile(path: str) -> dict[str, Any]:
+    """A profile file, every field the planner and calibration read checked (the file and field named)."""
     doc = schema.load_json(path, "profile", SCHEMA_VERSION)
+    model = doc.get("model")
+    if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("path", "sha256")):
+        raise BadInputError(f"{path}: model: expected its path and sha256; write the profile with edgepart profile -o")
+    if not isinstance(doc.get("device"), str):
+        raise BadInputError(f"{path}: device: expected a device profile name, got {doc.get('device')!r}")
+    if not isinstance(doc.get("predicted"), bool) or not isinstance(doc.get("provenance"), dict):
+        raise BadInputError(f"{path}: predicted and provenance: missing; write the profile with edgepart profile -o")
+    precisions = doc.get("precisions")
+    if not isinstance(precisions, dict) or not precisions:
+        raise BadInputError(f"{path}: precisions: expected a table of precisions with their layers")
+    for precision, body in precisions.items():
+        layers = body.get("layers") if isinstance(body, dict) else None
+        if not isinstance(layers, dict):
+            raise BadInputError(f"{path}: precisions.{precision}.layers: expected a table of layers")
+        for name, layer in layers.items():
+            for key in ("calibrated_s", "energy_j"):
+                value = layer.get(key) if isinstance(layer, dict) else None
+                if value is None and key == "energy_j":
+                    continue
+                if not _non_negative(value):
+                    raise BadInputError(f"{path}: precisions.{precision}.layers.{name}.{key}: expected seconds "
+                                        f"or joules, a finite number >= 0, got {value!r}")
+    idle_record = doc["provenance"].get("idle")
+    if idle_record is not None and not (isinstance(idle_record, dict) and _non_negative(idle_record.get("factor"))
+                                        and idle_record["factor"] >= 1 and _non_negative(idle_record.get("gap_s"))):
+        raise BadInputError(f"{path}: provenance.idle: expected a factor >= 1 and gap_s (edgepart profile writes them)")
+    return doc
+
+
+def _non_negative(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def load_profile(path: str, loaded: LoadedModel) -> dict[str, Any]:
+    """A profile file (read_profile), refused when it was made for another model (both hashes named)."""
+    doc = read_profile(path)
     if doc["model"]["sha256"] != loaded.sha256:
         raise BadInputError(f"{path}: profile of model sha256 {doc['model']['sha256'][:12]}, but {loaded.path} has "
                             f"sha256 {loaded.sha256[:12]}; profile this model")

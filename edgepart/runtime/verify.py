@@ -166,8 +166,11 @@ def original_model(doc: dict, model_path: str | None) -> Path:
     model = Path(model_path or doc["model"]["path"])
     if not model.is_file():
         raise BadInputError(f"{model}: the original model is missing; pass --model")
-    if manifest.sha256(model) != doc["model"]["sha256"] and model_path is None:
-        raise BadInputError(f"{model}: sha256 differs from the model this build was made from")
+    actual = manifest.sha256(model)
+    if actual != doc["model"]["sha256"]:
+        raise BadInputError(f"{model}: sha256 {actual[:12]} differs from the model this build was made from "
+                            f"({doc['model']['sha256'][:12]}, {doc['model']['path']})"
+                            + ("" if model_path else "; if it moved, pass it with --model"))
     return model
 
 
@@ -207,7 +210,8 @@ def read_samples(path: str, session: ort.InferenceSession, model: Path) -> list[
             dims = ", ".join(map(str, spec.shape))
             raise BadInputError(f"--inputs {path}: '{spec.name}' has shape {list(arrays[spec.name].shape)}; expected "
                                 f"[{dims}] (one sample) or [N, {dims}] (N samples along the first axis)")
-        columns[spec.name] = samples.astype(seeded_feeds.ORT_DTYPES.get(spec.type, samples.dtype), copy=False)
+        columns[spec.name] = seeded_feeds.as_dtype(samples, seeded_feeds.ORT_DTYPES.get(spec.type, samples.dtype),
+                                                   f"--inputs {path}: '{spec.name}'")
     counts = {name: len(samples) for name, samples in columns.items()}
     if len(set(counts.values())) > 1:
         raise BadInputError(f"--inputs {path}: arrays hold different numbers of samples "

@@ -113,3 +113,159 @@ def test_sample_inputs_that_are_not_numbers_are_refused(built, tmp_path):
     np.savez(build / "sample_inputs.npz", input=np.array(["a", "b"]))
     result = edgepart("verify", str(build))
     assert_one_line_error(result, 2, "sample_inputs.npz", "array 'input'", "not numbers")
+
+
+LOCAL = '[[tier]]\nname = "host"\ndevice = "local"\ntarget = "x86-64"\nbackend = "onnxruntime"\n'
+
+
+def _profile_doc(tmp_path) -> dict:
+    """A measured-looking profile of the digits CNN (predicted for device local: quick)."""
+    out = tmp_path / "made.json"
+    assert edgepart("profile", DIGITS, "--predict", "--device", "local", "-o", str(out)).returncode == 0
+    doc = json.loads(out.read_text())
+    out.unlink()
+    return doc
+
+
+def _first_layer(doc: dict) -> dict:
+    return next(iter(doc["precisions"]["fp32"]["layers"].values()))
+
+
+PROFILE_EDITS = {
+    "no precisions": (lambda d: d.pop("precisions"), "precisions"),
+    "string time": (lambda d: _first_layer(d).__setitem__("calibrated_s", "fast"), "calibrated_s"),
+    "negative time": (lambda d: _first_layer(d).__setitem__("calibrated_s", -1.0), "calibrated_s"),
+    "NaN time": (lambda d: _first_layer(d).__setitem__("calibrated_s", float("nan")), "calibrated_s"),
+    "no device": (lambda d: d.pop("device"), "device"),
+    "idle factor below one": (lambda d: d["provenance"].__setitem__("idle", {"factor": 0.5, "gap_s": 0.005}),
+                              "provenance.idle"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROFILE_EDITS))
+def test_a_malformed_profile_is_refused_naming_the_field(tmp_path, case):
+    edit, field = PROFILE_EDITS[case]
+    doc = _profile_doc(tmp_path)
+    edit(doc)
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "local.json").write_text(json.dumps(doc, allow_nan=True))
+    (tmp_path / "deploy.toml").write_text(LOCAL)
+    result = edgepart("plan", DIGITS, "--deploy", str(tmp_path / "deploy.toml"), "--profiles", str(folder))
+    assert_one_line_error(result, 2, str(folder / "local.json"), field)
+
+
+def test_calibrate_with_a_profile_without_its_device_is_refused(tmp_path):
+    doc = _profile_doc(tmp_path)
+    doc.pop("device")
+    (tmp_path / "p.json").write_text(json.dumps(doc))
+    result = edgepart("profile", DIGITS, "--predict", "--device", "local", "--calibrate-with", str(tmp_path / "p.json"))
+    assert_one_line_error(result, 2, str(tmp_path / "p.json"), "device")
+
+
+@pytest.mark.parametrize("line, field", [
+    ('bandwidth = "1e999 Mbit/s"', "link[0].bandwidth"),
+    ('bandwidth = "0 Mbit/s"', "link[0].bandwidth"),
+])
+def test_a_link_bandwidth_that_is_not_a_speed_is_refused(tmp_path, line, field):
+    text = TWO_TIERS.format(first="device", link_name=line + '\nrtt = "1 ms"').replace('preset = "ethernet"\n', "")
+    (tmp_path / "deploy.toml").write_text(text)
+    assert_one_line_error(edgepart("plan", DIGITS, "--deploy", str(tmp_path / "deploy.toml")), 2, field)
+
+
+@pytest.mark.parametrize("value", ['"150%"', '"-1%"', "1.5"])
+def test_an_accuracy_budget_outside_zero_to_hundred_percent_is_refused(tmp_path, value):
+    (tmp_path / "deploy.toml").write_text(LOCAL + f"[budgets]\naccuracy_drop = {value}\n")
+    assert_one_line_error(edgepart("plan", DIGITS, "--deploy", str(tmp_path / "deploy.toml")), 2,
+                          "[budgets].accuracy_drop", "0% to 100%")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["profile", DIGITS, "--predict", "--device", "rpi4", "--backend", "tvm"], "--backend tvm with --predict"),
+    (["profile", DIGITS, "--calibrate-with", "x.json"], "--calibrate-with"),
+    (["profile", DIGITS, "--repeat", "1000000000"], "--repeat"),
+    (["profile", DIGITS, "--threads", "100000"], "--threads"),
+    (["plan", DIGITS, "--deploy", "deploy.toml", "--time-limit", "-1"], "--time-limit"),
+    (["plan", DIGITS, "--deploy", "deploy.toml", "--time-limit", "nan"], "--time-limit"),
+    (["compile", DIGITS, "--plan", "plan.json", "--tune", "-5"], "--tune"),
+    (["run", "build", "--requests", "0"], "--requests"),
+    (["run", "build", "--requests", "1000000000"], "--requests"),
+    (["run", "build", "--timeout", "-1"], "--timeout"),
+])
+def test_an_option_out_of_range_or_meaningless_is_refused(tmp_path, args, needle):
+    (tmp_path / "deploy.toml").write_text(LOCAL)
+    before = _files_under(tmp_path)
+    result = edgepart(*args, cwd=tmp_path)
+    assert_one_line_error(result, 2, needle)
+    assert _files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("arrays, needle", [
+    ({"image": np.array(["a", "b"])}, "array 'image' is <U1, not numbers"),
+    ({"image": np.zeros((2, 1, 8, 8), np.float32), "labels": np.array(["cat", "dog"])}, "array 'labels'"),
+    ({"image": np.zeros((2, 1, 8, 8), np.float32), "labels": np.array([0.5, 1.0])}, "labels are class indices"),
+])
+def test_data_that_is_not_numbers_is_refused(tmp_path, arrays, needle):
+    np.savez(tmp_path / "data.npz", **arrays)
+    result = edgepart("sensitivity", DIGITS, "--data", str(tmp_path / "data.npz"), "-o", str(tmp_path / "s.json"))
+    assert_one_line_error(result, 2, str(tmp_path / "data.npz"), needle)
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_a_sensitivity_file_without_layers_is_refused(tmp_path):
+    doc = {"kind": "edgepart.sensitivity", "schema_version": 1, "model": {"path": DIGITS, "sha256": "0" * 64},
+           "metric": {"name": "cosine"}, "data": {}, "host": {}, "tensors": {}}
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    (tmp_path / "deploy.toml").write_text(LOCAL)
+    result = edgepart("plan", DIGITS, "--deploy", str(tmp_path / "deploy.toml"), "--sensitivity",
+                      str(tmp_path / "s.json"))
+    assert_one_line_error(result, 2, str(tmp_path / "s.json"), "layers")
+
+
+def test_verify_against_another_model_names_both_hashes(built):
+    result = edgepart("verify", str(built / "build"), "--model", str(MODELS / "chain_cnn.onnx"))
+    assert_one_line_error(result, 2, "chain_cnn.onnx", "differs from the model this build was made from")
+
+
+def test_an_opset_from_the_future_is_refused(tmp_path):
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(DIGITS)
+    model.opset_import[0].version = 999
+    onnx.save(model, tmp_path / "future.onnx")
+    assert_one_line_error(edgepart("inspect", str(tmp_path / "future.onnx")), 2, "opset 999")
+
+
+@pytest.mark.parametrize("tiers", [None, 5, [3]])
+def test_a_manifest_without_a_list_of_tiers_is_refused(built, tmp_path, tiers):
+    build = tmp_path / "build"
+    shutil.copytree(built / "build", build)
+    manifest = json.loads((build / "manifest.json").read_text())
+    if tiers is None:
+        manifest.pop("tiers")
+    else:
+        manifest["tiers"] = tiers
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(edgepart("verify", str(build)), 2, str(build / "manifest.json"), "tiers")
+
+
+def test_compile_removes_what_a_killed_compile_left_and_records_paths_inside_the_build(built, tmp_path):
+    """A staging folder of a compile that was SIGKILLed (its process gone) is removed by the next
+    compile of the same build; the manifest names no staging path."""
+    abandoned = tmp_path / ".build.999999999.x1y2z3"
+    (abandoned / "device").mkdir(parents=True)
+    result = edgepart("compile", DIGITS, "--plan", str(built / "plan.json"), "-o", str(tmp_path / "build"), "-q")
+    assert result.returncode == 0, result.stderr
+    assert not abandoned.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["build"]
+    manifest = (tmp_path / "build" / "manifest.json").read_text()
+    assert ".build." not in manifest
+
+
+@pytest.mark.parametrize("command", ["verify", "run"])
+def test_a_changed_artifact_is_bad_input_for_verify_and_run_alike(built, tmp_path, command):
+    build = tmp_path / "build"
+    shutil.copytree(built / "build", build)
+    artifact = build / json.loads((build / "manifest.json").read_text())["tiers"][0]["artifact"]
+    artifact.write_bytes(artifact.read_bytes() + b"x")
+    result = edgepart(command, str(build), *(["--requests", "2"] if command == "run" else []))
+    assert_one_line_error(result, 2, str(artifact), "the artifact was changed after compile")

@@ -45,6 +45,9 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
     build_dir = Path(build_dir)
     doc = manifest.load(build_dir)
+    for tier in doc["tiers"]:  # a changed artifact is bad input (exit 2) here, as in verify, not a tier crash
+        manifest.artifact_path(build_dir, tier)
+        manifest.artifact_path(build_dir, tier, "submodel")
     network = doc.get("network")
     if network is None:
         raise BadInputError(f"{build_dir}: built by an edgepart without network data; compile it again")
