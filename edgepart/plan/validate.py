@@ -59,11 +59,43 @@ def validate(plan: dict[str, Any], loaded: LoadedModel, deployment: Deployment |
                 raise BadInputError(
                     f"{source}: node '{consumer}' on tier '{tiers[tier_of[consumer]]}' reads '{tensor.name}' from "
                     f"tier '{tiers[tier_of[tensor.producer]]}': data may only flow up the tiers")
+    _check_cuts(plan, graph, tiers, tier_of, source)
     solution = Solution(np.array([tier_of[n.name] for n in graph.nodes]), np.zeros(len(graph.nodes), dtype=int),
                         np.zeros((len(graph.tensors), len(tiers) - 1), dtype=int), plan["solver"]["name"])
     if deployment is not None:
         _check_budgets(plan, loaded, deployment, solution, precision_of, source)
     return solution
+
+
+def _check_cuts(plan, graph, tiers: list[str], tier_of: dict[str, int], source: str) -> None:
+    """The cuts say what the placement implies: per link, the tensors that go up it and the outputs
+    that come down it. Compile cuts the tiers by the placement and wires them by the cuts; a plan
+    edited in one and not the other would build tiers that wait for data nobody sends."""
+    cuts = plan["cuts"]
+    if not isinstance(cuts, list) or len(cuts) != len(tiers) - 1:
+        raise BadInputError(f"{source}: cuts: expected one entry per link ({len(tiers) - 1}), got "
+                            f"{len(cuts) if isinstance(cuts, list) else cuts!r}")
+    output = plan["deployment"].get("output_tier", tiers[0])
+    output_tier = tiers.index(output) if output in tiers else 0
+    for link, cut in enumerate(cuts):
+        if not isinstance(cut, dict) or not all(isinstance(cut.get(k), list) for k in ("up", "down")):
+            raise BadInputError(f"{source}: cuts[{link}]: expected 'up' and 'down' lists")
+        up, down = set(), set()
+        for name, tensor in graph.tensors.items():
+            where = tier_of[tensor.producer]
+            if where <= link < max((tier_of[c] for c in tensor.consumers), default=-1):
+                up.add(name)
+            if name in graph.outputs and output_tier <= link < where:
+                down.add(name)
+        for key, implied in (("up", up), ("down", down)):
+            listed = {entry.get("tensor") for entry in cut[key] if isinstance(entry, dict)}
+            if listed != implied:
+                odd = sorted(map(str, listed ^ implied))[0]
+                raise BadInputError(f"{source}: cuts[{link}].{key}: tensor '{odd}' "
+                                    f"{'is listed but' if odd in listed else 'is not listed, yet it'} "
+                                    f"{'does not cross' if odd in listed else 'crosses'} the link as the "
+                                    "assignment places its producer and consumers; make the plan again with "
+                                    "edgepart plan")
 
 
 def _placement(plan, graph, tiers, allowed, source) -> tuple[dict[str, int], dict[str, str]]:

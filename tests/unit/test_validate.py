@@ -69,3 +69,18 @@ def test_budgets_are_held_to_without_changing_the_solution(planned):
         dataclasses.replace(t, memory_budget=1000.0) if t is phone else t for t in deployment.tiers))
     with pytest.raises(CheckFailedError, match="budget memory_bytes.device .* bytes, limit 1000 bytes"):
         validate(plan, loaded, squeezed)
+
+
+def test_a_plan_whose_cuts_disagree_with_its_assignment_is_refused(planned):
+    """A layer moved across a cut while the cuts stay: compile would build tiers that wait for data
+    nobody sends (run hung 52 s)."""
+    loaded, deployment, plan = planned
+    graph = loaded.graph
+    layers = [n for n in graph.layers if plan["assignment"][n.name] == "device"]
+    moved = next(n for n in reversed(layers)
+                 if all(plan["assignment"][c] != "device" for t in n.outputs for c in graph.tensors[t].consumers))
+    broken = copy.deepcopy(plan)
+    broken["assignment"][moved.name] = "edge"
+    broken["precision"][moved.name] = "fp32"  # what the edge tier allows
+    with pytest.raises(BadInputError, match=r"cuts\[0\]\.up: tensor '.*' is (not listed, yet it crosses|listed but)"):
+        validate(broken, loaded, deployment)
