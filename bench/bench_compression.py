@@ -20,6 +20,7 @@ from pathlib import Path
 from edgepart import graph, schema
 from edgepart.compile.build import compile_plan
 from edgepart.compress import codecs, data, sensitivity
+from edgepart.compress.sensitivity import Sensitivity
 from edgepart.hardware import deploy
 from edgepart.hardware.devices import load_device
 from edgepart.machine import host_description
@@ -82,7 +83,7 @@ def budgets_on_digits(loaded, sens: dict, tmp: Path) -> list[dict]:
     for budget in ("0.5%", "1%", "2%"):
         path = tmp / f"compressed-{budget}.toml"
         path.write_text(base.replace('accuracy_drop = "1%"', f'accuracy_drop = "{budget}"'))
-        request = planner.PlanRequest(solver="ilp", sensitivity=sens, reproducible=True)
+        request = planner.PlanRequest(solver="ilp", sensitivity=Sensitivity.of(sens), reproducible=True)
         doc = planner.plan(loaded, deploy.load(str(path)), request)
         plan_path = tmp / f"plan-{budget}.json"
         schema.write_json(plan_path, doc)
@@ -106,7 +107,8 @@ def fp32_against_compressed(sens: dict, tmp: Path) -> tuple[list[dict], dict[str
         for link in LINKS:
             plans = {}
             for compressed in (False, True):
-                request = planner.PlanRequest(solver="ilp", sensitivity=doc if compressed else None, reproducible=True)
+                request = planner.PlanRequest(solver="ilp", sensitivity=Sensitivity.of(doc) if compressed else None,
+                                              reproducible=True)
                 plans[compressed] = planner.plan(loaded, deployment(tmp, link, compressed), request)
                 cut[name] |= {u["tensor"] for c in plans[compressed]["cuts"] for u in c["up"]}
             fp32, best = plans[False]["predicted"], plans[True]["predicted"]

@@ -24,6 +24,7 @@ from edgepart.hardware.devices import load_device
 from edgepart.machine import host_description
 from edgepart.plan import planner
 from edgepart.profile import document
+from edgepart.profile.document import Profile
 from edgepart.profile.measure import measure
 from edgepart.profile.ort_profiler import RunOptions
 from edgepart.runtime.run import client
@@ -59,7 +60,8 @@ def cell(loaded: graph.LoadedModel, profile: dict, link: str, tmp: Path, request
     path = tmp / f"{loaded.path.stem}-{link}.toml"
     path.write_text(DEPLOY.format(link=link, first=max(1, len(layers) // 3),
                                   edge_layer=layers[2 * len(layers) // 3].name))
-    plan = planner.plan(loaded, deploy.load(str(path)), planner.PlanRequest(profiles=(profile,), reproducible=True))
+    request = planner.PlanRequest(profiles=(Profile.of(profile),), reproducible=True)
+    plan = planner.plan(loaded, deploy.load(str(path)), request)
     plan_path = tmp / f"{loaded.path.stem}-{link}.plan.json"
     schema.write_json(plan_path, plan)
     build = tmp / f"{loaded.path.stem}-{link}"

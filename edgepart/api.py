@@ -8,7 +8,8 @@ document the command writes (docs/api.md).
     report = api.verify("build/demo")
 
 A model is a path or a loaded model (`load_model`); a plan, profile or sensitivity argument is a
-path or the document a function returned. The documents are the JSON ones of docs/file-formats.md,
+path or the document a function returned. `profile` returns a Profile (edgepart.profile.document:
+checked on load, its JSON in `.doc`); the other documents are the JSON ones of docs/file-formats.md
 as dicts; errors are edgepart.errors' (BadInputError: exit 2 on the command line; CheckFailedError:
 exit 1; ToolError: exit 3). Nothing is printed; `output` writes the document as the command's `-o`.
 The stages live in packages named profile, plan, compile, so their functions are here, in
@@ -17,7 +18,6 @@ The stages live in packages named profile, plan, compile, so their functions are
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -28,6 +28,7 @@ from typing import Any
 from edgepart import graph, schema
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
+from edgepart.profile.document import Profile
 
 Model = str | Path | LoadedModel
 Document = dict[str, Any]
@@ -44,7 +45,7 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
             calibrate_with: str | Path | None = None, precisions: Iterable[str] = ("fp32",), threads: int = 1,
             warmup: int = 10, repeat: int = 50, optimization: str = "all", check_segments: int = 0,
             data: str | Path | None = None, target: str | None = None, rpc: str | None = None,
-            output: str | Path | None = None, progress: Progress = lambda n: None) -> Document:
+            output: str | Path | None = None, progress: Progress = lambda n: None) -> Profile:
     """`edgepart profile`: per-layer latency measured on this host (onnxruntime, or `backend="tvm"`
     as compile builds it; on a board with `rpc`), or with `predict` from a device profile (fitted
     first to `calibrate_with`, a measured profile of another model on that device). `data`: int8
@@ -71,7 +72,10 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
                                     measure_tvm(loaded, target or "x86-64", options, rpc, progress))
     else:
         doc = _measured_profile(loaded, profile_device, options, precisions, check_segments, data, progress)
-    return _written(doc, output)
+    profile = Profile.of(doc, str(output or "profile"))
+    if output:
+        profile.dump(output)
+    return profile
 
 
 def _measured_profile(loaded: LoadedModel, device, options, precisions: list[str], check_segments: int,
@@ -102,7 +106,7 @@ def _calibrated(device, path: str):
     from edgepart.profile import document  # noqa: PLC0415
     from edgepart.profile.calibrate import calibrate  # noqa: PLC0415
 
-    measured = document.read_profile(path)
+    measured = document.Profile.load(path).doc
     if measured["device"] != device.name or measured["predicted"]:
         raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
     measured_model = graph.load(measured["model"]["path"])
@@ -111,20 +115,19 @@ def _calibrated(device, path: str):
     return calibrate(device, measured_model.graph, measured)
 
 
-def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Document | str | Path] | str | Path = (),
-         sensitivity: Document | str | Path | None = None, objective: str = "latency", energy_weight: float = 0.0,
+def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Path = (),
+         sensitivity: Any = None, objective: str = "latency", energy_weight: float = 0.0,
          solver: str = "auto", time_limit_s: float = 60.0, reproducible: bool = False,
          output: str | Path | None = None) -> Document:
     """`edgepart plan`: where each layer runs, in what precision, each tier's backend. `profiles`: a
     folder of profile files, or profiles (documents or paths); each is refused when made for
     another model. A plan that misses a budget is returned; its `budgets` say which (the command
     exits 1); a deployment no plan can meet raises CheckFailedError with the report as `details`."""
-    from edgepart.compress.sensitivity import load_sensitivity  # noqa: PLC0415
+    from edgepart.compress.sensitivity import Sensitivity  # noqa: PLC0415
     from edgepart.cost.model import Objective  # noqa: PLC0415
     from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
     from edgepart.plan import planner  # noqa: PLC0415
     from edgepart.plan.ilp import IlpOptions  # noqa: PLC0415
-    from edgepart.profile.document import load_profile  # noqa: PLC0415
 
     if objective == "weighted" and energy_weight <= 0:
         raise BadInputError("objective weighted needs energy_weight > 0 (seconds per joule)")
@@ -133,11 +136,14 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Document | str 
         if not Path(profiles).is_dir():
             raise BadInputError(f"--profiles {profiles}: no such folder")
         profiles = sorted(Path(profiles).glob("*.json"))
-    docs = tuple(_document(p, loaded, load_profile) for p in profiles)
+    docs = tuple((p if isinstance(p, Profile) else Profile.of(p, f"profiles[{i}]") if isinstance(p, dict)
+                  else Profile.load(p)).of_model(loaded) for i, p in enumerate(profiles))
     request = planner.PlanRequest(
         objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit_s),
         reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ, profiles=docs,
-        sensitivity=_document(sensitivity, loaded, load_sensitivity) if sensitivity is not None else None)
+        sensitivity=None if sensitivity is None else (
+            sensitivity if isinstance(sensitivity, Sensitivity) else Sensitivity.of(sensitivity, "sensitivity")
+            if isinstance(sensitivity, dict) else Sensitivity.load(sensitivity)).of_model(loaded))
     deployment = deploy_file.load(deploy)
     if deployment.budgets.accuracy_drop is not None and request.sensitivity is None:
         log.warning("an accuracy budget without sensitivity data: lower precisions and codecs count as free")
@@ -211,16 +217,6 @@ def _rate(rate: float | str | None) -> float | None:
 
 def _loaded(model: Model) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else load_model(model)
-
-
-def _document(value: Document | str | Path, loaded: LoadedModel, load: Callable[[str, LoadedModel], Document]):
-    """A document given as itself or as its file, checked against the model either way."""
-    if isinstance(value, dict):
-        with tempfile.TemporaryDirectory(prefix="edgepart-api-") as tmp:
-            path = Path(tmp) / "document.json"
-            path.write_text(json.dumps(value))
-            return load(str(path), loaded)
-    return load(str(value), loaded)
 
 
 def _written(doc: Document, output: str | Path | None) -> Document:

@@ -91,11 +91,11 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
         passes = (3 * (warmup + repeat) + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
         label = "predicting" if predict else "profiling"
     with progress_bar(out, 1 if predict else passes, label) as update:
-        doc = api.profile(loaded, device=device, backend=backend, predict=predict, calibrate_with=calibration,
+        profile = api.profile(loaded, device=device, backend=backend, predict=predict, calibrate_with=calibration,
                           precisions=precisions, threads=threads, warmup=warmup, repeat=repeat,
                           optimization=optimization, check_segments=check_segments, data=data_path, target=target,
                           rpc=rpc, output=output, progress=update)
-    emit(out, doc, render)
+    emit(out, profile.doc, render)
 
 
 def _calibrated_times(layer: dict[str, Any]) -> tuple[str, str, str]:

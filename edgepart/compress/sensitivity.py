@@ -11,9 +11,11 @@ wire bytes and encode/decode times are measured on these activations too.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -81,14 +83,56 @@ def steps(loaded: LoadedModel, which: tuple[str, ...]) -> int:
     return len(loaded.graph.layers) * len(which) + len(_float_tensors(loaded)) * len(LOSSY_CODECS)
 
 
-def load_sensitivity(path: str, loaded: LoadedModel) -> dict:
-    """A sensitivity file, refused when it was measured on another model (both hashes named)."""
-    doc = schema.load_json(path, "sensitivity", SCHEMA_VERSION)
-    _check(doc, path)
-    if doc["model"]["sha256"] != loaded.sha256:
-        raise BadInputError(f"{path}: sensitivity of model sha256 {doc['model']['sha256'][:12]}, but {loaded.path} "
-                            f"has sha256 {loaded.sha256[:12]}; measure this model")
-    return doc
+@dataclass(frozen=True)
+class Sensitivity:
+    """A sensitivity document, checked field by field (_check), and what the planner asks of it."""
+
+    doc: dict
+    source: str = "sensitivity"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, loaded: LoadedModel | None = None) -> Sensitivity:
+        """The file at `path`; with `loaded`, refused when measured on another model (both hashes named)."""
+        found = cls.of(schema.load_json(str(path), "sensitivity", SCHEMA_VERSION), str(path))
+        return found.of_model(loaded) if loaded is not None else found
+
+    @classmethod
+    def of(cls, doc: dict, source: str = "sensitivity") -> Sensitivity:
+        _check(doc, source)
+        return cls(doc, source)
+
+    def of_model(self, loaded: LoadedModel) -> Sensitivity:
+        if self.doc["model"]["sha256"] != loaded.sha256:
+            raise BadInputError(f"{self.source}: sensitivity of model sha256 {self.doc['model']['sha256'][:12]}, but "
+                                f"{loaded.path} has sha256 {loaded.sha256[:12]}; measure this model")
+        return self
+
+    def dump(self, path: str | os.PathLike) -> None:
+        schema.write_json(str(path), self.doc)
+
+    @property
+    def metric(self) -> dict:
+        return self.doc["metric"]
+
+    @property
+    def data(self) -> dict:
+        return self.doc["data"]
+
+    @property
+    def host_memory_bandwidth(self) -> float | None:
+        return self.doc["host"].get("memory_bandwidth_bps")
+
+    def layer_choices(self) -> Iterator[tuple[str, str, float, bool]]:
+        """(layer, precision, accuracy drop, whether onnxruntime quantises the layer at all)."""
+        for name, entry in self.doc["layers"].items():
+            for precision, result in entry.items():
+                yield name, precision, float(result["drop"]), bool(result.get("applies", True))
+
+    def codec_choices(self) -> Iterator[tuple[str, str, dict]]:
+        """(tensor, codec, measurement: bytes, encode_s, decode_s and, for a lossy codec, drop)."""
+        for name, entry in self.doc["tensors"].items():
+            for codec, result in entry["codecs"].items():
+                yield name, codec, result
 
 
 def _check(doc: dict, path: str) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgepart.compress.sensitivity import Sensitivity
 from edgepart.cost import build as cost_build
 from edgepart.cost import compression as cost_compression
 from edgepart.cost.model import CostModel, Objective
@@ -17,7 +18,7 @@ from edgepart.plan import chain, ilp, solvers
 from edgepart.plan.document import infeasible_document, plan_document
 from edgepart.plan.ilp import IlpOptions
 from edgepart.plan.solution import Solution, best_choices, pin_conflict
-from edgepart.profile import idle
+from edgepart.profile.document import Profile
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class PlanRequest:
     solver: str = "auto"
     ilp: IlpOptions = IlpOptions()
     reproducible: bool = False
-    profiles: tuple[dict, ...] = ()  # measured or predicted profile documents of this model
-    sensitivity: dict | None = None  # a sensitivity document of this model
+    profiles: tuple[Profile, ...] = ()  # measured or predicted profiles of this model
+    sensitivity: Sensitivity | None = None  # measured on this model
 
 
 def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = PlanRequest()) -> dict:
@@ -49,8 +50,8 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
         request.reproducible, tried,
     )
     if request.sensitivity:
-        doc["accuracy"] = {"sensitivity": {"metric": request.sensitivity["metric"],
-                                           "data": request.sensitivity["data"]},
+        doc["accuracy"] = {"sensitivity": {"metric": request.sensitivity.metric,
+                                           "data": request.sensitivity.data},
                            "predicted_drop": doc["predicted"]["accuracy_drop"],
                            "note": "sum of per-layer and per-codec drops measured one at a time"}
     return doc
@@ -81,28 +82,20 @@ def solve_backends(models: list[CostModel], request: PlanRequest) -> tuple[CostM
     return best[1], best[2], tried
 
 
-def profile_lookup(profiles: tuple[dict, ...]) -> cost_build.MeasuredSeconds:
+def profile_lookup(profiles: tuple[Profile, ...]) -> cost_build.MeasuredSeconds:
     """Seconds of a layer on a tier running a backend whose (device, backend) has a profile, as a
     tier runs it between requests (its hot time scaled by the profile's idle factor,
     edgepart.profile.idle); None otherwise."""
-    by_key = {(doc["device"], profile_backend(doc)): doc for doc in profiles}
-    factors = {key: idle.factor(doc) for key, doc in by_key.items()}
+    by_key = {(profile.device, profile.backend): profile for profile in profiles}
 
     def seconds(tier, backend, node, precision):
-        key = (tier.device.name, backend)
-        doc = by_key.get(key)
-        if doc is None or node.is_pseudo:
+        profile = by_key.get((tier.device.name, backend))
+        if profile is None or node.is_pseudo:
             return None
-        layer = doc["precisions"].get(precision, {}).get("layers", {}).get(node.name)
-        return None if layer is None else layer["calibrated_s"] * factors[key]
+        hot = profile.layer_seconds(precision, node.name)
+        return None if hot is None else hot * profile.idle_factor
 
     return seconds
-
-
-def profile_backend(doc: dict) -> str:
-    """The backend a profile prices: the one it measured; a prediction from a device profile stands
-    for onnxruntime, as device profiles do (edgepart/profiles/backends.json)."""
-    return doc["provenance"].get("backend") or cost_build.REFERENCE_BACKEND
 
 
 def _unmet(models: list[CostModel]) -> dict[str, dict[str, float]]:
@@ -161,17 +154,17 @@ def describe_deployment(deployment: Deployment, chosen: tuple[str, ...] = ()) ->
     }
 
 
-def cost_sources(deployment: Deployment, profiles: tuple[dict, ...] = (),
+def cost_sources(deployment: Deployment, profiles: tuple[Profile, ...] = (),
                  chosen: tuple[str, ...] = ()) -> dict[str, str]:
     """Per tier, where the price of its chosen backend comes from."""
     chosen = chosen or cost_build.predicted_backends(deployment)
-    by_key = {(doc["device"], profile_backend(doc)): doc for doc in profiles}
+    by_key = {(profile.device, profile.backend): profile for profile in profiles}
     sources = {}
     for tier, backend in zip(deployment.tiers, chosen):
-        doc = by_key.get((tier.device.name, backend))
-        if doc is not None:
-            sources[tier.name] = (f"{backend}: profile of '{doc['device']}': {doc['provenance']['method']} "
-                                  f"({', '.join(doc['precisions'])}; other precisions predicted)" + _idle_note(doc))
+        profile = by_key.get((tier.device.name, backend))
+        if profile is not None:
+            sources[tier.name] = (f"{backend}: profile of '{profile.device}': {profile.method} ("
+                                  f"{', '.join(profile.precisions)}; other precisions predicted){_idle_note(profile)}")
             continue
         factor = backend_kinds.factor(backend, tier.device.kind)
         reference = by_key.get((tier.device.name, cost_build.REFERENCE_BACKEND))
@@ -184,7 +177,6 @@ def cost_sources(deployment: Deployment, profiles: tuple[dict, ...] = (),
     return sources
 
 
-def _idle_note(doc: dict) -> str:
-    factor = idle.factor(doc)
-    gap_ms = doc["provenance"]["idle"]["gap_s"] * 1e3 if factor > 1 else 0.0
-    return f", x {factor:.3f} for a run after {gap_ms:g} ms idle" if factor > 1 else ""
+def _idle_note(profile: Profile) -> str:
+    factor = profile.idle_factor
+    return f", x {factor:.3f} for a run after {profile.idle_gap_s * 1e3:g} ms idle" if factor > 1 else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.hardware.devices import DeviceProfile
 from edgepart.machine import host_description
-from edgepart.profile import predict
+from edgepart.profile import idle, predict
 from edgepart.profile.energy import EnergyReading
 from edgepart.profile.measure import Measurement
 from edgepart.profile.ort_profiler import RunOptions
@@ -193,49 +194,110 @@ def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: l
     })
 
 
-def read_profile(path: str) -> dict[str, Any]:
-    """A profile file, every field the planner and calibration read checked (the file and field named)."""
-    doc = schema.load_json(path, "profile", SCHEMA_VERSION)
+@dataclass(frozen=True)
+class Profile:
+    """A profile document, checked field by field, and what later stages ask of it: the planner
+    reads profiles only through this (docs/architecture.md)."""
+
+    doc: dict[str, Any]
+    source: str = "profile"  # the file, or what the document came from, for errors
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, loaded: LoadedModel | None = None) -> Profile:
+        """The profile file at `path`; with `loaded`, refused when made for another model (both
+        hashes named)."""
+        profile = cls.of(schema.load_json(str(path), "profile", SCHEMA_VERSION), str(path))
+        return profile.of_model(loaded) if loaded is not None else profile
+
+    def of_model(self, loaded: LoadedModel) -> Profile:
+        """This profile, refused when it was made for another model than `loaded` (both hashes named)."""
+        if self.model_sha256 != loaded.sha256:
+            raise BadInputError(f"{self.source}: profile of model sha256 {self.model_sha256[:12]}, but "
+                                f"{loaded.path} has sha256 {loaded.sha256[:12]}; profile this model")
+        return self
+
+    @classmethod
+    def of(cls, doc: dict[str, Any], source: str = "profile") -> Profile:
+        _check(doc, source)
+        return cls(doc, source)
+
+    def dump(self, path: str | os.PathLike) -> None:
+        schema.write_json(str(path), self.doc)
+
+    @property
+    def device(self) -> str:
+        return self.doc["device"]
+
+    @property
+    def backend(self) -> str:
+        """The backend it prices: the one it measured; a prediction from a device profile stands
+        for onnxruntime, as device profiles do (edgepart/profiles/backends.json)."""
+        return self.doc["provenance"].get("backend") or "onnxruntime"
+
+    @property
+    def model_sha256(self) -> str:
+        return self.doc["model"]["sha256"]
+
+    @property
+    def method(self) -> str:
+        return str(self.doc["provenance"].get("method", "measured" if not self.doc["predicted"] else "predicted"))
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return tuple(self.doc["precisions"])
+
+    def layer_seconds(self, precision: str, layer: str) -> float | None:
+        """The layer's calibrated seconds as the profile measured them (hot), or None."""
+        entry = self.doc["precisions"].get(precision, {}).get("layers", {}).get(layer)
+        return None if entry is None else float(entry["calibrated_s"])
+
+    @property
+    def idle_factor(self) -> float:
+        """After-idle over hot (edgepart.profile.idle); 1 where it was not measured."""
+        return idle.factor(self.doc)
+
+    @property
+    def idle_gap_s(self) -> float | None:
+        measured = self.doc["provenance"].get("idle")
+        return float(measured["gap_s"]) if measured else None
+
+
+def _check(doc: Any, source: str) -> None:
+    """Every field later stages read, named with the source when missing or out of range."""
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{source}: not a profile document")
     model = doc.get("model")
     if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("path", "sha256")):
-        raise BadInputError(f"{path}: model: expected its path and sha256; write the profile with edgepart profile -o")
+        raise BadInputError(f"{source}: model: expected its path and sha256; write the profile with "
+                            "edgepart profile -o")
     if not isinstance(doc.get("device"), str):
-        raise BadInputError(f"{path}: device: expected a device profile name, got {doc.get('device')!r}")
+        raise BadInputError(f"{source}: device: expected a device profile name, got {doc.get('device')!r}")
     if not isinstance(doc.get("predicted"), bool) or not isinstance(doc.get("provenance"), dict):
-        raise BadInputError(f"{path}: predicted and provenance: missing; write the profile with edgepart profile -o")
+        raise BadInputError(f"{source}: predicted and provenance: missing; write the profile with edgepart profile -o")
     precisions = doc.get("precisions")
     if not isinstance(precisions, dict) or not precisions:
-        raise BadInputError(f"{path}: precisions: expected a table of precisions with their layers")
+        raise BadInputError(f"{source}: precisions: expected a table of precisions with their layers")
     for precision, body in precisions.items():
         layers = body.get("layers") if isinstance(body, dict) else None
         if not isinstance(layers, dict):
-            raise BadInputError(f"{path}: precisions.{precision}.layers: expected a table of layers")
+            raise BadInputError(f"{source}: precisions.{precision}.layers: expected a table of layers")
         for name, layer in layers.items():
             for key in ("calibrated_s", "energy_j"):
                 value = layer.get(key) if isinstance(layer, dict) else None
                 if value is None and key == "energy_j":
                     continue
                 if not _non_negative(value):
-                    raise BadInputError(f"{path}: precisions.{precision}.layers.{name}.{key}: expected seconds "
+                    raise BadInputError(f"{source}: precisions.{precision}.layers.{name}.{key}: expected seconds "
                                         f"or joules, a finite number >= 0, got {value!r}")
     idle_record = doc["provenance"].get("idle")
     if idle_record is not None and not (isinstance(idle_record, dict) and _non_negative(idle_record.get("factor"))
                                         and idle_record["factor"] >= 1 and _non_negative(idle_record.get("gap_s"))):
-        raise BadInputError(f"{path}: provenance.idle: expected a factor >= 1 and gap_s (edgepart profile writes them)")
-    return doc
+        raise BadInputError(f"{source}: provenance.idle: expected a factor >= 1 and gap_s "
+                            "(edgepart profile writes them)")
 
 
 def _non_negative(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-
-
-def load_profile(path: str, loaded: LoadedModel) -> dict[str, Any]:
-    """A profile file (read_profile), refused when it was made for another model (both hashes named)."""
-    doc = read_profile(path)
-    if doc["model"]["sha256"] != loaded.sha256:
-        raise BadInputError(f"{path}: profile of model sha256 {doc['model']['sha256'][:12]}, but {loaded.path} has "
-                            f"sha256 {loaded.sha256[:12]}; profile this model")
-    return doc
 
 
 def _date() -> str:

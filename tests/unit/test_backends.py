@@ -9,6 +9,7 @@ from edgepart.errors import BadInputError
 from edgepart.hardware import backends, deploy
 from edgepart.plan import planner
 from edgepart.profile import idle
+from edgepart.profile.document import Profile
 from edgepart.runtime import price
 from tests.conftest import MODELS
 
@@ -61,7 +62,7 @@ def test_the_plan_chooses_the_cheaper_measured_backend(tvm_s, ort_s, chosen):
     loaded = graph.load(DIGITS)
     deployment = _deployment({"device": "local", "target": "x86-64"})
     profiles = (_profile(loaded, "local", "tvm", tvm_s), _profile(loaded, "local", "onnxruntime", ort_s))
-    doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=profiles))
+    doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=tuple(map(Profile.of, profiles))))
     tier = doc["deployment"]["tiers"][0]
     assert tier["backend"] == chosen and tier["backends"] == ["tvm", "onnxruntime"]
     layers = len(loaded.graph.layers)
@@ -81,7 +82,7 @@ def test_each_tier_gets_its_own_cheaper_backend():
     profiles = (_profile(loaded, "local", "tvm", 1e-4, 5e-4), _profile(loaded, "local", "onnxruntime", 4e-4, 3e-4),
                 _profile(loaded, "xeon-edge-server", "tvm", 1e-3, 1e-4),
                 _profile(loaded, "xeon-edge-server", "onnxruntime", 3e-4, 3e-4))
-    doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=profiles))
+    doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=tuple(map(Profile.of, profiles))))
     assert len(doc["backends"]["tried"]) == 4
     best = min(doc["backends"]["tried"], key=lambda t: t["objective"])
     assert doc["backends"]["chosen"] == best["backends"]
@@ -138,6 +139,6 @@ def test_a_profiles_idle_factor_prices_each_tier_as_it_runs_between_requests():
     profile["provenance"]["idle"] = idle.record(1.5e-3, 1.2e-3, idle.IDLE_GAP_S, 9, "test")
     for backend, ratio in (("onnxruntime", 1.0), ("tvm", backends.factor("tvm", "cpu").ratio)):
         deployment = _deployment({"device": "local", "target": "x86-64", "backend": backend})
-        doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=(profile,)))
+        doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=(Profile.of(profile),)))
         assert doc["predicted"]["per_tier"]["t0"]["compute_s"] == pytest.approx(layers * 1e-4 * 1.25 * ratio)
         assert "x 1.250 for a run after 5 ms idle" in doc["costs"]["source"]["t0"]

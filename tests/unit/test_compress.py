@@ -148,7 +148,7 @@ def test_sensitivity_detects_a_drop_without_labels():
 
 def test_cost_model_uses_measured_compression(digits_sensitivity, digits):
     deployment = deploy.load(str(MODELS.parent / "examples" / "compressed.toml"))
-    measured = cost_compression.from_sensitivity(digits_sensitivity)
+    measured = cost_compression.from_sensitivity(sensitivity.Sensitivity.of(digits_sensitivity))
     cost = cost_build.build(digits.graph, deployment, None, measured)
     q, c = cost.precisions.index("int8"), cost.codecs.index("int8+zlib")
     relu = cost.nodes.index("relu_1")
