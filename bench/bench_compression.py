@@ -25,6 +25,7 @@ from edgepart.hardware import deploy
 from edgepart.hardware.devices import load_device
 from edgepart.machine import host_description
 from edgepart.plan import planner
+from edgepart.plan.plan_file import Plan
 from edgepart.runtime import emulate, verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def budgets_on_digits(loaded, sens: dict, tmp: Path) -> list[dict]:
         plan_path = tmp / f"plan-{budget}.json"
         schema.write_json(plan_path, doc)
         build = tmp / f"build-{budget}"
-        compile_plan(loaded, doc, str(plan_path), build, calibration=calibration)
+        compile_plan(loaded, Plan.load(plan_path), build, calibration=calibration)
         report = verify.validate_accuracy(build, str(MODELS / "digits_test.npz"), emulators=emulate.available())
         precisions = list(doc["precision"].values())
         rows.append({"budget": float(budget.rstrip("%")) / 100, "predicted_drop": doc["predicted"]["accuracy_drop"],

@@ -23,6 +23,7 @@ from edgepart.hardware import deploy
 from edgepart.hardware.devices import load_device
 from edgepart.machine import host_description
 from edgepart.plan import planner
+from edgepart.plan.plan_file import Plan
 from edgepart.profile import document
 from edgepart.profile.document import Profile
 from edgepart.profile.measure import measure
@@ -65,7 +66,7 @@ def cell(loaded: graph.LoadedModel, profile: dict, link: str, tmp: Path, request
     plan_path = tmp / f"{loaded.path.stem}-{link}.plan.json"
     schema.write_json(plan_path, plan)
     build = tmp / f"{loaded.path.stem}-{link}"
-    compile_plan(loaded, plan, str(plan_path), build)
+    compile_plan(loaded, Plan.load(plan_path), build)
     report = client.run(build, client.RunOptions(requests=requests, shaping=shaping))
     return {"model": loaded.path.stem, "link": link, "links": report["links"],
             "predicted_s": report["predicted"]["latency_s"], "measured_p50_s": report["latency_s"]["p50"],

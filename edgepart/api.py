@@ -8,10 +8,11 @@ document the command writes (docs/api.md).
     report = api.verify("build/demo")
 
 A model is a path or a loaded model (`load_model`); a plan, profile or sensitivity argument is a
-path or the document a function returned. `profile` returns a Profile (edgepart.profile.document:
-checked on load, its JSON in `.doc`); the other documents are the JSON ones of docs/file-formats.md
-as dicts; errors are edgepart.errors' (BadInputError: exit 2 on the command line; CheckFailedError:
-exit 1; ToolError: exit 3). Nothing is printed; `output` writes the document as the command's `-o`.
+path, a dict, or the typed object a function returned. `profile` returns a Profile and `plan` a
+Plan (edgepart.profile.document, edgepart.plan.plan_file: checked on load, the JSON in `.doc`);
+manifests and reports are the JSON documents of docs/file-formats.md as dicts. Errors are
+edgepart.errors' (BadInputError: exit 2 on the command line; CheckFailedError: exit 1; ToolError:
+exit 3). Nothing is printed; `output` writes the document as the command's `-o`.
 The stages live in packages named profile, plan, compile, so their functions are here, in
 `edgepart.api`, not on `edgepart` itself.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from edgepart import graph, schema
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
+from edgepart.plan.plan_file import Plan
 from edgepart.profile.document import Profile
 
 Model = str | Path | LoadedModel
@@ -118,7 +119,7 @@ def _calibrated(device, path: str):
 def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Path = (),
          sensitivity: Any = None, objective: str = "latency", energy_weight: float = 0.0,
          solver: str = "auto", time_limit_s: float = 60.0, reproducible: bool = False,
-         output: str | Path | None = None) -> Document:
+         output: str | Path | None = None) -> Plan:
     """`edgepart plan`: where each layer runs, in what precision, each tier's backend. `profiles`: a
     folder of profile files, or profiles (documents or paths); each is refused when made for
     another model. A plan that misses a budget is returned; its `budgets` say which (the command
@@ -147,29 +148,26 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
     deployment = deploy_file.load(deploy)
     if deployment.budgets.accuracy_drop is not None and request.sensitivity is None:
         log.warning("an accuracy budget without sensitivity data: lower precisions and codecs count as free")
-    return _written(planner.plan(loaded, deployment, request), output)
+    plan = Plan.of(planner.plan(loaded, deployment, request), str(output or "plan"))
+    if output:
+        plan.dump(output)
+    return plan
 
 
-def compile(model: Model, plan: Document | str | Path, out: str | Path, *, tune: int = 0,  # noqa: A001
+def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *, tune: int = 0,  # noqa: A001
             tuning_db: str | Path | None = None, calibration: str | Path | None = None,
             progress: Callable[[str], None] = lambda message: None) -> Document:
     """`edgepart compile`: the build folder `out` (replaced when it is an earlier build) and its
     manifest, each tier timed against its price where this host can run it."""
     from edgepart.compile.build import compile_plan  # noqa: PLC0415
     from edgepart.compress import data  # noqa: PLC0415
-    from edgepart.plan.validate import load_plan  # noqa: PLC0415
     from edgepart.runtime.price import time_tier  # noqa: PLC0415
 
     loaded = _loaded(model)
-    with tempfile.TemporaryDirectory(prefix="edgepart-api-") as tmp:
-        if isinstance(plan, dict):  # the manifest records the plan file it was built from
-            plan_path = Path(tmp) / "plan.json"
-            schema.write_json(plan_path, plan)
-        else:
-            plan_path = Path(plan)
-        dataset = data.load(str(calibration), loaded, "--calibration") if calibration else None
-        return compile_plan(loaded, load_plan(str(plan_path)), str(plan_path), out, progress, tune,
-                            Path(tuning_db) if tuning_db else None, dataset, timer=time_tier)
+    plan = plan if isinstance(plan, Plan) else Plan.of(plan, "plan") if isinstance(plan, dict) else Plan.load(plan)
+    dataset = data.load(str(calibration), loaded, "--calibration") if calibration else None
+    return compile_plan(loaded, plan, out, progress, tune, Path(tuning_db) if tuning_db else None, dataset,
+                        timer=time_tier)
 
 
 def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | Path | None = None,

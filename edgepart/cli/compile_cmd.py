@@ -10,7 +10,7 @@ from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.errors import BadInputError, CheckFailedError
-from edgepart.plan.validate import load_plan
+from edgepart.plan.plan_file import Plan
 
 MAX_TRIALS = 100_000
 
@@ -42,7 +42,7 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
     if byoc_report:
         from edgepart.compile.build import byoc_report as report  # noqa: PLC0415
 
-        emit(out, report(loaded, load_plan(plan_path), plan_path), render_byoc)
+        emit(out, report(loaded, Plan.load(plan_path)), render_byoc)
         return
 
     def progress(message: str) -> None:

@@ -59,7 +59,7 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     try:
         doc = api.plan(loaded, deploy_path, profiles=profiles_dir or (), sensitivity=sensitivity_path,
                        objective=objective, energy_weight=energy_weight, solver=solver, time_limit_s=time_limit,
-                       reproducible=reproducible)
+                       reproducible=reproducible).doc
     except CheckFailedError as exc:
         if out.json and exc.details:  # a pipeline gets the reason as JSON too (exit code 1 all the same)
             emit(out, exc.details, render)

@@ -5,6 +5,8 @@ into a temporary folder that replaces the output folder only when complete."""
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -25,6 +27,7 @@ from edgepart.graph import LoadedModel
 from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware import deploy
 from edgepart.hardware.deploy import Deployment
+from edgepart.plan.plan_file import Plan, PlannedTier
 from edgepart.plan.validate import validate
 from edgepart.toolchain import compilers, targets
 from edgepart.wording import with_article
@@ -33,7 +36,7 @@ Timer = Callable[[Path, dict], dict]
 log = logging.getLogger(__name__)
 
 
-def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_dir: str | Path,
+def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
                  progress: Callable[[str], None] = lambda message: None, tune_trials: int = 0,
                  tuning_db: Path | None = None, calibration: data.Dataset | None = None,
                  timer: Timer | None = None) -> dict[str, Any]:
@@ -41,12 +44,12 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
     `calibration`: samples of the model's inputs, for the activation ranges of int8 layers.
     `timer(build folder, tier entry)`: the artifact's measured time against its price, added to the
     tier's entry as `timing` (the CLI passes edgepart.runtime.price.time_tier; compile does not run tiers)."""
-    validate(plan, loaded, planned_deployment(plan, plan_path), source=plan_path)
+    validate(plan, loaded, planned_deployment(plan))
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file():
         raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
-    tiers = {t["name"]: t for t in plan["deployment"]["tiers"]}
-    presets = {name: targets.resolve(t["target"], f"plan: tier '{name}' target") for name, t in tiers.items()}
+    tiers = {t.name: t for t in plan.tiers}
+    presets = {t.name: targets.resolve(t.target, f"{plan.source}: tier '{t.name}' target") for t in plan.tiers}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", dir=out_dir.parent))
@@ -65,11 +68,11 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
             entries.append(entry)
         doc = schema.document("manifest", manifest.SCHEMA_VERSION, {
             "model": {"path": str(loaded.path), "sha256": loaded.sha256},
-            "plan": {"path": plan_path, "sha256": manifest.sha256(Path(plan_path))},
+            "plan": {"path": plan.source, "sha256": _plan_sha256(plan)},
             "tools": _versions(),
             "tiers": entries,
             "outputs": list(loaded.graph.outputs),
-            "output_tier": plan["deployment"]["output_tier"],
+            "output_tier": plan.output_tier,
             "accuracy": _accuracy(plan, calibration),
             "network": _network(plan),
         })
@@ -83,22 +86,22 @@ def compile_plan(loaded: LoadedModel, plan: dict[str, Any], plan_path: str, out_
     return doc
 
 
-def planned_deployment(plan: dict[str, Any], plan_path: str) -> Deployment | None:
+def planned_deployment(plan: Plan) -> Deployment | None:
     """The deployment file the plan was made for, where it still is at the path the plan recorded:
     validate then refuses the plan when the file has changed since (both hashes named) and holds the
     plan to its budgets. None, with a warning, where the file is not there (a plan moved to another
     machine): the plan's own record of the deployment is used as it is."""
-    path = plan["deployment"].get("path")
+    path = plan.deployment_path
     if not path or not Path(path).is_file():
         log.warning("%s: the deployment it was made for (%s) is not here; its hash and budgets are not "
-                    "re-checked", plan_path, path or "no path recorded")
+                    "re-checked", plan.source, path or "no path recorded")
         return None
     return deploy.load(path)
 
 
-def byoc_report(loaded: LoadedModel, plan: dict[str, Any], plan_path: str) -> dict[str, Any]:
+def byoc_report(loaded: LoadedModel, plan: Plan) -> dict[str, Any]:
     """Per tier, the operator calls each BYOC backend's partitioner would take (nothing is built)."""
-    validate(plan, loaded, source=plan_path)
+    validate(plan, loaded)
     tiers = []
     with tempfile.TemporaryDirectory() as tmp:
         for tier_cut in cut.cut(loaded, plan):
@@ -109,15 +112,15 @@ def byoc_report(loaded: LoadedModel, plan: dict[str, Any], plan_path: str) -> di
                                               "tiers": tiers})
 
 
-def _tier_calibration(loaded: LoadedModel, plan: dict, tier_cuts: list[cut.TierCut],
+def _tier_calibration(loaded: LoadedModel, plan: Plan, tier_cuts: list[cut.TierCut],
                       calibration: data.Dataset | None) -> dict[str, data.Dataset]:
     """Per tier with int8 layers, its own inputs computed from the calibration samples (fp32 model)."""
-    needed = [c for c in tier_cuts if any(plan.get("precision", {}).get(n) == "int8" for n in c.layers)]
+    needed = [c for c in tier_cuts if plan.int8_layers(c.layers)]
     if not needed:
         return {}
     if calibration is None:
-        count = sum(1 for c in needed for n in c.layers if plan["precision"].get(n) == "int8")
-        raise BadInputError(f"{plan.get('model', {}).get('path', 'the plan')}: the plan puts {count} layer(s) in "
+        count = sum(len(plan.int8_layers(c.layers)) for c in needed)
+        raise BadInputError(f"{plan.model_path}: the plan puts {count} layer(s) in "
                             f"int8 (tier '{needed[0].tier}', ...); pass calibration data with --calibration DATA.npz")
     inner = sorted({name for c in needed for name in c.inputs} - set(calibration.inputs))
     values = {**calibration.inputs, **(data.run(loaded.model, calibration, inner) if inner else {})}
@@ -125,42 +128,41 @@ def _tier_calibration(loaded: LoadedModel, plan: dict, tier_cuts: list[cut.TierC
                                  {name: values[name] for name in c.inputs}, None) for c in needed}
 
 
-def _network(plan: dict) -> dict[str, Any]:
+def _network(plan: Plan) -> dict[str, Any]:
     """What `edgepart run` needs to lay out the tiers and links and to hold the run against the plan:
     every tier in order, each link's bandwidth and round trip with the tensors (and codecs) that go up
     it and the outputs that come down it, and the plan's predictions."""
-    links = {link["name"]: link for link in plan["deployment"].get("links", [])}
-    predicted = plan.get("predicted", {})
+    predicted = plan.predicted
     return {
-        "tiers": [t["name"] for t in plan["deployment"]["tiers"]],
-        "links": [{**{k: links.get(c["link"], {}).get(k) for k in ("uplink_bps", "downlink_bps", "rtt_s")},
-                   "name": c["link"], "up": [{"tensor": u["tensor"], "codec": u["codec"], "bytes": u["bytes"]}
-                                             for u in c["up"]],
-                   "down": [{"tensor": d["tensor"], "bytes": d["bytes"]} for d in c["down"]]}
-                  for c in plan["cuts"]],
-        "predicted": {"latency_s": predicted.get("latency_s"), "throughput_s": predicted.get("throughput_s"),
-                      "compute_s": {t: v["compute_s"] for t, v in predicted.get("per_tier", {}).items()},
-                      "transfer_s": {link: v["transfer_s"] for link, v in predicted.get("per_link", {}).items()}},
+        "tiers": [t.name for t in plan.tiers],
+        "links": [{"uplink_bps": link.uplink_bps, "downlink_bps": link.downlink_bps, "rtt_s": link.rtt_s,
+                   "name": link.name, "up": [{"tensor": u.tensor, "codec": u.codec, "bytes": u.bytes} for u in link.up],
+                   "down": [{"tensor": d.tensor, "bytes": d.bytes} for d in link.down]} for link in plan.links],
+        "predicted": {key: predicted[key] for key in ("latency_s", "throughput_s", "compute_s", "transfer_s")},
     }
 
 
-def _accuracy(plan: dict, calibration: data.Dataset | None) -> dict[str, Any]:
+def _accuracy(plan: Plan, calibration: data.Dataset | None) -> dict[str, Any]:
     """What the plan predicted for accuracy, for verify --validate-accuracy to hold it against."""
-    budget = plan.get("budgets", {}).get("accuracy_drop")
-    return {"predicted_drop": plan.get("predicted", {}).get("accuracy_drop", 0.0),
-            "budget": None if budget is None else budget["limit"],
-            "sensitivity": plan.get("accuracy", {}).get("sensitivity"),
-            "calibration": None if calibration is None else calibration.describe()}
+    return {"predicted_drop": plan.predicted["accuracy_drop"], "budget": plan.accuracy_budget,
+            "sensitivity": plan.sensitivity, "calibration": None if calibration is None else calibration.describe()}
 
 
-def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset, plan: dict,
+def _plan_sha256(plan: Plan) -> str:
+    """The plan file's sha256; for a plan that is no file (the Python API), its JSON's."""
+    if Path(plan.source).is_file():
+        return manifest.sha256(Path(plan.source))
+    return hashlib.sha256(json.dumps(plan.doc, sort_keys=True).encode()).hexdigest()
+
+
+def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.TargetPreset, plan: Plan,
                 staging: Path, tvm: compilers.TvmCompiler, calibration: data.Dataset | None) -> dict[str, Any]:
     folder = staging / tier_cut.tier
     folder.mkdir()
-    model = precision.apply(tier_cut.model, plan.get("precision", {}), tier_cut.tier, calibration)
+    model = precision.apply(tier_cut.model, plan.precisions, tier_cut.tier, calibration)
     submodel = folder / "submodel.onnx"
     onnx.save(model, submodel)
-    backend = tier.get("backend", "tvm")
+    backend = tier.backend
     if backend in backend_kinds.BUILT and backend not in backend_kinds.supported(preset):
         raise ToolError(f"tier '{tier_cut.tier}': the plan chose {backend}, which has no build for target "
                         f"{preset.name} (it has: {', '.join(backend_kinds.supported(preset))})")
@@ -174,18 +176,18 @@ def _build_tier(tier_cut: cut.TierCut, tier: dict, preset: targets.TargetPreset,
                             f"{preset.name}, expected {preset.elf_machine}")
     counts: dict[str, int] = {}
     for layer in tier_cut.layers:
-        p = plan.get("precision", {}).get(layer, "fp32")
+        p = plan.precision_of(layer)
         counts[p] = counts.get(p, 0) + 1
     return {
         "name": tier_cut.tier,
         "index": tier_cut.index,
-        "device": tier["device"],
+        "device": tier.device,
         "target": {"preset": preset.name, "tvm": preset.target, "host": preset.host},
         "runtime_device": preset.device,
         "backend": artifact.backend,
-        "threads": tier.get("threads", 1) if artifact.backend == "onnxruntime" else 1,
-        "priced_s": plan.get("predicted", {}).get("per_tier", {}).get(tier_cut.tier, {}).get("compute_s"),
-        "price_source": plan.get("costs", {}).get("source", {}).get(tier_cut.tier),
+        "threads": tier.threads if artifact.backend == "onnxruntime" else 1,
+        "priced_s": plan.priced_s(tier_cut.tier),
+        "price_source": plan.price_source(tier_cut.tier),
         "artifact": str(artifact.path.relative_to(staging)),
         "artifact_sha256": manifest.sha256(artifact.path),
         "bytes": artifact.path.stat().st_size,
@@ -210,13 +212,12 @@ def _in_build(value: Any, staging: Path) -> Any:
     return value
 
 
-def _io(model: onnx.ModelProto, name: str, plan: dict, tier_index: int | None) -> dict[str, Any]:
+def _io(model: onnx.ModelProto, name: str, plan: Plan, tier_index: int | None) -> dict[str, Any]:
     info = next(vi for vi in [*model.graph.input, *model.graph.output] if vi.name == name)
     entry = {"name": name, "shape": [d.dim_value for d in info.type.tensor_type.shape.dim],
              "dtype": onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type).name}
     if tier_index is not None:  # codecs on the links this input crossed to get here
-        entry["codecs"] = {cut_["link"]: up["codec"] for cut_ in plan["cuts"][:tier_index]
-                           for up in cut_["up"] if up["tensor"] == name}
+        entry["codecs"] = plan.codecs_into(tier_index, name)
     return entry
 
 

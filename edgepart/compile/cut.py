@@ -15,6 +15,7 @@ from edgepart.errors import BadInputError
 from edgepart.graph import LayerGraph, LoadedModel
 from edgepart.graph.extract import boundary, extract
 from edgepart.graph.sessions import named_model
+from edgepart.plan.plan_file import Plan
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ class TierCut:
     model: onnx.ModelProto
 
 
-def cut(loaded: LoadedModel, plan: dict) -> list[TierCut]:
+def cut(loaded: LoadedModel, plan: Plan) -> list[TierCut]:
     """One sub-model per tier that runs at least one layer, in tier order; each passes the checker."""
     graph: LayerGraph = loaded.graph
-    tiers = [t["name"] for t in plan["deployment"]["tiers"]]
-    where = {name: tiers.index(tier) for name, tier in plan["assignment"].items()}
+    tiers = [t.name for t in plan.tiers]
+    where = {node.name: tiers.index(plan.tier_of(node.name)) for node in graph.layers}
     model = named_model(loaded)
     cuts = []
     for index, tier in enumerate(tiers):

@@ -5,37 +5,19 @@ the tiers, and the budgets it claims to meet still met. Errors name the node or 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from edgepart import names, schema
 from edgepart.cost import build as cost_build
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import GRAPH_OUTPUT, LoadedModel
 from edgepart.hardware.deploy import Deployment
-from edgepart.plan.document import SCHEMA_VERSION
+from edgepart.plan.plan_file import Plan
 from edgepart.plan.solution import Solution
 
-REQUIRED = ("model", "deployment", "solver", "assignment", "cuts")
 
-
-def load_plan(path: str) -> dict[str, Any]:
-    doc = schema.load_json(path, "plan", SCHEMA_VERSION)
-    missing = [key for key in REQUIRED if not isinstance(doc.get(key), (dict, list))]
-    if missing:
-        raise BadInputError(f"{path}: not a complete plan file (no '{missing[0]}'); write one with edgepart plan -o")
-    tiers = doc["deployment"].get("tiers") if isinstance(doc["deployment"], dict) else None
-    if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
-        raise BadInputError(f"{path}: deployment.tiers: expected a list of tiers; write the plan with edgepart plan -o")
-    for i, tier in enumerate(tiers):
-        names.checked(tier.get("name"), f"{path}: deployment.tiers[{i}].name")
-    return doc
-
-
-def validate(plan: dict[str, Any], loaded: LoadedModel, deployment: Deployment | None = None,
-             source: str = "plan") -> Solution:
+def validate(planned: Plan, loaded: LoadedModel, deployment: Deployment | None = None) -> Solution:
     """Raise BadInputError (wrong model, node, tier, precision, direction) or CheckFailedError (budget)."""
+    plan, source = planned.doc, planned.source
     if plan["model"]["sha256"] != loaded.sha256:
         raise BadInputError(f"{source}: made for model sha256 {plan['model']['sha256'][:12]}, but "
                             f"{loaded.path} has sha256 {loaded.sha256[:12]}; re-run edgepart plan")

@@ -134,7 +134,7 @@ def test_compile_refuses_another_models_plan_and_unknown_targets(tmp_path):
 def test_a_failed_compile_leaves_the_previous_build(tmp_path, monkeypatch):
     from edgepart.compile import build as build_module
     from edgepart.errors import ToolError
-    from edgepart.plan.validate import load_plan
+    from edgepart.plan.plan_file import Plan
     from edgepart.toolchain import compilers
 
     plan, build, _ = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
@@ -145,7 +145,7 @@ def test_a_failed_compile_leaves_the_previous_build(tmp_path, monkeypatch):
 
     monkeypatch.setattr(compilers.TvmCompiler, "compile", exploding)
     with pytest.raises(ToolError):
-        build_module.compile_plan(graph.load(MODELS / "digits_cnn.onnx"), load_plan(str(plan)), str(plan), build)
+        build_module.compile_plan(graph.load(MODELS / "digits_cnn.onnx"), Plan.load(plan), build)
     assert (build / "manifest.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".build")] == []
 
