@@ -34,7 +34,7 @@ def main() -> None:
         try:
             report = verify(build)
             row["verify"] = report
-            doc = manifest.load(build)
+            doc = manifest.Manifest.load(build).doc
             cloud = next(t for t in doc["tiers"] if t["runtime_device"] == "cuda")
             runner = tier_loader.load(build, cloud["name"])
             rng = np.random.default_rng(0)

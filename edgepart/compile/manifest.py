@@ -7,6 +7,8 @@ tampered or moved artifact is refused before anything runs it.
 from __future__ import annotations
 
 import hashlib
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +30,143 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load(build_dir: str | Path) -> dict[str, Any]:
-    build_dir = Path(build_dir)
-    path = build_dir / FILE
-    if not path.is_file():
-        raise BadInputError(f"{build_dir}: no {FILE}; is this an edgepart build folder?")
-    doc = schema.load_json(path, "manifest", SCHEMA_VERSION)
-    tiers = doc.get("tiers")
-    if not isinstance(tiers, list) or not all(isinstance(t, dict) for t in tiers):
-        raise BadInputError(f"{path}: tiers: expected a list of tiers; is this an edgepart build folder?")
-    for i, tier in enumerate(tiers):
-        names.checked(tier.get("name"), f"{path}: tiers[{i}].name")
-    return doc
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tier's input or output: name, shape, dtype, and for an input the codec per link it crossed."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    codecs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BuiltTier:
+    """One tier of a build, as the manifest records it and verify, run and the price check read it."""
+
+    name: str
+    index: int
+    device: str  # the device profile the plan priced
+    backend: str
+    runtime_device: str  # cpu, cuda, ...
+    elf_machine: str | None
+    preset: str  # the target preset
+    verification: str
+    threads: int
+    priced_s: float | None
+    precisions: dict[str, int]  # layers per precision
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    artifact: str  # paths inside the build, with their sha256
+    artifact_sha256: str
+    submodel: str
+    submodel_sha256: str
+    raw: dict[str, Any]  # the entry as written (run hands it to its tier processes)
+
+    @classmethod
+    def of(cls, entry: Any, where: str) -> BuiltTier:
+        """The entry checked field by field; BadInputError names `where` and the field."""
+        if not isinstance(entry, dict):
+            raise BadInputError(f"{where}: expected a tier entry")
+        names.checked(entry.get("name"), f"{where}.name")
+        text = {key: entry.get(key) for key in ("device", "backend", "runtime_device", "verification", "artifact",
+                                                "artifact_sha256", "submodel", "submodel_sha256")}
+        odd = [key for key, value in text.items() if not isinstance(value, str)]
+        target = entry.get("target")
+        if odd or not isinstance(target, dict) or not isinstance(target.get("preset"), str):
+            raise BadInputError(f"{where}.{odd[0] if odd else 'target.preset'}: missing or not text; "
+                                "is this an edgepart build folder?")
+        priced = entry.get("priced_s")
+        if priced is not None and not (isinstance(priced, (int, float)) and math.isfinite(priced) and priced >= 0):
+            raise BadInputError(f"{where}.priced_s: expected seconds >= 0, got {priced!r}")
+        return cls(entry["name"], int(entry.get("index", 0)), text["device"], text["backend"], text["runtime_device"],
+                   entry.get("elf_machine"), target["preset"], text["verification"], int(entry.get("threads", 1)),
+                   priced, dict(entry.get("precisions", {})), _specs(entry.get("inputs"), f"{where}.inputs"),
+                   _specs(entry.get("outputs"), f"{where}.outputs"), text["artifact"], text["artifact_sha256"],
+                   text["submodel"], text["submodel_sha256"], entry)
+
+    @property
+    def choices(self) -> list[str]:
+        """The precisions of its layers and the codecs of its inputs: what sets verify's tolerance."""
+        return [*self.precisions, *(codec for spec in self.inputs for codec in spec.codecs.values())]
+
+
+def _specs(value: Any, where: str) -> tuple[TensorSpec, ...]:
+    if not isinstance(value, list):
+        raise BadInputError(f"{where}: expected a list of tensors")
+    specs = []
+    for i, spec in enumerate(value):
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if (not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(shape, list)
+                or not all(isinstance(d, int) and d >= 0 for d in shape) or not isinstance(spec.get("dtype"), str)):
+            raise BadInputError(f"{where}[{i}]: expected name, shape (whole numbers) and dtype")
+        codecs = spec.get("codecs", {})
+        if not isinstance(codecs, dict):
+            raise BadInputError(f"{where}[{i}].codecs: expected link -> codec")
+        specs.append(TensorSpec(spec["name"], tuple(shape), spec["dtype"], dict(codecs)))
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A build folder's manifest.json, checked on load; verify and run read builds only through it."""
+
+    build_dir: Path
+    doc: dict[str, Any]
+    tiers: tuple[BuiltTier, ...]
+
+    @classmethod
+    def load(cls, build_dir: str | Path) -> Manifest:
+        build_dir = Path(build_dir)
+        path = build_dir / FILE
+        if not path.is_file():
+            raise BadInputError(f"{build_dir}: no {FILE}; is this an edgepart build folder?")
+        doc = schema.load_json(path, "manifest", SCHEMA_VERSION)
+        tiers = doc.get("tiers")
+        if not isinstance(tiers, list) or not tiers:
+            raise BadInputError(f"{path}: tiers: expected a list of tiers; is this an edgepart build folder?")
+        model = doc.get("model")
+        if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("path", "sha256")):
+            raise BadInputError(f"{path}: model: expected its path and sha256; is this an edgepart build folder?")
+        outputs = doc.get("outputs")
+        if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+            raise BadInputError(f"{path}: outputs: expected the model's output names")
+        built = tuple(BuiltTier.of(tier, f"{path}: tiers[{i}]") for i, tier in enumerate(tiers))
+        if not isinstance(doc.get("output_tier"), str):
+            raise BadInputError(f"{path}: output_tier: expected a tier name")
+        return cls(build_dir, doc, built)
+
+    @property
+    def model_path(self) -> str:
+        return self.doc["model"]["path"]
+
+    @property
+    def model_sha256(self) -> str:
+        return self.doc["model"]["sha256"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.doc["outputs"])
+
+    @property
+    def output_tier(self) -> str:
+        return self.doc["output_tier"]
+
+    @property
+    def network(self) -> dict[str, Any] | None:
+        """What run lays the tiers and links out by (compile's _network); None for an old build."""
+        return self.doc.get("network")
+
+    @property
+    def accuracy(self) -> dict[str, Any]:
+        """predicted_drop, budget, sensitivity and calibration, as compile recorded them."""
+        return self.doc.get("accuracy") or {}
+
+    def tier(self, name: str) -> BuiltTier:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise BadInputError(f"{self.build_dir}: no tier '{name}'; tiers: {', '.join(t.name for t in self.tiers)}")
 
 
 def sample_inputs(build_dir: str | Path) -> dict[str, np.ndarray] | None:
@@ -60,16 +187,17 @@ def sample_inputs(build_dir: str | Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-def artifact_path(build_dir: str | Path, tier: dict[str, Any], key: str = "artifact") -> Path:
+def artifact_path(build_dir: str | Path, tier: BuiltTier, key: str = "artifact") -> Path:
     """The tier's file, refused when its path leaves the build folder or its sha256 differs."""
+    relative, expected = (tier.artifact, tier.artifact_sha256) if key == "artifact" else \
+        (tier.submodel, tier.submodel_sha256)
     root = Path(build_dir).resolve()
-    path = (root / tier[key]).resolve()
+    path = (root / relative).resolve()
     if not path.is_relative_to(root):
-        raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier['name']}' {key} path '{tier[key]}' "
+        raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key} path '{relative}' "
                             "escapes the build folder")
     if not path.is_file():
-        raise BadInputError(f"{path}: {key} of tier '{tier['name']}' is missing")
-    expected = tier[f"{key}_sha256"]
+        raise BadInputError(f"{path}: {key} of tier '{tier.name}' is missing")
     actual = sha256(path)
     if actual != expected:
         raise BadInputError(f"{path}: sha256 {actual[:12]} does not match the manifest ({expected[:12]}); "

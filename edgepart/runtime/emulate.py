@@ -89,8 +89,8 @@ def _build_runner(folder: Path) -> None:
 class QemuRunner:
     """Runs one tier library under qemu-aarch64; `run` maps numpy inputs to numpy outputs."""
 
-    def __init__(self, library: Path, tier: dict, timeout_s: float = 600) -> None:
-        self.library, self.tier, self.timeout_s = library, tier, timeout_s
+    def __init__(self, library: Path, tier: str, timeout_s: float = 600) -> None:
+        self.library, self.tier, self.timeout_s = library, tier, timeout_s  # tier: its name, for errors
         self.folder = bundle()
         self.description = f"tvm runtime (aarch64) under {Path(qemu()).name}"
         self.native = False  # emulated: right numbers, not the board's speed
@@ -113,10 +113,10 @@ class QemuRunner:
             try:
                 result = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
-                raise ToolError(f"tier '{self.tier['name']}' did not finish under qemu "
+                raise ToolError(f"tier '{self.tier}' did not finish under qemu "
                                 f"in {self.timeout_s:g} s") from None
             if result.returncode != 0:
-                raise ToolError(f"tier '{self.tier['name']}' failed under qemu: {result.stderr.strip()[-300:]}")
+                raise ToolError(f"tier '{self.tier}' failed under qemu: {result.stderr.strip()[-300:]}")
             outputs = []
             for line in result.stdout.strip().splitlines():
                 index, dtype, dims = line.split()

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepart.compile.manifest import BuiltTier
 from edgepart.errors import CheckFailedError
 from edgepart.graph import feeds
 from edgepart.profile import idle
@@ -24,16 +25,16 @@ WARMUP_RUNS = 3
 MIN_RUNS, MAX_RUNS, BUDGET_S = 5, 50, 1.0  # timed runs: at least 5, more while within about a second
 
 
-def stand_in(entry: dict | None, runner: dict) -> str | None:
+def stand_in(entry: BuiltTier | None, runner: dict) -> str | None:
     """Why a tier's measured time says nothing about the plan's price for it, or None when it does:
     the plan priced another device than this host, or the tier ran emulated or as an onnxruntime
     stand-in for its artifact. A relay (no layers, no entry) has nothing to compare."""
     if entry is None:
         return None
     if not runner.get("native", True):
-        return f"ran as a stand-in ({runner['ran_with']}), not as device '{entry['device']}' that the plan priced"
-    if entry["device"] != LOCAL_DEVICE:
-        return f"the plan priced device '{entry['device']}'; this host ran the tier in its place"
+        return f"ran as a stand-in ({runner['ran_with']}), not as device '{entry.device}' that the plan priced"
+    if entry.device != LOCAL_DEVICE:
+        return f"the plan priced device '{entry.device}'; this host ran the tier in its place"
     return None
 
 
@@ -65,21 +66,21 @@ def time_runner(run, values: list[np.ndarray]) -> dict[str, Any]:
                      f"{idle.IDLE_GAP_S * 1e3:g} ms idle"}
 
 
-def time_tier(build_dir: Path, entry: dict) -> dict[str, Any]:
+def time_tier(build_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """The artifact of one tier of a build timed on seeded inputs, where this host is its device and
     runs it natively; else why not (compile's report; nothing is started for a tier not measurable)."""
     from edgepart.runtime.runners import runner_for  # noqa: PLC0415 - onnxruntime / TVM's runtime
 
-    if entry["device"] != LOCAL_DEVICE:
-        return judged(None, entry.get("priced_s"), f"priced for device '{entry['device']}', not at hand")
-    runner = runner_for(build_dir, entry, emulators={})
-    why = stand_in(entry, {"ran_with": runner.description, "native": runner.native})
+    tier = BuiltTier.of(entry, f"tier '{entry.get('name')}'")
+    if tier.device != LOCAL_DEVICE:
+        return judged(None, tier.priced_s, f"priced for device '{tier.device}', not at hand")
+    runner = runner_for(build_dir, tier, emulators={})
+    why = stand_in(tier, {"ran_with": runner.description, "native": runner.native})
     if why is not None:
-        return judged(None, entry.get("priced_s"), why)
-    inputs = feeds.seeded((spec["name"], spec["shape"], spec["dtype"]) for spec in entry["inputs"])
-    values = [inputs[spec["name"]] for spec in entry["inputs"]]
-    timing = time_runner(runner.run, values)
-    return {**judged(timing["median_s"], entry.get("priced_s"), None), "timing": timing}
+        return judged(None, tier.priced_s, why)
+    inputs = feeds.seeded((spec.name, spec.shape, spec.dtype) for spec in tier.inputs)
+    timing = time_runner(runner.run, [inputs[spec.name] for spec in tier.inputs])
+    return {**judged(timing["median_s"], tier.priced_s, None), "timing": timing}
 
 
 def over_price(tiers: dict[str, dict]) -> list[str]:

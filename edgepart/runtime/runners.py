@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgepart.compile import manifest
+from edgepart.compile.manifest import BuiltTier
 from edgepart.toolchain.elf import HOST_MACHINE
 from edgepart.wording import with_article
 
@@ -43,24 +44,24 @@ class TvmRunner:
         return self.tier.run(values)
 
 
-def runner_for(build_dir: Path, tier: dict, emulators: dict | None = None):
+def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None):
     """The way this machine runs a tier: its library, an emulator, or its sub-model in onnxruntime.
     A runner has `run`, `description` (how it runs, for reports) and `native` (False for an emulator or
     a stand-in: the tier's own artifact does not run at its own speed here)."""
     emulators = emulators or {}
     artifact = manifest.artifact_path(build_dir, tier)
     submodel = manifest.artifact_path(build_dir, tier, "submodel")
-    if tier["backend"] == "onnxruntime":
-        return OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True, threads=tier.get("threads", 1))
-    if tier["runtime_device"] == "cpu" and tier["elf_machine"] == HOST_MACHINE:
+    if tier.backend == "onnxruntime":
+        return OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True, threads=tier.threads)
+    if tier.runtime_device == "cpu" and tier.elf_machine == HOST_MACHINE:
         return TvmRunner(artifact, "cpu")
-    if tier["runtime_device"] == "cuda" and _cuda_available():
+    if tier.runtime_device == "cuda" and _cuda_available():
         return TvmRunner(artifact, "cuda")
-    emulator = emulators.get(tier["elf_machine"]) if tier["runtime_device"] == "cpu" else None
+    emulator = emulators.get(tier.elf_machine) if tier.runtime_device == "cpu" else None
     if emulator is not None:
-        return emulator(artifact, tier)
-    library = with_article(tier["target"]["preset"])
-    return OrtRunner(submodel, f"onnxruntime stand-in: {library} library cannot run here ({tier['verification']})",
+        return emulator(artifact, tier.name)
+    library = with_article(tier.preset)
+    return OrtRunner(submodel, f"onnxruntime stand-in: {library} library cannot run here ({tier.verification})",
                       native=False)
 
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgepart.compile import manifest
-from edgepart.errors import BadInputError
 
 
 def load(build_dir: str | Path, name: str):
     """A TvmTier (runtime only) for tier `name`; refused when the artifact was changed."""
     from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
 
-    doc = manifest.load(build_dir)
-    for tier in doc["tiers"]:
-        if tier["name"] == name:
-            return TvmTier(manifest.artifact_path(build_dir, tier), tier["runtime_device"])
-    raise BadInputError(f"{build_dir}: no tier '{name}'; tiers: {', '.join(t['name'] for t in doc['tiers'])}")
+    tier = manifest.Manifest.load(build_dir).tier(name)
+    return TvmTier(manifest.artifact_path(build_dir, tier), tier.runtime_device)

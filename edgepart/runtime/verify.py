@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from edgepart import schema
 from edgepart.compile import manifest
+from edgepart.compile.manifest import Manifest, TensorSpec
 from edgepart.compress import codecs
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
@@ -30,45 +31,45 @@ TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 1e-1}
 class Chain:
     """The build's tiers, each with the runner this machine allows, codecs applied between them."""
 
-    def __init__(self, build_dir: Path, doc: dict, emulators: dict) -> None:
-        self.doc = doc
-        self.runners = [runner_for(build_dir, tier, emulators) for tier in doc["tiers"]]
-        self.precision = self.least_precise(doc)
+    def __init__(self, built: Manifest, emulators: dict) -> None:
+        self.built = built
+        self.runners = [runner_for(built.build_dir, tier, emulators) for tier in built.tiers]
+        self.precision = self.least_precise(built)
         self.first_inputs: dict[str, list[np.ndarray]] = {}  # per tier, what it received for the first sample
 
     @staticmethod
-    def least_precise(doc: dict) -> str:
+    def least_precise(built: Manifest) -> str:
         """The least precise choice on the way through the build, which sets the tolerance."""
         precision = "fp32"
-        for tier in doc["tiers"]:
-            for choice in [*tier["precisions"], *(c for s in tier["inputs"] for c in s.get("codecs", {}).values())]:
+        for tier in built.tiers:
+            for choice in tier.choices:
                 precision = _least_precise(precision, codecs.base(choice))
         return precision
 
     def run_many(self, samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Tier by tier over all samples (an emulated tier starts once for all of them)."""
         states = [dict(feeds) for feeds in samples]
-        for tier, runner in zip(self.doc["tiers"], self.runners):
-            values = [[_received(state[spec["name"]], spec) for spec in tier["inputs"]] for state in states]
-            self.first_inputs[tier["name"]] = values[0]
+        for tier, runner in zip(self.built.tiers, self.runners):
+            values = [[_received(state[spec.name], spec) for spec in tier.inputs] for state in states]
+            self.first_inputs[tier.name] = values[0]
             many = getattr(runner, "run_many", None)
             outputs = many(values) if many else [runner.run(v) for v in values]
             for state, produced in zip(states, outputs):
-                state.update({spec["name"]: out for spec, out in zip(tier["outputs"], produced)})
-        return [{name: state[name] for name in self.doc["outputs"]} for state in states]
+                state.update({spec.name: out for spec, out in zip(tier.outputs, produced)})
+        return [{name: state[name] for name in self.built.outputs} for state in states]
 
     def describe(self) -> list[dict]:
-        return [{"name": t["name"], "ran_with": r.description} for t, r in zip(self.doc["tiers"], self.runners)]
+        return [{"name": t.name, "ran_with": r.description} for t, r in zip(self.built.tiers, self.runners)]
 
     def held_to_price(self) -> dict[str, dict]:
         """Per tier, its time on the first sample of the last run_many against the plan's price
         (edgepart.runtime.price.judged): timed where this host is the priced device and runs the tier
         natively, else why it is not measurable (emulated and stand-in tiers are not run again)."""
         held = {}
-        for tier, runner in zip(self.doc["tiers"], self.runners):
+        for tier, runner in zip(self.built.tiers, self.runners):
             why = price.stand_in(tier, {"ran_with": runner.description, "native": runner.native})
-            timing = None if why else price.time_runner(runner.run, self.first_inputs[tier["name"]])
-            held[tier["name"]] = {**price.judged(timing and timing["median_s"], tier.get("priced_s"), why),
+            timing = None if why else price.time_runner(runner.run, self.first_inputs[tier.name])
+            held[tier.name] = {**price.judged(timing and timing["median_s"], tier.priced_s, why),
                                   **({"timing": timing} if timing else {})}
         return held
 
@@ -79,8 +80,8 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     seeded inputs) and compare every output of every sample with onnxruntime on the original model;
     time each tier measurable here against its price (`strict`: exit 1 when one is over STRICT_RATIO)."""
     build_dir = Path(build_dir)
-    doc = manifest.load(build_dir)
-    model = original_model(doc, model_path)
+    built = Manifest.load(build_dir)
+    model = original_model(built, model_path)
     reference_session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     if inputs_path is not None:
         samples = read_samples(inputs_path, reference_session, model)
@@ -89,8 +90,8 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
         samples, source = [_default_inputs(build_dir, reference_session)], _default_inputs_source(build_dir)
     output_names = [o.name for o in reference_session.get_outputs()]
     expected = [dict(zip(output_names, reference_session.run(None, feeds))) for feeds in samples]
-    chain = Chain(build_dir, doc, emulators or {})
-    errors = _errors(doc["outputs"], expected, chain.run_many(samples))
+    chain = Chain(built, emulators or {})
+    errors = _errors(built.outputs, expected, chain.run_many(samples))
     worst = chain.precision
     tolerance = TOLERANCE[worst]
     held = chain.held_to_price()
@@ -133,18 +134,18 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     from edgepart.compress import data, sensitivity  # noqa: PLC0415
 
     build_dir = Path(build_dir)
-    doc = manifest.load(build_dir)
-    model = original_model(doc, model_path)
+    built = Manifest.load(build_dir)
+    model = original_model(built, model_path)
     loaded = graph.load(model)
     dataset = data.load(data_path, loaded, "--validate-accuracy").head(samples)
-    planned = doc.get("accuracy") or {}
+    planned = built.accuracy
     metric = (planned.get("sensitivity") or {}).get("metric", {}).get("name")
     metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"--validate-accuracy {data_path}: the plan's metric is accuracy; the file has no "
                             "'labels' array")
     reference = data.run(loaded.model, dataset)
-    chain = Chain(build_dir, doc, emulators or {})
+    chain = Chain(built, emulators or {})
     outputs = chain.run_many(list(dataset.samples()))
     measured_outputs = {name: np.stack([o[name] for o in outputs]) for name in reference}
     score = sensitivity.scorer(metric, reference, dataset.labels)
@@ -161,22 +162,22 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     return report
 
 
-def original_model(doc: dict, model_path: str | None) -> Path:
+def original_model(built: Manifest, model_path: str | None) -> Path:
     """The model a build was made from (or `model_path`, if it moved), checked by its sha256."""
-    model = Path(model_path or doc["model"]["path"])
+    model = Path(model_path or built.model_path)
     if not model.is_file():
         raise BadInputError(f"{model}: the original model is missing; pass --model")
     actual = manifest.sha256(model)
-    if actual != doc["model"]["sha256"]:
+    if actual != built.model_sha256:
         raise BadInputError(f"{model}: sha256 {actual[:12]} differs from the model this build was made from "
-                            f"({doc['model']['sha256'][:12]}, {doc['model']['path']})"
+                            f"({built.model_sha256[:12]}, {built.model_path})"
                             + ("" if model_path else "; if it moved, pass it with --model"))
     return model
 
 
-def _received(value: np.ndarray, spec: dict) -> np.ndarray:
+def _received(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """What a tier gets for one input: the value after every link's codec on the way up."""
-    for codec in spec.get("codecs", {}).values():
+    for codec in spec.codecs.values():
         value = codecs.roundtrip(value, codec)
     return value
 

@@ -101,16 +101,18 @@ def test_a_tier_run_in_place_of_its_planned_device_is_not_compared(build):
 
 
 def test_a_library_this_host_cannot_run_gets_a_stand_in_described_with_the_right_article(build):
+    from edgepart.compile.manifest import BuiltTier
     from edgepart.runtime.run.report import stand_in
     from edgepart.runtime.runners import runner_for
 
     tier = next(t for t in json.loads((build / "manifest.json").read_text())["tiers"] if t["name"] == "device")
     tier = {**tier, "backend": "tvm", "runtime_device": "cpu", "elf_machine": "AArch64", "verification": "emulate",
             "target": {**tier["target"], "preset": "aarch64"}}
-    runner = runner_for(build, tier, emulators={})
+    runner = runner_for(build, BuiltTier.of(tier, "tier"), emulators={})
     assert runner.description.startswith("onnxruntime stand-in: an aarch64 library cannot run here")
     assert not runner.native
-    why = stand_in({**tier, "device": "local"}, {"ran_with": runner.description, "native": runner.native})
+    why = stand_in(BuiltTier.of({**tier, "device": "local"}, "tier"),
+                   {"ran_with": runner.description, "native": runner.native})
     assert why.startswith("ran as a stand-in (onnxruntime stand-in: an aarch64 library")
 
 

@@ -148,7 +148,7 @@ def test_x86_kernels_match_onnxruntime(zoo, tmp_path):
 @needs_arm_library
 def test_aarch64_kernels_match_onnxruntime_under_qemu(zoo, tmp_path):
     library = compile_cases(zoo, "rpi4", tmp_path)
-    assert_cases_match(emulate.QemuRunner(library, {"name": "cases"}).run(zoo[1]), zoo[2])
+    assert_cases_match(emulate.QemuRunner(library, "cases").run(zoo[1]), zoo[2])
 
 
 def test_without_the_library_a_tier_builds_with_tvm_kernels_and_says_so(zoo, tmp_path, monkeypatch, caplog):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from edgepart import graph
@@ -105,7 +107,8 @@ def test_a_backend_not_measured_is_priced_at_its_calibrated_factor():
 
 
 def test_a_tier_priced_for_another_device_is_not_measurable_here():
-    held = price.judged(None, 2e-3, price.stand_in({"device": "rpi4"}, {"ran_with": "onnxruntime", "native": True}))
+    board = SimpleNamespace(device="rpi4")  # stand_in reads only the device the plan priced
+    held = price.judged(None, 2e-3, price.stand_in(board, {"ran_with": "onnxruntime", "native": True}))
     assert held["ratio"] is None and not held["over"] and "rpi4" in held["not_measurable"]
     assert price.judged(4e-3, 2e-3, None) == {"measured_s": 4e-3, "priced_s": 2e-3, "ratio": 2.0, "over": True,
                                               "not_measurable": None}

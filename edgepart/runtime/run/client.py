@@ -44,17 +44,17 @@ class RunOptions:
 def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
     build_dir = Path(build_dir)
-    doc = manifest.load(build_dir)
-    for tier in doc["tiers"]:  # a changed artifact is bad input (exit 2) here, as in verify, not a tier crash
+    built = manifest.Manifest.load(build_dir)
+    for tier in built.tiers:  # a changed artifact is bad input (exit 2) here, as in verify, not a tier crash
         manifest.artifact_path(build_dir, tier)
         manifest.artifact_path(build_dir, tier, "submodel")
-    network = doc.get("network")
+    network = built.network
     if network is None:
         raise BadInputError(f"{build_dir}: built by an edgepart without network data; compile it again")
     from edgepart.runtime.verify import original_model  # noqa: PLC0415 - onnxruntime
 
-    model = original_model(doc, options.model)
-    layout = _layout(doc, network)
+    model = original_model(built, options.model)
+    layout = _layout(built, network)
     shaping_mode = _shaping_mode(options.shaping, layout)
     priced_s = network["predicted"]["latency_s"] or 0.0
     with tempfile.TemporaryDirectory(prefix="edgepart-run-") as tmp, ExitStack() as stack:
@@ -63,8 +63,8 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
             namespaces = stack.enter_context(shaping.Namespaces(layout["links"], str(os.getpid())))
         context = zmq.Context()
         stack.callback(context.destroy, 0)
-        client = _Client(context, Path(tmp), doc["outputs"])
-        workers = TierProcesses(build_dir, doc, layout, Path(tmp), namespaces, shaping_mode)
+        client = _Client(context, Path(tmp), built.outputs)
+        workers = TierProcesses(build_dir, built, layout, Path(tmp), namespaces, shaping_mode)
         stack.callback(workers.stop)
         client.to_device.connect(workers.endpoint(0, "up"))
         runners = workers.start(client.control)
@@ -84,8 +84,8 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     measured = requests[WARMUP:]
     if namespaces is not None and not namespaces.kernel_delay:
         shaping_mode = "netns-tbf"
-    result = {"build": str(build_dir), **report.report(doc, network, layout, measured, wall_s, rate, shaping_mode,
-                                                       runners)}
+    result = {"build": str(build_dir), **report.report(built, network, layout, measured, wall_s, rate,
+                                                       shaping_mode, runners)}
     errors = [r for r in measured if r.error]
     if errors:
         failed = [r for r in errors if r.sent_at]
@@ -94,7 +94,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         raise CheckFailedError(f"{reason}: {len(failed)} of {len(measured)} requests failed{ids}, "
                                f"{len(errors) - len(failed)} not sent", result)
     if options.check:
-        report.check(doc, model, measured, result)
+        report.check(built, model, measured, result)
     return result
 
 
@@ -112,15 +112,15 @@ def request_timeout_s(priced_s: float, warmup: list[Request]) -> float:
     return max(10.0, 20 * priced_s, 10 * max(seen, default=0.0))
 
 
-def _layout(doc: dict, network: dict) -> dict:
+def _layout(built: manifest.Manifest, network: dict) -> dict:
     """The chain of tier processes: every tier from the device up to the highest one that runs layers
-    or consumes the outputs (an empty tier in between relays)."""
+    or consumes the outputs (an empty tier in between relays). `entries`: name -> BuiltTier."""
     names = network["tiers"]
-    entries = {t["name"]: t for t in doc["tiers"]}
-    used = [names.index(t["name"]) for t in doc["tiers"]] + [names.index(doc["output_tier"])]
+    entries = {t.name: t for t in built.tiers}
+    used = [names.index(t.name) for t in built.tiers] + [names.index(built.output_tier)]
     top = max(used)
     return {"tiers": names[: top + 1], "entries": entries, "links": network["links"][:top],
-            "output_tier": names.index(doc["output_tier"])}
+            "output_tier": names.index(built.output_tier)}
 
 
 def _shaping_mode(requested: str, layout: dict) -> str:

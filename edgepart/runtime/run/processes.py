@@ -10,6 +10,7 @@ from pathlib import Path
 import zmq
 
 from edgepart.children import die_with_parent
+from edgepart.compile.manifest import Manifest
 from edgepart.errors import ToolError
 from edgepart.runtime.run import shaping
 from edgepart.runtime.run.transport import FAILED, READY, now
@@ -21,9 +22,9 @@ UP_PORT, DOWN_PORT = 5600, 5601
 class TierProcesses:
     """The tier processes: configured, started, watched and stopped."""
 
-    def __init__(self, build_dir: Path, doc: dict, layout: dict, folder: Path,
+    def __init__(self, build_dir: Path, built: Manifest, layout: dict, folder: Path,
                  namespaces: shaping.Namespaces | None, mode: str) -> None:
-        self.build_dir, self.doc, self.layout, self.folder = build_dir, doc, layout, folder
+        self.build_dir, self.built, self.layout, self.folder = build_dir, built, layout, folder
         self.namespaces, self.mode = namespaces, mode
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -61,7 +62,8 @@ class TierProcesses:
         down = links[i - 1] if i > 0 else None
         return {
             "tier": name, "index": i, "output_tier": self.layout["output_tier"], "build": str(self.build_dir),
-            "entry": self.layout["entries"].get(name), "outputs": self.doc["outputs"],
+            "entry": entry.raw if (entry := self.layout["entries"].get(name)) else None,
+            "outputs": self.built.outputs,
             "endpoints": self._endpoints(i),
             "up": up and {"link": up["name"], "tensors": {u["tensor"]: u["codec"] for u in up["up"]},
                           "pace": side(up, "uplink_bps")},

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgepart import schema
+from edgepart.compile.manifest import Manifest
 from edgepart.errors import CheckFailedError
 from edgepart.runtime.price import STRICT_RATIO, judged, over_price, stand_in
 
@@ -32,7 +33,7 @@ def slowest_stage_rate(warmup: list[Request], layout: dict, mode: str) -> float:
 SCHEMA_VERSION = 1
 
 
-def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall_s: float, rate: float | None,
+def report(built: Manifest, network: dict, layout: dict, requests: list[Request], wall_s: float, rate: float | None,
            mode: str, runners: dict[str, dict]) -> dict[str, Any]:
     """The run's report (docs/file-formats.md, edgepart.run). `runners`: tier -> {ran_with, native}."""
     done = [r for r in requests if r.done_at is not None and not r.error]
@@ -66,7 +67,7 @@ def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall
     measured_latency = _median(latencies)
     predicted_latency = predicted["latency_s"]
     return schema.document("run", SCHEMA_VERSION, {
-        "model": doc["model"]["path"], "links": mode,
+        "model": built.model_path, "links": mode,
         "shaping": {"netns": "veth pairs in network namespaces with tc netem (delay RTT/2, rate)",
                     "netns-tbf": "veth pairs in network namespaces, rate by tc tbf in the kernel; one-way delay "
                                  "(RTT/2) held by the receiver (this kernel has no netem)",
@@ -89,7 +90,7 @@ def report(doc: dict, network: dict, layout: dict, requests: list[Request], wall
     })
 
 
-def check(doc: dict, model: Path, requests: list[Request], report: dict) -> None:
+def check(built: Manifest, model: Path, requests: list[Request], report: dict) -> None:
     """Every result against onnxruntime on the original model, and in the order sent."""
     import onnxruntime as ort  # noqa: PLC0415
 
@@ -97,11 +98,11 @@ def check(doc: dict, model: Path, requests: list[Request], report: dict) -> None
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    tolerance = TOLERANCE[Chain.least_precise(doc)]
+    tolerance = TOLERANCE[Chain.least_precise(built)]
     worst = 0.0
     for request in requests:
         expected = dict(zip(names, session.run(None, request.inputs)))
-        for name in doc["outputs"]:
+        for name in built.outputs:
             ref = expected[name].astype(np.float64)
             error = float(np.max(np.abs(request.outputs[name].astype(np.float64) - ref)) / (np.max(np.abs(ref)) or 1))
             worst = max(worst, error)

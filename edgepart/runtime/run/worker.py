@@ -20,6 +20,7 @@ from pathlib import Path
 
 import zmq
 
+from edgepart.compile.manifest import BuiltTier
 from edgepart.runtime.run import transport
 from edgepart.runtime.run.shaping import Direction, Pacer
 from edgepart.runtime.run.transport import ACK, DOWN, FAILED, READY, RESULT, UP, Message, now
@@ -41,7 +42,8 @@ class Worker:
         self.up, self.down = config.get("up") or {}, config.get("down") or {}
         self.up_pacer = Pacer(Direction(**self.up["pace"]) if self.up.get("pace") else None)
         self.down_pacer = Pacer(Direction(**self.down["pace"]) if self.down.get("pace") else None)
-        self.entry = config.get("entry")
+        # the tier's manifest entry (a relay has none), as the client read it from the build
+        self.entry = BuiltTier.of(config["entry"], f"tier '{self.name}'") if config.get("entry") else None
         self.runner = None
         started = now()
         if self.entry:
@@ -105,9 +107,9 @@ class Worker:
         tensors = dict(message.tensors)
         if self.runner is not None:
             start = now()
-            produced = self.runner.run([tensors[spec["name"]] for spec in self.entry["inputs"]])
+            produced = self.runner.run([tensors[spec.name] for spec in self.entry.inputs])
             message.timings[f"tier:{self.name}"] = now() - start
-            tensors.update({spec["name"]: value for spec, value in zip(self.entry["outputs"], produced)})
+            tensors.update({spec.name: value for spec, value in zip(self.entry.outputs, produced)})
         going_up = {name: tensors[name] for name in self.up.get("tensors", {}) if name in tensors}
         if going_up:
             self.send(self.up_out, self.up_pacer, Message(UP, message.request, going_up, dict(message.timings)),
