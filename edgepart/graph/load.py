@@ -18,6 +18,7 @@ from onnx import external_data_helper
 
 from edgepart.errors import BadInputError
 from edgepart.graph import feeds as seeded_feeds
+from edgepart.graph import sessions
 
 # Initializers at most this large keep their data in the skeleton: shape tensors for Reshape,
 # Slice starts and the like, which shape inference needs to propagate values.
@@ -156,7 +157,6 @@ def _missing(model: onnx.ModelProto, types: dict[str, TensorType]) -> list[str]:
 
 def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: Path | None) -> dict[str, TensorType]:
     """Shapes and dtypes of `names` from running the model once; {} when onnxruntime cannot run it."""
-    import onnxruntime as ort  # noqa: PLC0415 - only for models shape inference cannot type
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
@@ -165,7 +165,7 @@ def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: 
     known = {o.name for o in probe.graph.output}
     probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in known)
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = sessions.session(probe)
         values = session.run(names, seeded_feeds.for_session(session))
     except Exception:  # noqa: BLE001 - any onnxruntime failure means: no probe, report the missing shape
         return {}

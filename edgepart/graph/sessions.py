@@ -3,19 +3,25 @@ LayerGraph does (so a profiler's kernels and a cut's nodes trace back to layers)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any, Protocol
 
 import onnx
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-    from edgepart.graph import LoadedModel
+
+class Loaded(Protocol):
+    """What named_model needs of a loaded model (edgepart.graph.LoadedModel)."""
+
+    model: onnx.ModelProto
+    graph: Any
 
 CPU = ["CPUExecutionProvider"]
 
 
-def named_model(loaded: LoadedModel) -> onnx.ModelProto:
+def named_model(loaded: Loaded) -> onnx.ModelProto:
     """A copy whose ONNX nodes carry their LayerGraph names, so kernels can be traced back."""
     model = onnx.ModelProto()
     model.CopyFrom(loaded.model)
@@ -34,9 +40,16 @@ def ort_options() -> ort.SessionOptions:
     return options
 
 
-def tier_session(model: onnx.ModelProto | str) -> ort.InferenceSession:
-    """A CPU session of a model (a ModelProto or a path) as a tier runs it (ort_options)."""
+def session(model: onnx.ModelProto | str | os.PathLike, options: ort.SessionOptions | None = None
+            ) -> ort.InferenceSession:
+    """A CPU session of a model (a ModelProto or a path): every session edgepart opens comes from here.
+    `options`: onnxruntime's defaults where None (a reference run of the original model)."""
     import onnxruntime as ort  # noqa: PLC0415
 
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(source, ort_options(), providers=CPU)
+    return ort.InferenceSession(source, options, providers=CPU)
+
+
+def tier_session(model: onnx.ModelProto | str | os.PathLike) -> ort.InferenceSession:
+    """A session of a model as a tier runs it (ort_options)."""
+    return session(model, ort_options())

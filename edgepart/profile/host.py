@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from edgepart.graph import sessions
 from edgepart.hardware.devices import profiles_dir
 from edgepart.machine import host_description
 from edgepart.profile.document import _date
@@ -26,8 +26,7 @@ def matmul_peak(size: int = 1024, repeats: int = 5) -> float:
                               [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    session = ort.InferenceSession(model.SerializeToString(), session_options(RunOptions(), "all"),
-                                   providers=["CPUExecutionProvider"])
+    session = sessions.session(model, session_options(RunOptions(), "all"))
     feeds = {n: np.random.default_rng(0).standard_normal((size, size)).astype(np.float32) for n in "ab"}
     session.run(None, feeds)
     best = min(_timed(lambda: session.run(None, feeds)) for _ in range(repeats))

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from edgepart.compress import data
-from edgepart.graph import LayerGraph, LoadedModel
+from edgepart.graph import LayerGraph, LoadedModel, sessions
 from edgepart.graph.extract import boundary, extract
 from edgepart.graph.sessions import named_model
 from edgepart.profile import energy, idle, prefix_timing
@@ -205,8 +204,7 @@ def session_energy(loaded: LoadedModel, options: RunOptions) -> EnergyReading | 
 def _deployed_run(loaded: LoadedModel, options: RunOptions, model: onnx.ModelProto | None = None,
                   feeds: dict | None = None) -> Callable[[], object]:
     """One run of the model as a tier deploys it (the profiled options, no profiler), warmed up."""
-    session = ort.InferenceSession((model or named_model(loaded)).SerializeToString(),
-                                   session_options(options, options.optimization), providers=["CPUExecutionProvider"])
+    session = sessions.session(model or named_model(loaded), session_options(options, options.optimization))
     feeds = feeds if feeds is not None else sample_inputs(loaded)
     for _ in range(3):
         session.run(None, feeds)

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from edgepart.errors import ToolError
+from edgepart.graph import sessions
 from edgepart.profile.ort_profiler import HOT_RUNS, RunOptions, Stats, session_options
 
 
@@ -25,8 +25,7 @@ def time_session(model: onnx.ModelProto, feeds: dict, options: RunOptions,
                  progress: Callable[[int], None] = lambda n: None) -> tuple[Stats, Stats | None]:
     """Wall-clock (and, for one thread, thread CPU time) of `session.run` after warm-ups."""
     try:
-        session = ort.InferenceSession(model.SerializeToString(), session_options(options, options.optimization),
-                                       providers=["CPUExecutionProvider"])
+        session = sessions.session(model, session_options(options, options.optimization))
         for _ in range(options.warmup):
             session.run(None, feeds)
         wall, cpu = [], []
@@ -53,11 +52,10 @@ def time_rounds(runs: list[tuple[onnx.ModelProto, dict]], options: RunOptions,
     """Seconds per measured round of each session, the sessions run round-robin after warm-ups, each
     HOT_RUNS times in a row with the last run timed."""
     try:
-        sessions = [(ort.InferenceSession(m.SerializeToString(), session_options(options, options.optimization),
-                                          providers=["CPUExecutionProvider"]), feeds) for m, feeds in runs]
-        samples: list[list[float]] = [[] for _ in sessions]
+        opened = [(sessions.session(m, session_options(options, options.optimization)), feeds) for m, feeds in runs]
+        samples: list[list[float]] = [[] for _ in opened]
         for i in range(options.warmup + options.repeat):
-            for (session, feeds), times in zip(sessions, samples):
+            for (session, feeds), times in zip(opened, samples):
                 for _ in range(HOT_RUNS - 1):
                     session.run(None, feeds)
                 start = time.perf_counter()

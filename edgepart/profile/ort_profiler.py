@@ -28,7 +28,7 @@ import onnx
 import onnxruntime as ort
 
 from edgepart.errors import ToolError
-from edgepart.graph import LoadedModel
+from edgepart.graph import LoadedModel, sessions
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph.sessions import named_model
 
@@ -288,7 +288,7 @@ def blocked_kernels(optimized: onnx.ModelProto) -> set[str]:
 
 def _session(model: onnx.ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:
     try:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return sessions.session(model, options)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ToolError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
 

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from edgepart.compile import manifest
 from edgepart.compile.manifest import BuiltTier
+from edgepart.graph import sessions
 from edgepart.toolchain.elf import HOST_MACHINE
 from edgepart.wording import with_article
 
@@ -23,7 +23,7 @@ class OrtRunner:
 
         options = ort_options()
         options.intra_op_num_threads = max(1, min(threads, os.cpu_count() or 1))
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = sessions.session(path, options)
         self.description = why
         self.native = native  # False: a stand-in for an artifact that cannot run here
 

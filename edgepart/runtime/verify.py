@@ -20,6 +20,7 @@ from edgepart.compile.manifest import Manifest, TensorSpec
 from edgepart.compress import codecs
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
+from edgepart.graph import sessions
 from edgepart.runtime import price
 from edgepart.runtime.runners import runner_for
 
@@ -82,7 +83,7 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     build_dir = Path(build_dir)
     built = Manifest.load(build_dir)
     model = original_model(built, model_path)
-    reference_session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    reference_session = sessions.session(model)
     if inputs_path is not None:
         samples = read_samples(inputs_path, reference_session, model)
         source = f"{inputs_path} ({len(samples)} sample{'s' if len(samples) > 1 else ''})"

@@ -90,11 +90,13 @@ def onnxruntime_folded(path: str):
     import onnx
     import onnxruntime as ort
 
+    from edgepart.graph import sessions
+
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     with tempfile.TemporaryDirectory() as tmp:
         options.optimized_model_filepath = str(Path(tmp) / "folded.onnx")
-        ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        sessions.session(path, options)  # writes the optimised copy
         return onnx.load(options.optimized_model_filepath)
 
 

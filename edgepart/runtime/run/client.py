@@ -19,6 +19,7 @@ import zmq
 
 from edgepart.compile import manifest
 from edgepart.errors import BadInputError, CheckFailedError, ToolError
+from edgepart.graph import sessions
 from edgepart.runtime.run import report, shaping, transport
 from edgepart.runtime.run.processes import TierProcesses
 from edgepart.runtime.run.transport import FAILED, UP, Message, Request, now
@@ -148,11 +149,10 @@ def _requests(model: Path, build_dir: Path, options: RunOptions) -> list[Request
     sample = manifest.sample_inputs(build_dir)
     if sample is not None:
         return [Request(i - WARMUP, sample) for i in range(count)]
-    import onnxruntime as ort  # noqa: PLC0415
 
     from edgepart.graph import feeds  # noqa: PLC0415
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    session = sessions.session(model)
     return [Request(i - WARMUP, feeds.for_session(session, options.seed + i)) for i in range(count)]
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from edgepart import schema
 from edgepart.compile.manifest import Manifest
 from edgepart.errors import CheckFailedError
+from edgepart.graph import sessions
 from edgepart.runtime.price import STRICT_RATIO, judged, over_price, stand_in
 
 if TYPE_CHECKING:
@@ -92,11 +93,10 @@ def report(built: Manifest, network: dict, layout: dict, requests: list[Request]
 
 def check(built: Manifest, model: Path, requests: list[Request], report: dict) -> None:
     """Every result against onnxruntime on the original model, and in the order sent."""
-    import onnxruntime as ort  # noqa: PLC0415
 
     from edgepart.runtime.verify import TOLERANCE, Chain  # noqa: PLC0415
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    session = sessions.session(model)
     names = [o.name for o in session.get_outputs()]
     tolerance = TOLERANCE[Chain.least_precise(built)]
     worst = 0.0
