@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("edgepart: interrupted", err=True)
         code = ExitCode.INTERRUPTED
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # usage: one line as for every bad input (--help shows the usage)
+        click.echo(f"edgepart: error: {exc.format_message()}"
+                   + (f" (see edgepart {exc.ctx.info_name} --help)" if getattr(exc, "ctx", None) else ""), err=True)
         code = ExitCode.BAD_INPUT
     except EdgepartError as exc:
         if verbose:

@@ -85,6 +85,11 @@ def _placement(plan, graph, tiers, allowed, source) -> tuple[dict[str, int], dic
     unknown = sorted(set(assignment) - {n.name for n in graph.nodes})
     if unknown:
         raise BadInputError(f"{source}: assigns '{unknown[0]}', which is not a node of the model")
+    if not isinstance(precision, dict):
+        raise BadInputError(f"{source}: precision: expected node -> precision")
+    unknown = sorted(set(precision) - {n.name for n in graph.layers})
+    if unknown:
+        raise BadInputError(f"{source}: precision: '{unknown[0]}' is not a layer of the model")
     tier_of, precision_of = {}, {}
     for node in graph.nodes:
         if node.name not in assignment:

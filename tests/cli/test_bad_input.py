@@ -269,3 +269,174 @@ def test_a_changed_artifact_is_bad_input_for_verify_and_run_alike(built, tmp_pat
     artifact.write_bytes(artifact.read_bytes() + b"x")
     result = edgepart(command, str(build), *(["--requests", "2"] if command == "run" else []))
     assert_one_line_error(result, 2, str(artifact), "the artifact was changed after compile")
+
+
+# deploy.toml: each case an edit of a valid two-tier file, refused by plan naming the field.
+DEPLOY_CASES = {
+    "unknown key": (lambda t: t.replace('backend = "onnxruntime"\n', 'backend = "onnxruntime"\ncolour = "red"\n', 1),
+                    "colour"),
+    "duplicate tier": (lambda t: t.replace('name = "edge"', 'name = "device"'), "unique"),
+    "unknown device": (lambda t: t.replace('device = "local"', 'device = "toaster"', 1), "toaster"),
+    "unknown target": (lambda t: t.replace('target = "x86-64"', 'target = "riscv-toaster"', 1), "riscv-toaster"),
+    "link from nowhere": (lambda t: t.replace('from = "device"', 'from = "moon"'), "link[0].from"),
+    "bandwidth words": (lambda t: t.replace('preset = "ethernet"', 'bandwidth = "fast"\nrtt = "1 ms"'),
+                        "link[0].bandwidth"),
+    "rtt without unit": (lambda t: t.replace('preset = "ethernet"', 'bandwidth = "1 Gbit/s"\nrtt = 1'), "link[0].rtt"),
+    "unknown preset": (lambda t: t.replace('preset = "ethernet"', 'preset = "carrier-pigeon"'), "carrier-pigeon"),
+    "zero threads": (lambda t: t.replace('backend = "onnxruntime"\n', 'backend = "onnxruntime"\nthreads = 0\n', 1),
+                     "threads"),
+    "threads as text": (lambda t: t.replace('backend = "onnxruntime"\n', 'backend = "onnxruntime"\nthreads = "2"\n',
+                                            1), "threads"),
+    "unknown precision": (lambda t: t.replace('backend = "onnxruntime"\n',
+                                              'backend = "onnxruntime"\nprecisions = ["fp64"]\n', 1), "fp64"),
+    "negative memory": (lambda t: t.replace('backend = "onnxruntime"\n', 'backend = "onnxruntime"\nmemory = "-1 MiB"\n',
+                                            1), "memory"),
+    "memory without unit": (lambda t: t.replace('backend = "onnxruntime"\n',
+                                                'backend = "onnxruntime"\nmemory = 512\n', 1), "memory"),
+    "latency budget words": (lambda t: t + '[budgets]\nlatency = "soon"\n', "latency"),
+    "energy budget in ms": (lambda t: t + '[budgets]\ndevice_energy = "5 ms"\n', "device_energy"),
+    "pin to unknown tier": (lambda t: t.replace("first_layers = 2", 'nodes = { "conv1" = "moon" }'), "moon"),
+    "first_layers text": (lambda t: t.replace("first_layers = 2", 'first_layers = "two"'), "first_layers"),
+    "output tier unknown": (lambda t: '[deploy]\noutput_tier = "moon"\n' + t, "output_tier"),
+    "auto backend": (lambda t: t.replace('backend = "onnxruntime"', 'backend = "auto"', 1), "auto"),
+    "not TOML": (lambda t: t + "[[tier\n", "TOML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEPLOY_CASES))
+def test_a_malformed_deployment_is_refused_naming_the_field(tmp_path, case):
+    edit, needle = DEPLOY_CASES[case]
+    deploy = tmp_path / "deploy.toml"
+    deploy.write_text(edit(TWO_TIERS.format(first="device", link_name="")))
+    result = edgepart("plan", DIGITS, "--deploy", str(deploy), "-o", str(tmp_path / "plan.json"))
+    assert_one_line_error(result, 2, str(deploy), needle)
+    assert not (tmp_path / "plan.json").exists()
+
+
+# plan.json: each case an edit of a valid plan, refused by compile naming the file; nothing built.
+PLAN_CASES = {
+    "not JSON": (lambda p: "{", "JSON"),
+    "another kind": (lambda p: {**p, "kind": "edgepart.manifest"}, "kind"),
+    "a newer schema": (lambda p: {**p, "schema_version": 99}, "schema"),
+    "no assignment": (lambda p: {k: v for k, v in p.items() if k != "assignment"}, "assignment"),
+    "no cuts": (lambda p: {k: v for k, v in p.items() if k != "cuts"}, "cuts"),
+    "node on unknown tier": (lambda p: {**p, "assignment": {**p["assignment"], "conv1": "moon"}}, "moon"),
+    "node unplaced": (lambda p: {**p, "assignment": {k: v for k, v in p["assignment"].items() if k != "conv1"}},
+                      "conv1"),
+    "unknown node": (lambda p: {**p, "assignment": {**p["assignment"], "ghost": "device"}}, "ghost"),
+    "precision not allowed": (lambda p: {**p, "precision": {**p.get("precision", {}), "conv1": "int8"}}, "int8"),
+    "precision of no node": (lambda p: {**p, "precision": {**p.get("precision", {}), "ghost": "fp16"}}, "ghost"),
+    "tiers not a list": (lambda p: {**p, "deployment": {**p["deployment"], "tiers": "device"}}, "deployment.tiers"),
+    "one cut too many": (lambda p: {**p, "cuts": p["cuts"] * 2}, "cuts"),
+    "model hash missing": (lambda p: {**p, "model": {"path": DIGITS}}, "model.sha256"),
+    "another model": (lambda p: {**p, "model": {"path": DIGITS, "sha256": "0" * 64}}, "made for model"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLAN_CASES))
+def test_a_malformed_plan_is_refused_by_compile(built, tmp_path, case):
+    edit, needle = PLAN_CASES[case]
+    changed = edit(json.loads((built / "plan.json").read_text()))
+    plan = tmp_path / "plan.json"
+    plan.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    result = edgepart("compile", DIGITS, "--plan", str(plan), "-o", str(tmp_path / "build"))
+    assert_one_line_error(result, 2, str(plan), needle)
+    assert not (tmp_path / "build").exists()
+
+
+# manifest.json: each case an edit of a valid build's manifest, refused by verify naming the field.
+MANIFEST_CASES = {
+    "not JSON": (lambda m: "[", "JSON"),
+    "no model": (lambda m: {k: v for k, v in m.items() if k != "model"}, "model"),
+    "outputs not names": (lambda m: {**m, "outputs": [1, 2]}, "outputs"),
+    "tier without backend": (lambda m: {**m, "tiers": [{k: v for k, v in m["tiers"][0].items() if k != "backend"}]},
+                             "tiers[0].backend"),
+    "inputs not a list": (lambda m: {**m, "tiers": [{**m["tiers"][0], "inputs": "image"}]}, "tiers[0].inputs"),
+    "negative shape": (lambda m: {**m, "tiers": [{**m["tiers"][0], "inputs": [{"name": "image", "shape": [-1],
+                                                                                 "dtype": "float32"}]}]},
+                       "tiers[0].inputs[0]"),
+    "negative price": (lambda m: {**m, "tiers": [{**m["tiers"][0], "priced_s": -1.0}]}, "tiers[0].priced_s"),
+    "artifact outside": (lambda m: {**m, "tiers": [{**m["tiers"][0], "artifact": "../../etc/passwd"}]},
+                         "escapes the build folder"),
+    "no output tier": (lambda m: {k: v for k, v in m.items() if k != "output_tier"}, "output_tier"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
+def test_a_malformed_manifest_is_refused_by_verify(built, tmp_path, case):
+    edit, needle = MANIFEST_CASES[case]
+    build = tmp_path / "build"
+    shutil.copytree(built / "build", build)
+    changed = edit(json.loads((build / "manifest.json").read_text()))
+    (build / "manifest.json").write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    before = _files_under(tmp_path)
+    assert_one_line_error(edgepart("verify", str(build)), 2, needle)
+    assert _files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"not a zip", "not an .npz file"),
+    (None, "no array named 'image'"),
+    ("shape", "has shape"),
+])
+def test_bad_inputs_for_verify_are_refused(built, tmp_path, content, needle):
+    path = tmp_path / "inputs.npz"
+    if content is None:
+        np.savez(path, other=np.zeros((1, 1, 8, 8), np.float32))
+    elif content == "shape":
+        np.savez(path, image=np.zeros((3, 5), np.float32))
+    else:
+        path.write_bytes(content)
+    assert_one_line_error(edgepart("verify", str(built / "build"), "--inputs", str(path)), 2, str(path), needle)
+
+
+def _model_case(tmp_path, kind: str):
+    """A model file that is not a usable ONNX model, of one kind."""
+    import onnx  # noqa: PLC0415
+
+    path = tmp_path / "model.onnx"
+    good = onnx.load(DIGITS)
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "truncated":
+        path.write_bytes((MODELS / "digits_cnn.onnx").read_bytes()[:2000])
+    elif kind == "text":
+        path.write_text("graph { node { op_type: 'Relu' } }")
+    elif kind == "a folder":
+        path.mkdir()
+    elif kind == "dangling input":
+        good.graph.node[1].input[0] = "nowhere"
+        path.write_bytes(good.SerializeToString())
+    elif kind == "no nodes":
+        del good.graph.node[:]
+        path.write_bytes(good.SerializeToString())
+    elif kind == "missing external data":
+        tensor = good.graph.initializer[0]
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        tensor.external_data.add(key="location", value="weights.bin")
+        tensor.ClearField("raw_data")
+        tensor.ClearField("float_data")
+        path.write_bytes(good.SerializeToString())
+    elif kind == "missing":
+        pass
+    return path
+
+
+MODEL_KINDS = ["empty", "random bytes", "truncated", "text", "a folder", "dangling input", "no nodes",
+               "missing external data", "missing"]
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("command", ["inspect", "profile", "plan"])
+def test_a_model_that_is_not_one_is_refused_by_every_command(tmp_path, kind, command):
+    path = _model_case(tmp_path, kind)
+    (tmp_path / "deploy.toml").write_text(LOCAL)
+    args = {"inspect": [], "profile": ["--predict", "--device", "rpi4"],
+            "plan": ["--deploy", str(tmp_path / "deploy.toml")]}[command]
+    before = _files_under(tmp_path)
+    result = edgepart(command, str(path), *args)
+    assert_one_line_error(result, 2, str(tmp_path))  # the model, or the weights file it names
+    assert _files_under(tmp_path) == before
