@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from edgepart import graph, schema
+from edgepart import graph
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.plan.plan_file import Plan
@@ -215,9 +215,3 @@ def _rate(rate: float | str | None) -> float | None:
 
 def _loaded(model: Model) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else load_model(model)
-
-
-def _written(doc: Document, output: str | Path | None) -> Document:
-    if output:
-        schema.write_json(output, doc)
-    return doc
