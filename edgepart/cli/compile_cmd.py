@@ -8,6 +8,7 @@ import click
 
 from edgepart import api, graph
 from edgepart.cli import text
+from edgepart.cli.options import needs
 from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.plan.plan_file import Plan
@@ -36,6 +37,7 @@ MAX_TRIALS = 100_000
 def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...],
                     tune_trials: int, tuning_db: str | None, calibration_path: str | None, byoc_report: bool) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
+    needs("--tuning-db", "tuning_db", tune_trials > 0, "with --tune")
     if not 0 <= tune_trials <= MAX_TRIALS:
         raise BadInputError(f"--tune {tune_trials}: must be from 0 to {MAX_TRIALS} trials per kernel")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
@@ -110,6 +112,7 @@ def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, 
     """Run the tier chain of BUILD_DIR and compare its outputs with onnxruntime on the original model."""
     from edgepart.runtime import verify  # noqa: PLC0415 - loads TVM's runtime only when verifying
 
+    needs("--samples", "samples", accuracy_data is not None, "with --validate-accuracy")
     if samples is not None and samples < 1:
         raise BadInputError("--samples must be at least 1")
     if accuracy_data and strict:

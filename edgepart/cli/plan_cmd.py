@@ -10,6 +10,7 @@ import click
 from edgepart import api, graph, schema
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
+from edgepart.cli.options import needs
 from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.plan import solvers
@@ -53,6 +54,8 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
     if objective == "weighted" and energy_weight <= 0:
         raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
+    needs("--energy-weight", "energy_weight", objective == "weighted", "with --objective weighted")
+    needs("--time-limit", "time_limit", solver in ("auto", "ilp"), "for the ilp solver (--solver ilp or auto)")
     if not 0 < time_limit <= MAX_TIME_LIMIT_S:
         raise BadInputError(f"--time-limit {time_limit:g}: must be above 0 and at most {MAX_TIME_LIMIT_S:g} seconds")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))

@@ -10,6 +10,7 @@ import click
 from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
+from edgepart.cli.options import needs
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.errors import BadInputError
 from edgepart.hardware.devices import load_device
@@ -70,6 +71,13 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
                             "(the plan prices other backends by their factor); drop one of them")
     if calibration and not predict:
         raise BadInputError("--calibrate-with fits a device profile for --predict; add --predict or drop it")
+    measured_with_ort = not predict and backend == "onnxruntime" and rpc is None
+    needs("--optimization", "optimization", measured_with_ort, "when onnxruntime measures (not with --predict or TVM)")
+    needs("--check-segments", "check_segments", measured_with_ort, "when onnxruntime measures")
+    needs("--data", "data_path", measured_with_ort and "int8" in precisions, "with --precision int8 (measured)")
+    needs("--target", "target", not predict and (backend == "tvm" or rpc is not None), "with --backend tvm or --rpc")
+    needs("--warmup", "warmup", not predict, "when measuring (not with --predict)")
+    needs("--repeat", "repeat", not predict, "when measuring (not with --predict)")
     load_device(device, "--device")  # an unknown device is named as the option
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     tvm = not predict and (rpc is not None or backend == "tvm")

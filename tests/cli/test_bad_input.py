@@ -191,6 +191,15 @@ def test_an_accuracy_budget_outside_zero_to_hundred_percent_is_refused(tmp_path,
     (["run", "build", "--requests", "0"], "--requests"),
     (["run", "build", "--requests", "1000000000"], "--requests"),
     (["run", "build", "--timeout", "-1"], "--timeout"),
+    # an option another one makes meaningless is refused, not ignored
+    (["profile", DIGITS, "--predict", "--device", "rpi4", "--repeat", "5"], "--repeat means something only"),
+    (["profile", DIGITS, "--predict", "--device", "rpi4", "--optimization", "basic"], "--optimization"),
+    (["profile", DIGITS, "--data", "x.npz"], "--data means something only with --precision int8"),
+    (["profile", DIGITS, "--target", "rpi4"], "--target means something only with --backend tvm"),
+    (["plan", DIGITS, "--deploy", "deploy.toml", "--energy-weight", "0.5"], "--energy-weight"),
+    (["plan", DIGITS, "--deploy", "deploy.toml", "--solver", "chain", "--time-limit", "5"], "--time-limit"),
+    (["compile", DIGITS, "--plan", "plan.json", "--tuning-db", "db"], "--tuning-db means something only with --tune"),
+    (["verify", "build", "--samples", "3"], "--samples means something only with --validate-accuracy"),
 ])
 def test_an_option_out_of_range_or_meaningless_is_refused(tmp_path, args, needle):
     (tmp_path / "deploy.toml").write_text(LOCAL)
