@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from edgepart import graph
+from edgepart import graph, schema
+from edgepart.compress.sensitivity import Sensitivity
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.plan.plan_file import Plan
@@ -35,6 +36,7 @@ Model = str | Path | LoadedModel
 Document = dict[str, Any]
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
+SEEDED_SAMPLES = 32  # sensitivity without data: seeded inputs, scored against the fp32 outputs
 
 
 def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = None) -> LoadedModel:
@@ -168,6 +170,50 @@ def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *
     dataset = data.load(str(calibration), loaded, "--calibration") if calibration else None
     return compile_plan(loaded, plan, out, progress, tune, Path(tuning_db) if tuning_db else None, dataset,
                         timer=time_tier)
+
+
+def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | None = None,
+                metric: str | None = None, precisions: Iterable[str] = ("fp16", "int8"),
+                output: str | Path | None = None, progress: Progress = lambda n: None) -> Sensitivity:
+    """`edgepart sensitivity`: the accuracy each layer's lower precision and each tensor codec costs,
+    on calibration `data` (.npz; default seeded inputs scored against the fp32 outputs)."""
+    from edgepart.compress import data as datasets  # noqa: PLC0415
+    from edgepart.compress import sensitivity as measuring  # noqa: PLC0415
+    from edgepart.hardware.devices import load_device  # noqa: PLC0415
+
+    loaded = _loaded(model)
+    dataset = (datasets.load(str(data), loaded).head(samples) if data
+               else datasets.seeded(loaded, samples or SEEDED_SAMPLES))
+    found = Sensitivity.of(measuring.measure(loaded, dataset, metric, tuple(precisions),
+                                             load_device("local").memory_bandwidth, progress=progress),
+                           str(output or "sensitivity"))
+    if output:
+        found.dump(output)
+    return found
+
+
+def sweep(model: Model, deploy: str | Path, low_bps: float, high_bps: float, *, link: str | None = None,
+          objective: str = "latency", energy_weight: float = 0.0, solver: str = "auto",
+          output: str | Path | None = None) -> Document:
+    """`edgepart sweep`: the optimal plans over a link's bandwidth range (bit/s), with the exact
+    breakpoints; the sweep document. `link`: its name (default the first link)."""
+    from edgepart.cost.model import Objective  # noqa: PLC0415
+    from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
+    from edgepart.plan import sweeping  # noqa: PLC0415
+
+    if objective == "weighted" and energy_weight <= 0:
+        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
+    deployment = deploy_file.load(deploy)
+    if not deployment.links:
+        raise BadInputError(f"{deploy}: a sweep needs at least two tiers joined by a link")
+    names = [each.name for each in deployment.links]
+    if link is not None and link not in names:
+        raise BadInputError(f"--link: unknown link '{link}'; links: {', '.join(names)}")
+    doc = sweeping.sweep_document(_loaded(model), deployment, names.index(link) if link else 0, low_bps, high_bps,
+                                  Objective(objective, energy_weight), solver)
+    if output:
+        schema.write_json(output, doc)
+    return doc
 
 
 def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | Path | None = None,

@@ -8,23 +8,21 @@ from typing import Any
 
 import click
 
-from edgepart import graph, schema
+from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
-from edgepart.compress import data, sensitivity
+from edgepart.compress import sensitivity
 from edgepart.errors import BadInputError
-from edgepart.hardware.devices import load_device
 
 log = logging.getLogger(__name__)
-SEEDED_SAMPLES = 32
 
 
 @click.command("sensitivity")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", "data_path", type=click.Path(dir_okay=False),
               help="Calibration data (.npz: an array per model input, samples first; optional 'labels'). "
-                   f"Without it, {SEEDED_SAMPLES} seeded inputs and the cosine metric.")
+                   f"Without it, {api.SEEDED_SAMPLES} seeded inputs and the cosine metric.")
 @click.option("--samples", type=int, help="Use only the first N samples.")
 @click.option("--metric", type=click.Choice(sorted(sensitivity.METRICS)),
               help="Default: accuracy when the data has labels, else cosine.")
@@ -43,18 +41,13 @@ def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, s
     if samples is not None and samples < 1:
         raise BadInputError("--samples must be at least 1")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
-    if data_path:
-        dataset = data.load(data_path, loaded).head(samples)
-    else:
+    if not data_path:
         log.warning("no --data: measuring on %d seeded inputs against the fp32 outputs; pass calibration data "
-                    "for task accuracy", samples or SEEDED_SAMPLES)
-        dataset = data.seeded(loaded, samples or SEEDED_SAMPLES)
+                    "for task accuracy", samples or api.SEEDED_SAMPLES)
     with progress_bar(out, sensitivity.steps(loaded, which), "sensitivity") as update:
-        doc = sensitivity.measure(loaded, dataset, metric, which, load_device("local").memory_bandwidth,
-                                  progress=update)
+        doc = api.sensitivity(loaded, data=data_path, samples=samples, metric=metric, precisions=which,
+                              output=output, progress=update).doc
     log.info("measured in %.1f s", doc["seconds"])
-    if output:
-        schema.write_json(output, doc)
     emit(out, doc, render)
 
 

@@ -6,13 +6,12 @@ from typing import Any
 
 import click
 
-from edgepart import graph, schema
+from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options
-from edgepart.cost.model import Objective
 from edgepart.errors import BadInputError
-from edgepart.hardware import deploy, units
+from edgepart.hardware import units
 from edgepart.plan import solvers, sweeping
 
 
@@ -37,20 +36,10 @@ def sweep_command(out: OutputOptions, model: str, deploy_path: str, bandwidth: s
                   objective: str, energy_weight: float, solver: str, output: str | None, plot_path: str | None,
                   input_shapes: tuple[str, ...]) -> None:
     """Optimal plans of MODEL over a range of link bandwidths, with exact breakpoints."""
-    if objective == "weighted" and energy_weight <= 0:
-        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
-    deployment = deploy.load(deploy_path)
-    if not deployment.links:
-        raise BadInputError(f"{deploy_path}: a sweep needs at least two tiers joined by a link")
     low, high = _range(bandwidth)
-    names = [link.name for link in deployment.links]
-    if link_name is not None and link_name not in names:
-        raise BadInputError(f"--link: unknown link '{link_name}'; links: {', '.join(names)}")
-    link = names.index(link_name) if link_name else 0
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
-    doc = sweeping.sweep_document(loaded, deployment, link, low, high, Objective(objective, energy_weight), solver)
-    if output:
-        schema.write_json(output, doc)
+    doc = api.sweep(loaded, deploy_path, low, high, link=link_name, objective=objective, energy_weight=energy_weight,
+                    solver=solver, output=output)
     if plot_path:
         sweeping.plot(doc, plot_path)
     emit(out, doc, render)

@@ -33,3 +33,16 @@ def test_api_documents_are_checked_against_the_model(tmp_path):
     other = api.profile(REPO / "models" / "digits_cnn.onnx", predict=True, device="rpi4")
     with pytest.raises(BadInputError, match="profile of model sha256"):
         api.plan(REPO / "models" / "chain_cnn.onnx", REPO / "examples" / "board-server.toml", profiles=[other])
+
+
+def test_sensitivity_and_sweep_from_python(tmp_path):
+    from edgepart import api
+    from edgepart.compress.sensitivity import Sensitivity
+
+    found = api.sensitivity(REPO / "models" / "digits_cnn.onnx", samples=4, precisions=["int8"],
+                            output=tmp_path / "s.json")
+    assert isinstance(found, Sensitivity) and Sensitivity.load(tmp_path / "s.json").metric["name"] == "cosine"
+    plan = api.plan(REPO / "models" / "digits_cnn.onnx", REPO / "examples" / "compressed.toml", sensitivity=found)
+    assert plan.doc["accuracy"]["sensitivity"]["metric"]["name"] == "cosine"
+    sweep = api.sweep(REPO / "models" / "residual_cnn.onnx", REPO / "examples" / "board-server.toml", 1e6, 1e9)
+    assert sweep["kind"] == "edgepart.sweep" and sweep["segments"]
