@@ -12,7 +12,7 @@ from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
-from edgepart.compress import sensitivity
+from edgepart.compress import scoring, sensitivity
 from edgepart.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
               help="Calibration data (.npz: an array per model input, samples first; optional 'labels'). "
                    f"Without it, {api.SEEDED_SAMPLES} seeded inputs and the cosine metric.")
 @click.option("--samples", type=int, help="Use only the first N samples.")
-@click.option("--metric", type=click.Choice(sorted(sensitivity.METRICS)),
+@click.option("--metric", type=click.Choice(sorted(scoring.METRICS)),
               help="Default: accuracy when the data has labels, else cosine.")
 @click.option("--precision", default="fp16,int8", show_default=True, help="Precisions to measure per layer.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the sensitivity file here.")

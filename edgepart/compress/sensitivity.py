@@ -19,24 +19,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
 
 from edgepart import __version__, schema
 from edgepart.compress import codecs
 from edgepart.compress import precision as precisions
+from edgepart.compress.codec_graph import with_codec
 from edgepart.compress.data import Dataset, run
 from edgepart.compress.quantize import Quantizer, quantized_nodes
+from edgepart.compress.scoring import METRICS, scorer
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.graph.sessions import named_model
 from edgepart.machine import host_description
 
 SCHEMA_VERSION = 1
-METRICS = {
-    "accuracy": "top-1 accuracy against the labels (drop = fp32 accuracy - accuracy)",
-    "agreement": "top-1 agreement with the fp32 model along the first output's last axis (drop = 1 - agreement)",
-    "cosine": "cosine similarity with the fp32 outputs, mean over samples (drop = 1 - similarity)",
-}
 LOSSY_CODECS = ("fp16", "int8")
 TIMING_SAMPLES = 8
 
@@ -219,44 +215,3 @@ def _wire(samples: np.ndarray, codec: str) -> dict:
         sizes.append(len(payload) + codecs.HEADER_BYTES[meta["codec"]])
     return {"bytes": float(np.mean(sizes)), "encode_s": statistics.median(encode),
             "decode_s": statistics.median(decode)}
-
-
-def with_codec(model: onnx.ModelProto, tensor: str, codec: str) -> onnx.ModelProto:
-    """A copy in which every consumer of `tensor` reads it after `codec` encoded and decoded it."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    nodes = list(copy.graph.node)
-    first = next(i for i, n in enumerate(nodes) if tensor in n.input)
-    coded = f"{tensor}__{codec}"
-    for node in nodes:
-        for i, name in enumerate(node.input):
-            if name == tensor:
-                node.input[i] = coded
-    if codec == "fp16":
-        inserted = [helper.make_node("Cast", [tensor], [f"{coded}_half"], to=TensorProto.FLOAT16, name=f"{coded}_enc"),
-                    helper.make_node("Cast", [f"{coded}_half"], [coded], to=TensorProto.FLOAT, name=f"{coded}_dec")]
-    else:
-        parts = [f"{coded}_q", f"{coded}_scale", f"{coded}_zero"]
-        inserted = [helper.make_node("DynamicQuantizeLinear", [tensor], parts, name=f"{coded}_enc"),
-                    helper.make_node("DequantizeLinear", parts, [coded], name=f"{coded}_dec")]
-    del copy.graph.node[:]
-    copy.graph.node.extend(nodes[:first] + inserted + nodes[first:])
-    return copy
-
-
-def scorer(metric: str, reference: dict[str, np.ndarray], labels: np.ndarray | None
-            ) -> Callable[[dict[str, np.ndarray]], float]:
-    first = next(iter(reference))
-    if metric == "accuracy":
-        return lambda out: float(np.mean(out[first].reshape(len(labels), -1).argmax(axis=1) == labels))
-    if metric == "agreement":
-        expected = reference[first].argmax(axis=-1)
-        return lambda out: float(np.mean(out[first].argmax(axis=-1) == expected))
-    flat_reference = np.concatenate([v.reshape(len(v), -1).astype(np.float64) for v in reference.values()], axis=1)
-
-    def cosine(out: dict[str, np.ndarray]) -> float:
-        flat = np.concatenate([out[k].reshape(len(out[k]), -1).astype(np.float64) for k in reference], axis=1)
-        norms = np.linalg.norm(flat, axis=1) * np.linalg.norm(flat_reference, axis=1)
-        return float(np.mean(np.sum(flat * flat_reference, axis=1) / np.where(norms > 0, norms, 1.0)))
-
-    return cosine

@@ -132,7 +132,7 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     """Run held-out data through the chain and the original model; the measured accuracy drop must
     stay within the plan's accuracy budget (exit 1 otherwise), shown beside the predicted drop."""
     from edgepart import graph  # noqa: PLC0415 - the compiler side; verify alone needs only the runtime
-    from edgepart.compress import data, sensitivity  # noqa: PLC0415
+    from edgepart.compress import data, scoring  # noqa: PLC0415
 
     build_dir = Path(build_dir)
     built = Manifest.load(build_dir)
@@ -149,7 +149,7 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     chain = Chain(built, emulators or {})
     outputs = chain.run_many(list(dataset.samples()))
     measured_outputs = {name: np.stack([o[name] for o in outputs]) for name in reference}
-    score = sensitivity.scorer(metric, reference, dataset.labels)
+    score = scoring.scorer(metric, reference, dataset.labels)
     fp32, compressed = score(reference), score(measured_outputs)
     drop, budget = fp32 - compressed, planned.get("budget")
     report = schema.document("accuracy", SCHEMA_VERSION, {

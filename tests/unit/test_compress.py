@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgepart import graph
-from edgepart.compress import codecs, data, precision, quantize, sensitivity
+from edgepart.compress import codec_graph, codecs, data, precision, quantize, sensitivity
 from edgepart.cost import build as cost_build
 from edgepart.cost import compression as cost_compression
 from edgepart.errors import BadInputError
@@ -120,7 +120,7 @@ def test_codec_emulation_equals_the_runtime_codec(digits, calibration):
     head = calibration.head(4)
     relu = data.run(model, head, ["relu_2"])["relu_2"]
     for codec in ("fp16", "int8"):
-        emulated = data.run(sensitivity.with_codec(model, "relu_2", codec), head, ["relu_2__" + codec])
+        emulated = data.run(codec_graph.with_codec(model, "relu_2", codec), head, ["relu_2__" + codec])
         manual = np.stack([codecs.roundtrip(r, codec) for r in relu])
         assert np.abs(emulated["relu_2__" + codec] - manual).max() <= 1e-6 + (
             np.abs(relu).max() / 255 if codec == "int8" else 0)

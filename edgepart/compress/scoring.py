@@ -1,0 +1,33 @@
+"""How much a compressed model's outputs are worth against the fp32 model's: the metrics that
+sensitivity measures drops in and verify --validate-accuracy holds a build to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+METRICS = {
+    "accuracy": "top-1 accuracy against the labels (drop = fp32 accuracy - accuracy)",
+    "agreement": "top-1 agreement with the fp32 model along the first output's last axis (drop = 1 - agreement)",
+    "cosine": "cosine similarity with the fp32 outputs, mean over samples (drop = 1 - similarity)",
+}
+
+
+def scorer(metric: str, reference: dict[str, np.ndarray], labels: np.ndarray | None
+           ) -> Callable[[dict[str, np.ndarray]], float]:
+    """A function from a run's outputs to the metric (higher is better)."""
+    first = next(iter(reference))
+    if metric == "accuracy":
+        return lambda out: float(np.mean(out[first].reshape(len(labels), -1).argmax(axis=1) == labels))
+    if metric == "agreement":
+        expected = reference[first].argmax(axis=-1)
+        return lambda out: float(np.mean(out[first].argmax(axis=-1) == expected))
+    flat_reference = np.concatenate([v.reshape(len(v), -1).astype(np.float64) for v in reference.values()], axis=1)
+
+    def cosine(out: dict[str, np.ndarray]) -> float:
+        flat = np.concatenate([out[k].reshape(len(out[k]), -1).astype(np.float64) for k in reference], axis=1)
+        norms = np.linalg.norm(flat, axis=1) * np.linalg.norm(flat_reference, axis=1)
+        return float(np.mean(np.sum(flat * flat_reference, axis=1) / np.where(norms > 0, norms, 1.0)))
+
+    return cosine
