@@ -4,12 +4,7 @@ into a temporary folder that replaces the output folder only when complete."""
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import json
 import logging
-import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
-from edgepart import __version__, schema
+from edgepart import schema
 from edgepart.compile import cut, manifest
+from edgepart.compile.staging import staged
 from edgepart.compress import data, precision
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
@@ -50,11 +45,7 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
         raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
     tiers = {t.name: t for t in plan.tiers}
     presets = {t.name: targets.resolve(t.target, f"{plan.source}: tier '{t.name}' target") for t in plan.tiers}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_staging(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", dir=out_dir.parent))
-    staging.chmod(0o777 & ~schema.current_umask())  # mkdtemp makes 0700; the build folder is meant to be shared
-    try:
+    with staged(out_dir) as staging:
         entries = []
         tier_cuts = cut.cut(loaded, plan)
         tier_data = _tier_calibration(loaded, plan, tier_cuts, calibration)
@@ -66,23 +57,10 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
             if timer is not None:
                 entry["timing"] = timer(staging, entry)
             entries.append(entry)
-        doc = schema.document("manifest", manifest.SCHEMA_VERSION, {
-            "model": {"path": str(loaded.path), "sha256": loaded.sha256},
-            "plan": {"path": plan.source, "sha256": _plan_sha256(plan)},
-            "tools": _versions(),
-            "tiers": entries,
-            "outputs": list(loaded.graph.outputs),
-            "output_tier": plan.output_tier,
-            "accuracy": _accuracy(plan, calibration),
-            "network": _network(plan),
-        })
+        doc = manifest.new_document(loaded, plan, entries, None if calibration is None else calibration.describe())
         if calibration is not None:  # inputs within the int8 ranges, for verify
             np.savez(staging / manifest.SAMPLE_INPUTS, **next(calibration.samples()))
         schema.write_json(staging / manifest.FILE, doc)
-        _replace(out_dir, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return doc
 
 
@@ -126,33 +104,6 @@ def _tier_calibration(loaded: LoadedModel, plan: Plan, tier_cuts: list[cut.TierC
     values = {**calibration.inputs, **(data.run(loaded.model, calibration, inner) if inner else {})}
     return {c.tier: data.Dataset(f"{calibration.source} through the layers below tier '{c.tier}'",
                                  {name: values[name] for name in c.inputs}, None) for c in needed}
-
-
-def _network(plan: Plan) -> dict[str, Any]:
-    """What `edgepart run` needs to lay out the tiers and links and to hold the run against the plan:
-    every tier in order, each link's bandwidth and round trip with the tensors (and codecs) that go up
-    it and the outputs that come down it, and the plan's predictions."""
-    predicted = plan.predicted
-    return {
-        "tiers": [t.name for t in plan.tiers],
-        "links": [{"uplink_bps": link.uplink_bps, "downlink_bps": link.downlink_bps, "rtt_s": link.rtt_s,
-                   "name": link.name, "up": [{"tensor": u.tensor, "codec": u.codec, "bytes": u.bytes} for u in link.up],
-                   "down": [{"tensor": d.tensor, "bytes": d.bytes} for d in link.down]} for link in plan.links],
-        "predicted": {key: predicted[key] for key in ("latency_s", "throughput_s", "compute_s", "transfer_s")},
-    }
-
-
-def _accuracy(plan: Plan, calibration: data.Dataset | None) -> dict[str, Any]:
-    """What the plan predicted for accuracy, for verify --validate-accuracy to hold it against."""
-    return {"predicted_drop": plan.predicted["accuracy_drop"], "budget": plan.accuracy_budget,
-            "sensitivity": plan.sensitivity, "calibration": None if calibration is None else calibration.describe()}
-
-
-def _plan_sha256(plan: Plan) -> str:
-    """The plan file's sha256; for a plan that is no file (the Python API), its JSON's."""
-    if Path(plan.source).is_file():
-        return manifest.sha256(Path(plan.source))
-    return hashlib.sha256(json.dumps(plan.doc, sort_keys=True).encode()).hexdigest()
 
 
 def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.TargetPreset, plan: Plan,
@@ -219,47 +170,5 @@ def _io(model: onnx.ModelProto, name: str, plan: Plan, tier_index: int | None) -
     if tier_index is not None:  # codecs on the links this input crossed to get here
         entry["codecs"] = plan.codecs_into(tier_index, name)
     return entry
-
-
-def _remove_abandoned_staging(out_dir: Path) -> None:
-    """Staging folders of this build left by a compile that was killed (SIGKILL leaves no chance to
-    clean up): named .<build>.<pid>.<random>, removed when that process is gone."""
-    for folder in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*.*"):
-        pid = folder.name[len(out_dir.name) + 2:].split(".", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _replace(out_dir: Path, staging: Path) -> None:
-    """Swap the finished staging folder in; the old build is removed only after the swap."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-        os.replace(out_dir, old / "build")
-    os.replace(staging, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    tools = {"edgepart": __version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__}
-    for package in ("apache-tvm", "apache-tvm-ffi"):
-        try:
-            tools[package] = version(package)
-        except PackageNotFoundError:
-            tools[package] = "not installed"
-    return tools
 
 

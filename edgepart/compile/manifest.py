@@ -7,6 +7,7 @@ tampered or moved artifact is refused before anything runs it.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from edgepart import names, schema
+from edgepart import __version__, names, schema
 from edgepart.errors import BadInputError
+from edgepart.graph import LoadedModel
+from edgepart.plan.plan_file import Plan
 
 SCHEMA_VERSION = 1
 FILE = "manifest.json"
@@ -167,6 +170,64 @@ class Manifest:
             if tier.name == name:
                 return tier
         raise BadInputError(f"{self.build_dir}: no tier '{name}'; tiers: {', '.join(t.name for t in self.tiers)}")
+
+
+def new_document(loaded: LoadedModel, plan: Plan, tiers: list[dict[str, Any]],
+                 calibration: dict | None) -> dict[str, Any]:
+    """The manifest of a build of `loaded` by `plan` with these tier entries (compile's _build_tier);
+    `calibration`: the description of the calibration data used, if any."""
+    return schema.document("manifest", SCHEMA_VERSION, {
+        "model": {"path": str(loaded.path), "sha256": loaded.sha256},
+        "plan": {"path": plan.source, "sha256": _plan_sha256(plan)},
+        "tools": _versions(),
+        "tiers": tiers,
+        "outputs": list(loaded.graph.outputs),
+        "output_tier": plan.output_tier,
+        "accuracy": _accuracy(plan, calibration),
+        "network": _network(plan),
+    })
+
+
+def _network(plan: Plan) -> dict[str, Any]:
+    """What `edgepart run` needs to lay out the tiers and links and to hold the run against the plan:
+    every tier in order, each link's bandwidth and round trip with the tensors (and codecs) that go up
+    it and the outputs that come down it, and the plan's predictions."""
+    predicted = plan.predicted
+    return {
+        "tiers": [t.name for t in plan.tiers],
+        "links": [{"uplink_bps": link.uplink_bps, "downlink_bps": link.downlink_bps, "rtt_s": link.rtt_s,
+                   "name": link.name, "up": [{"tensor": u.tensor, "codec": u.codec, "bytes": u.bytes} for u in link.up],
+                   "down": [{"tensor": d.tensor, "bytes": d.bytes} for d in link.down]} for link in plan.links],
+        "predicted": {key: predicted[key] for key in ("latency_s", "throughput_s", "compute_s", "transfer_s")},
+    }
+
+
+def _accuracy(plan: Plan, calibration: dict | None) -> dict[str, Any]:
+    """What the plan predicted for accuracy, for verify --validate-accuracy to hold it against."""
+    return {"predicted_drop": plan.predicted["accuracy_drop"], "budget": plan.accuracy_budget,
+            "sensitivity": plan.sensitivity, "calibration": calibration}
+
+
+def _plan_sha256(plan: Plan) -> str:
+    """The plan file's sha256; for a plan that is no file (the Python API), its JSON's."""
+    if Path(plan.source).is_file():
+        return sha256(Path(plan.source))
+    return hashlib.sha256(json.dumps(plan.doc, sort_keys=True).encode()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    import onnx  # noqa: PLC0415 - the readers of a manifest need neither
+    import onnxruntime as ort  # noqa: PLC0415
+
+    tools = {"edgepart": __version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__}
+    for package in ("apache-tvm", "apache-tvm-ffi"):
+        try:
+            tools[package] = version(package)
+        except PackageNotFoundError:
+            tools[package] = "not installed"
+    return tools
 
 
 def sample_inputs(build_dir: str | Path) -> dict[str, np.ndarray] | None:
