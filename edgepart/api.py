@@ -58,7 +58,7 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
     from edgepart.profile.ort_profiler import RunOptions  # noqa: PLC0415
 
     loaded, precisions = _loaded(model), list(precisions)
-    profile_device = load_device(device, "device")
+    profile_device = load_device(device, "--device")
     options = RunOptions(threads, warmup, repeat, optimization)
     if predict:
         if calibrate_with:
@@ -68,9 +68,9 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
         from edgepart.profile.tvm_profiler import measure_tvm  # noqa: PLC0415 - TVM only when asked
 
         if precisions != ["fp32"] or check_segments:
-            raise BadInputError("backend tvm measures fp32 end to end: no other precisions, no segment check")
+            raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
         if rpc and not target:
-            raise BadInputError("rpc needs target, the preset the remote board runs (e.g. aarch64, rpi4)")
+            raise BadInputError("--rpc needs --target, the preset the remote board runs (e.g. aarch64, rpi4)")
         doc = document.tvm_document(loaded, profile_device, options,
                                     measure_tvm(loaded, target or "x86-64", options, rpc, progress))
     else:
@@ -89,11 +89,11 @@ def _measured_profile(loaded: LoadedModel, device, options, precisions: list[str
     from edgepart.profile.measure import measure, session_energy  # noqa: PLC0415
 
     if device.name != "local":
-        raise BadInputError(f"device '{device.name}' is not this host: measure it on the board with backend "
-                            "tvm and rpc, or predict it")
+        raise BadInputError(f"device '{device.name}' is not this host: measure it on the board with --backend tvm "
+                            "--rpc HOST:PORT, or predict it with --predict")
     unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
     if unknown:
-        raise BadInputError(f"precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
+        raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
     lower = [p for p in precisions if p != "fp32"]
     calibration = None
     if "int8" in lower:
@@ -133,7 +133,7 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
     from edgepart.plan.ilp import IlpOptions  # noqa: PLC0415
 
     if objective == "weighted" and energy_weight <= 0:
-        raise BadInputError("objective weighted needs energy_weight > 0 (seconds per joule)")
+        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
     loaded = _loaded(model)
     if isinstance(profiles, (str, Path)):
         if not Path(profiles).is_dir():
@@ -227,6 +227,8 @@ def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | 
                            emulate.available(), strict)
 
 
+MAX_REQUESTS = 1_000_000
+MAX_TIMEOUT_S = 3_600.0
 LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "ideal"}
 
 
@@ -237,8 +239,10 @@ def run(build: str | Path, *, requests: int = 100, links: str = "shaped", rate: 
     pacing, ideal); requests one at a time, or at `rate` per second, or "max"; the run report."""
     from edgepart.runtime.run import client  # noqa: PLC0415
 
-    if requests < 1:
-        raise BadInputError("--requests must be at least 1")
+    if not 1 <= requests <= MAX_REQUESTS:
+        raise BadInputError(f"--requests {requests}: must be from 1 to {MAX_REQUESTS}")
+    if timeout_s is not None and not 0 < timeout_s <= MAX_TIMEOUT_S:
+        raise BadInputError(f"--timeout {timeout_s:g}: must be above 0 and at most {MAX_TIMEOUT_S:g} seconds")
     if links not in LINK_MODES:
         raise BadInputError(f"--links '{links}': choose from {', '.join(LINK_MODES)}")
     options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",

@@ -52,8 +52,6 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
                  explain: bool, svg: str | None,
                  reproducible: bool, input_shapes: tuple[str, ...]) -> None:
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
-    if objective == "weighted" and energy_weight <= 0:
-        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
     needs("--energy-weight", "energy_weight", objective == "weighted", "with --objective weighted")
     needs("--time-limit", "time_limit", solver in ("auto", "ilp"), "for the ilp solver (--solver ilp or auto)")
     if not 0 < time_limit <= MAX_TIME_LIMIT_S:

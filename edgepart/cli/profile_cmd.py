@@ -13,7 +13,6 @@ from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.options import needs
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.errors import BadInputError
-from edgepart.hardware.devices import load_device
 from edgepart.profile.measure import CUT_POINTS
 from edgepart.profile.ort_profiler import LEVELS
 
@@ -78,19 +77,8 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
     needs("--target", "target", not predict and (backend == "tvm" or rpc is not None), "with --backend tvm or --rpc")
     needs("--warmup", "warmup", not predict, "when measuring (not with --predict)")
     needs("--repeat", "repeat", not predict, "when measuring (not with --predict)")
-    load_device(device, "--device")  # an unknown device is named as the option
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     tvm = not predict and (rpc is not None or backend == "tvm")
-    if tvm and (precisions != ["fp32"] or check_segments):
-        raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
-    if tvm and rpc and not target:
-        raise BadInputError("--rpc needs --target, the preset the remote board runs (e.g. aarch64, rpi4)")
-    if not predict and not tvm and device != "local":
-        raise BadInputError(f"device '{device}' is not this host: measure it on the board with --backend tvm "
-                            "--rpc HOST:PORT, or predict it with --predict")
-    unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
-    if not predict and unknown:
-        raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
     if tvm:  # per pass: the profiled rounds (warm-up and repeat) and the kernel timing
         passes, label = 3 * (warmup + repeat) + warmup + repeat, "profiling (tvm)"
     else:  # per precision: the profiled rounds and the prefix stage (measure); then the segment check

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from edgepart import names, schema
@@ -84,7 +85,7 @@ class Plan:
     def deployment_path(self) -> str | None:
         return self.doc["deployment"].get("path") or None
 
-    @property
+    @cached_property
     def tiers(self) -> tuple[PlannedTier, ...]:
         return tuple(PlannedTier(t["name"], i, str(t.get("device")), str(t.get("target")), str(t.get("backend", "tvm")),
                                  int(t.get("threads", 1)), t)
@@ -108,7 +109,7 @@ class Plan:
     def int8_layers(self, layers: Iterable[str]) -> list[str]:
         return [n for n in layers if self.precision_of(n) == "int8"]
 
-    @property
+    @cached_property
     def links(self) -> tuple[PlannedLink, ...]:
         declared = {link.get("name"): link for link in self.doc["deployment"].get("links", [])}
         return tuple(PlannedLink(
