@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from edgepart import __version__, names, schema
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
-from edgepart.plan.plan_file import Plan
+from edgepart.plan.plan_file import Crossing, Plan, PlannedLink
 
 SCHEMA_VERSION = 1
 FILE = "manifest.json"
@@ -111,6 +112,123 @@ def _specs(value: Any, where: str) -> tuple[TensorSpec, ...]:
 
 
 @dataclass(frozen=True)
+class Network:
+    """What run lays the tiers and links out by, and holds the run to: every deployment tier in
+    order, each link with the tensors crossing it, and the plan's predictions."""
+
+    tiers: tuple[str, ...]
+    links: tuple[PlannedLink, ...]
+    latency_s: float | None
+    throughput_s: float | None
+    compute_s: dict[str, float]  # per tier
+    transfer_s: dict[str, float]  # per link
+
+    @classmethod
+    def of(cls, doc: Any, where: str) -> Network:
+        if not isinstance(doc, dict):
+            raise BadInputError(f"{where}: expected tiers, links and predicted")
+        tiers = doc.get("tiers")
+        if not isinstance(tiers, list) or not tiers:
+            raise BadInputError(f"{where}.tiers: expected the deployment's tier names")
+        for i, name in enumerate(tiers):
+            names.checked(name, f"{where}.tiers[{i}]")
+        links = doc.get("links")
+        if not isinstance(links, list) or len(links) != len(tiers) - 1:
+            raise BadInputError(f"{where}.links: expected one link between each two tiers ({len(tiers) - 1})")
+        predicted = doc.get("predicted")
+        if not isinstance(predicted, dict):
+            raise BadInputError(f"{where}.predicted: expected the plan's predictions")
+        return cls(tuple(tiers), tuple(_link(link, f"{where}.links[{i}]") for i, link in enumerate(links)),
+                   _seconds(predicted.get("latency_s"), f"{where}.predicted.latency_s"),
+                   _seconds(predicted.get("throughput_s"), f"{where}.predicted.throughput_s"),
+                   _per_name(predicted.get("compute_s"), f"{where}.predicted.compute_s"),
+                   _per_name(predicted.get("transfer_s"), f"{where}.predicted.transfer_s"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tiers": list(self.tiers),
+                "links": [{"uplink_bps": link.uplink_bps, "downlink_bps": link.downlink_bps, "rtt_s": link.rtt_s,
+                           "name": link.name,
+                           "up": [{"tensor": u.tensor, "codec": u.codec, "bytes": u.bytes} for u in link.up],
+                           "down": [{"tensor": d.tensor, "bytes": d.bytes} for d in link.down]} for link in self.links],
+                "predicted": {"latency_s": self.latency_s, "throughput_s": self.throughput_s,
+                              "compute_s": self.compute_s, "transfer_s": self.transfer_s}}
+
+
+def _link(doc: Any, where: str) -> PlannedLink:
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{where}: expected a link entry")
+    name = names.checked(doc.get("name"), f"{where}.name")
+    rates = []
+    for key in ("uplink_bps", "downlink_bps"):
+        value = doc.get(key)
+        if not _number(value) or value <= 0:
+            raise BadInputError(f"{where}.{key}: expected bits per second > 0, got {value!r}")
+        rates.append(float(value))
+    rtt = doc.get("rtt_s")
+    if not _number(rtt) or rtt < 0:
+        raise BadInputError(f"{where}.rtt_s: expected seconds >= 0, got {rtt!r}")
+    crossings = {}
+    for key in ("up", "down"):
+        entries = doc.get(key)
+        if not isinstance(entries, list):
+            raise BadInputError(f"{where}.{key}: expected a list of tensors")
+        crossings[key] = tuple(_crossing(entry, key == "up", f"{where}.{key}[{i}]") for i, entry in enumerate(entries))
+    return PlannedLink(name, rates[0], rates[1], float(rtt), crossings["up"], crossings["down"])
+
+
+def _crossing(doc: Any, coded: bool, where: str) -> Crossing:
+    if (not isinstance(doc, dict) or not isinstance(doc.get("tensor"), str)
+            or not isinstance(doc.get("bytes"), int) or doc["bytes"] < 0):
+        raise BadInputError(f"{where}: expected tensor and bytes (a whole number >= 0)")
+    codec = doc.get("codec") if coded else "raw"
+    if not isinstance(codec, str):
+        raise BadInputError(f"{where}.codec: expected a codec name")
+    return Crossing(doc["tensor"], codec, doc["bytes"])
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _seconds(value: Any, where: str) -> float | None:
+    if value is not None and (not _number(value) or value < 0):
+        raise BadInputError(f"{where}: expected seconds >= 0, got {value!r}")
+    return value
+
+
+def _per_name(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise BadInputError(f"{where}: expected name -> seconds")
+    return {name: _seconds(seconds, f"{where}.{name}") for name, seconds in value.items()}
+
+
+@dataclass(frozen=True)
+class BuildAccuracy:
+    """What the plan predicted for accuracy, as compile recorded it for verify --validate-accuracy."""
+
+    predicted_drop: float | None
+    budget: float | None
+    metric: str | None  # of the sensitivity measurement the plan used; None without one
+
+    @classmethod
+    def of(cls, doc: Any, where: str) -> BuildAccuracy:
+        doc = doc or {}
+        if not isinstance(doc, dict):
+            raise BadInputError(f"{where}: expected predicted_drop, budget, sensitivity")
+        values = []
+        for key in ("predicted_drop", "budget"):
+            value = doc.get(key)
+            if value is not None and not _number(value):
+                raise BadInputError(f"{where}.{key}: expected a fraction, got {value!r}")
+            values.append(value)
+        sensitivity = doc.get("sensitivity") or {}
+        metric = sensitivity.get("metric", {}).get("name") if isinstance(sensitivity, dict) else None
+        if sensitivity and not isinstance(metric, str):
+            raise BadInputError(f"{where}.sensitivity.metric.name: expected a metric name")
+        return cls(values[0], values[1], metric)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A build folder's manifest.json, checked on load; verify and run read builds only through it."""
 
@@ -155,15 +273,15 @@ class Manifest:
     def output_tier(self) -> str:
         return self.doc["output_tier"]
 
-    @property
-    def network(self) -> dict[str, Any] | None:
-        """What run lays the tiers and links out by (compile's _network); None for an old build."""
-        return self.doc.get("network")
+    @cached_property
+    def network(self) -> Network | None:
+        """What run lays the tiers and links out by; None for a build made before it was recorded."""
+        doc = self.doc.get("network")
+        return None if doc is None else Network.of(doc, f"{self.build_dir / FILE}: network")
 
-    @property
-    def accuracy(self) -> dict[str, Any]:
-        """predicted_drop, budget, sensitivity and calibration, as compile recorded them."""
-        return self.doc.get("accuracy") or {}
+    @cached_property
+    def accuracy(self) -> BuildAccuracy:
+        return BuildAccuracy.of(self.doc.get("accuracy"), f"{self.build_dir / FILE}: accuracy")
 
     def tier(self, name: str) -> BuiltTier:
         for tier in self.tiers:
@@ -189,22 +307,15 @@ def new_document(loaded: LoadedModel, plan: Plan, tiers: list[dict[str, Any]],
 
 
 def _network(plan: Plan) -> dict[str, Any]:
-    """What `edgepart run` needs to lay out the tiers and links and to hold the run against the plan:
-    every tier in order, each link's bandwidth and round trip with the tensors (and codecs) that go up
-    it and the outputs that come down it, and the plan's predictions."""
+    """What `edgepart run` needs to lay out the tiers and links and to hold the run against the plan."""
     predicted = plan.predicted
-    return {
-        "tiers": [t.name for t in plan.tiers],
-        "links": [{"uplink_bps": link.uplink_bps, "downlink_bps": link.downlink_bps, "rtt_s": link.rtt_s,
-                   "name": link.name, "up": [{"tensor": u.tensor, "codec": u.codec, "bytes": u.bytes} for u in link.up],
-                   "down": [{"tensor": d.tensor, "bytes": d.bytes} for d in link.down]} for link in plan.links],
-        "predicted": {key: predicted[key] for key in ("latency_s", "throughput_s", "compute_s", "transfer_s")},
-    }
+    return Network(tuple(t.name for t in plan.tiers), plan.links, predicted.latency_s, predicted.throughput_s,
+                   predicted.compute_s, predicted.transfer_s).as_json()
 
 
 def _accuracy(plan: Plan, calibration: dict | None) -> dict[str, Any]:
     """What the plan predicted for accuracy, for verify --validate-accuracy to hold it against."""
-    return {"predicted_drop": plan.predicted["accuracy_drop"], "budget": plan.accuracy_budget,
+    return {"predicted_drop": plan.predicted.accuracy_drop, "budget": plan.accuracy_budget,
             "sensitivity": plan.sensitivity, "calibration": calibration}
 
 

@@ -4,6 +4,7 @@ plan fits its model and deployment is edgepart.plan.validate's."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class PlannedTier:
     device: str
     target: str
     backend: str
+    candidates: tuple[str, ...]  # the backends the plan chose from
+    allowed: tuple[str, ...]  # the precisions the deployment allows the tier
     threads: int
-    raw: dict[str, Any]  # the entry as written, for validate
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,18 @@ class PlannedLink:
     rtt_s: float | None
     up: tuple[Crossing, ...]
     down: tuple[Crossing, ...]
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """The plan's predictions, as compile records them and run and the budget check hold a build to."""
+
+    latency_s: float | None
+    throughput_s: float | None
+    energy_j: float | None
+    accuracy_drop: float
+    compute_s: dict[str, float]  # per tier
+    transfer_s: dict[str, float]  # per link
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,14 @@ class Plan:
                                 "edgepart plan -o")
         for i, tier in enumerate(tiers):
             names.checked(tier.get("name"), f"{source}: deployment.tiers[{i}].name")
+            for key in ("precisions", "backends"):
+                if not _texts(tier.get(key, tier.get("backend") and [tier["backend"]] if key == "backends" else None)):
+                    raise BadInputError(f"{source}: deployment.tiers[{i}].{key}: expected a list of names")
+        for key in ("assignment", "precision"):
+            if not isinstance(doc.get(key, {}), dict) or not all(_texts(pair) for pair in doc.get(key, {}).items()):
+                raise BadInputError(f"{source}: {key}: expected node -> {'tier' if key == 'assignment' else key}")
+        _check_cuts(doc["cuts"], source)
+        _check_predicted(doc.get("predicted", {}), source)
         return cls(doc, source)
 
     def dump(self, path: str | os.PathLike) -> None:
@@ -82,21 +104,44 @@ class Plan:
         return str(self.doc["model"].get("path", "the plan's model"))
 
     @property
+    def model_sha256(self) -> str:
+        return self.doc["model"]["sha256"]
+
+    @property
     def deployment_path(self) -> str | None:
         return self.doc["deployment"].get("path") or None
+
+    @property
+    def deployment_sha256(self) -> str | None:
+        return self.doc["deployment"].get("sha256") or None
+
+    @property
+    def solver(self) -> str:
+        return str(self.doc["solver"].get("name"))
 
     @cached_property
     def tiers(self) -> tuple[PlannedTier, ...]:
         return tuple(PlannedTier(t["name"], i, str(t.get("device")), str(t.get("target")), str(t.get("backend", "tvm")),
-                                 int(t.get("threads", 1)), t)
+                                 tuple(t.get("backends", [t.get("backend", "tvm")])), tuple(t.get("precisions", [])),
+                                 int(t.get("threads", 1)))
                      for i, t in enumerate(self.doc["deployment"]["tiers"]))
 
     @property
     def output_tier(self) -> str:
         return self.doc["deployment"].get("output_tier", self.tiers[0].name)
 
+    @property
+    def assignment(self) -> dict[str, str]:
+        """Node -> tier, every node of the model (graph inputs and outputs too)."""
+        return dict(self.doc["assignment"])
+
     def tier_of(self, node: str) -> str:
         return self.doc["assignment"][node]
+
+    @property
+    def precision_nodes(self) -> set[str]:
+        """The nodes the plan gives a precision (its layers)."""
+        return set(self.doc.get("precision", {}))
 
     def precision_of(self, node: str) -> str:
         return self.doc.get("precision", {}).get(node, "fp32")
@@ -122,20 +167,17 @@ class Plan:
         return {link.name: up.codec for link in self.links[:tier_index] for up in link.up if up.tensor == tensor}
 
     def priced_s(self, tier: str) -> float | None:
-        return self.doc.get("predicted", {}).get("per_tier", {}).get(tier, {}).get("compute_s")
+        return self.predicted.compute_s.get(tier)
 
     def price_source(self, tier: str) -> str | None:
         return self.doc.get("costs", {}).get("source", {}).get(tier)
 
-    @property
-    def predicted(self) -> dict[str, Any]:
-        """latency_s, throughput_s, compute_s per tier, transfer_s per link, accuracy_drop: the plan's
-        predictions as run holds a build to them."""
+    @cached_property
+    def predicted(self) -> Predicted:
         p = self.doc.get("predicted", {})
-        return {"latency_s": p.get("latency_s"), "throughput_s": p.get("throughput_s"),
-                "compute_s": {t: v["compute_s"] for t, v in p.get("per_tier", {}).items()},
-                "transfer_s": {link: v["transfer_s"] for link, v in p.get("per_link", {}).items()},
-                "accuracy_drop": p.get("accuracy_drop", 0.0)}
+        return Predicted(p.get("latency_s"), p.get("throughput_s"), p.get("energy_j"), p.get("accuracy_drop", 0.0),
+                         {t: v["compute_s"] for t, v in p.get("per_tier", {}).items()},
+                         {link: v["transfer_s"] for link, v in p.get("per_link", {}).items()})
 
     @property
     def accuracy_budget(self) -> float | None:
@@ -146,3 +188,41 @@ class Plan:
     def sensitivity(self) -> dict | None:
         """The metric and data of the sensitivity measurement the plan was made with, or None."""
         return self.doc.get("accuracy", {}).get("sensitivity")
+
+
+def _texts(values: Any) -> bool:
+    return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)
+
+
+def _check_cuts(cuts: list, source: str) -> None:
+    """Each cut names its link and lists what goes up (tensor, codec, bytes) and comes down (tensor, bytes)."""
+    for i, cut in enumerate(cuts):
+        if not isinstance(cut, dict) or not all(isinstance(cut.get(k), list) for k in ("up", "down")):
+            raise BadInputError(f"{source}: cuts[{i}]: expected 'up' and 'down' lists")
+        names.checked(cut.get("link"), f"{source}: cuts[{i}].link")
+        for key in ("up", "down"):
+            for j, entry in enumerate(cut[key]):
+                fields = ("tensor", "codec") if key == "up" else ("tensor",)
+                if (not isinstance(entry, dict) or not all(isinstance(entry.get(f), str) for f in fields)
+                        or not isinstance(entry.get("bytes"), int) or isinstance(entry["bytes"], bool)
+                        or entry["bytes"] < 0):
+                    raise BadInputError(f"{source}: cuts[{i}].{key}[{j}]: expected {' and '.join(fields)} (text) "
+                                        "and bytes (a whole number >= 0)")
+
+
+def _check_predicted(predicted: Any, source: str) -> None:
+    """Predictions are seconds, joules and fractions: finite numbers (seconds and joules >= 0) or null."""
+    if not isinstance(predicted, dict):
+        raise BadInputError(f"{source}: predicted: expected the plan's predictions")
+    values = [(f"predicted.{key}", predicted.get(key), key != "accuracy_drop")
+              for key in ("latency_s", "throughput_s", "energy_j", "accuracy_drop")]
+    for group, key in (("per_tier", "compute_s"), ("per_link", "transfer_s")):
+        entries = predicted.get(group, {})
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+            raise BadInputError(f"{source}: predicted.{group}: expected name -> {{{key}: ...}}")
+        values += [(f"predicted.{group}.{name}.{key}", entry.get(key, 0.0), True) for name, entry in entries.items()]
+    for where, value, non_negative in values:
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not math.isfinite(value) or (non_negative and value < 0)):
+            raise BadInputError(f"{source}: {where}: expected a finite number{' >= 0' if non_negative else ''}, "
+                                f"got {value!r}")

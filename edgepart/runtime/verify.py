@@ -140,8 +140,7 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     loaded = graph.load(model)
     dataset = data.load(data_path, loaded, "--validate-accuracy").head(samples)
     planned = built.accuracy
-    metric = (planned.get("sensitivity") or {}).get("metric", {}).get("name")
-    metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
+    metric = planned.metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"--validate-accuracy {data_path}: the plan's metric is accuracy; the file has no "
                             "'labels' array")
@@ -151,14 +150,14 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     measured_outputs = {name: np.stack([o[name] for o in outputs]) for name in reference}
     score = scoring.scorer(metric, reference, dataset.labels)
     fp32, compressed = score(reference), score(measured_outputs)
-    drop, budget = fp32 - compressed, planned.get("budget")
+    drop, budget = fp32 - compressed, planned.budget
     report = schema.document("accuracy", SCHEMA_VERSION, {
         "build": str(build_dir), "data": dataset.describe(), "tiers": chain.describe(), "metric": metric,
-        "fp32": fp32, "compressed": compressed, "measured_drop": drop, "predicted_drop": planned.get("predicted_drop"),
+        "fp32": fp32, "compressed": compressed, "measured_drop": drop, "predicted_drop": planned.predicted_drop,
         "budget": budget, "passed": budget is None or drop <= budget})
     if not report["passed"]:
         raise CheckFailedError(f"accuracy budget exceeded on {data_path}: measured drop {100 * drop:.2f}% > budget "
-                               f"{100 * budget:.2f}% (predicted {100 * (planned.get('predicted_drop') or 0):.2f}%; "
+                               f"{100 * budget:.2f}% (predicted {100 * (planned.predicted_drop or 0):.2f}%; "
                                f"{metric} {compressed:.4f} vs fp32 {fp32:.4f})", report)
     return report
 

@@ -21,7 +21,7 @@ from edgepart.compile import manifest
 from edgepart.errors import BadInputError, CheckFailedError, ToolError
 from edgepart.graph import sessions
 from edgepart.runtime.run import report, shaping, transport
-from edgepart.runtime.run.processes import TierProcesses
+from edgepart.runtime.run.processes import Layout, TierProcesses
 from edgepart.runtime.run.transport import FAILED, UP, Message, Request, now
 
 SHAPING = ("auto", "netns", "pacing", "ideal")
@@ -55,13 +55,13 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     from edgepart.runtime.verify import original_model  # noqa: PLC0415 - onnxruntime
 
     model = original_model(built, options.model)
-    layout = _layout(built, network)
+    layout = Layout.of(built, network)
     shaping_mode = _shaping_mode(options.shaping, layout)
-    priced_s = network["predicted"]["latency_s"] or 0.0
+    priced_s = network.latency_s or 0.0
     with tempfile.TemporaryDirectory(prefix="edgepart-run-") as tmp, ExitStack() as stack:
         namespaces = None
         if shaping_mode == "netns":
-            namespaces = stack.enter_context(shaping.Namespaces(layout["links"], str(os.getpid())))
+            namespaces = stack.enter_context(shaping.Namespaces(layout.links, str(os.getpid())))
         context = zmq.Context()
         stack.callback(context.destroy, 0)
         client = _Client(context, Path(tmp), built.outputs)
@@ -113,22 +113,11 @@ def request_timeout_s(priced_s: float, warmup: list[Request]) -> float:
     return max(10.0, 20 * priced_s, 10 * max(seen, default=0.0))
 
 
-def _layout(built: manifest.Manifest, network: dict) -> dict:
-    """The chain of tier processes: every tier from the device up to the highest one that runs layers
-    or consumes the outputs (an empty tier in between relays). `entries`: name -> BuiltTier."""
-    names = network["tiers"]
-    entries = {t.name: t for t in built.tiers}
-    used = [names.index(t.name) for t in built.tiers] + [names.index(built.output_tier)]
-    top = max(used)
-    return {"tiers": names[: top + 1], "entries": entries, "links": network["links"][:top],
-            "output_tier": names.index(built.output_tier)}
-
-
-def _shaping_mode(requested: str, layout: dict) -> str:
+def _shaping_mode(requested: str, layout: Layout) -> str:
     if requested not in SHAPING:
         raise BadInputError(f"--links: unknown shaping '{requested}'; choose from {', '.join(SHAPING)}")
-    if not layout["links"] or requested in ("pacing", "ideal"):
-        return requested if layout["links"] else "ideal"
+    if not layout.links or requested in ("pacing", "ideal"):
+        return requested if layout.links else "ideal"
     available = shaping.netns_available()
     if requested == "netns" and not available:
         raise BadInputError("--links netns needs root, iproute2 and tc (use --links pacing)")

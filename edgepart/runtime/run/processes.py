@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
 
 from edgepart.children import die_with_parent
-from edgepart.compile.manifest import Manifest
-from edgepart.errors import ToolError
+from edgepart.compile.manifest import FILE, BuiltTier, Manifest, Network
+from edgepart.errors import BadInputError, ToolError
+from edgepart.plan.plan_file import PlannedLink
 from edgepart.runtime.run import shaping
 from edgepart.runtime.run.transport import FAILED, READY, now
 
@@ -19,10 +21,33 @@ START_TIMEOUT_S = 120.0
 UP_PORT, DOWN_PORT = 5600, 5601
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The chain of tier processes: every tier from the device up to the highest one that runs layers
+    or consumes the outputs (an empty tier in between relays), and the links between them."""
+
+    tiers: tuple[str, ...]
+    entries: dict[str, BuiltTier]  # the tiers with layers, by name
+    links: tuple[PlannedLink, ...]
+    output_tier: int
+
+    @classmethod
+    def of(cls, built: Manifest, network: Network) -> Layout:
+        names = list(network.tiers)
+        unknown = [t.name for t in built.tiers if t.name not in names] + \
+            ([built.output_tier] if built.output_tier not in names else [])
+        if unknown:
+            raise BadInputError(f"{built.build_dir / FILE}: tier '{unknown[0]}' is not in network.tiers "
+                                f"({', '.join(names)})")
+        top = max([names.index(t.name) for t in built.tiers] + [names.index(built.output_tier)])
+        return cls(tuple(names[: top + 1]), {t.name: t for t in built.tiers}, network.links[:top],
+                   names.index(built.output_tier))
+
+
 class TierProcesses:
     """The tier processes: configured, started, watched and stopped."""
 
-    def __init__(self, build_dir: Path, built: Manifest, layout: dict, folder: Path,
+    def __init__(self, build_dir: Path, built: Manifest, layout: Layout, folder: Path,
                  namespaces: shaping.Namespaces | None, mode: str) -> None:
         self.build_dir, self.built, self.layout, self.folder = build_dir, built, layout, folder
         self.namespaces, self.mode = namespaces, mode
@@ -32,12 +57,12 @@ class TierProcesses:
         """Where tier `tier` receives messages going `direction`: shaped TCP over the link's veth
         pair in netns mode, else a Unix socket (the client reaches the device tier by one always)."""
         if self.namespaces is None or (tier == 0 and direction == "up"):
-            return f"ipc://{self.folder}/{self.layout['tiers'][tier]}.{direction}"
+            return f"ipc://{self.folder}/{self.layout.tiers[tier]}.{direction}"
         address = self.namespaces.address(tier) if direction == "up" else self.namespaces.below_address(tier + 1)
         return f"tcp://{address}:{UP_PORT if direction == 'up' else DOWN_PORT}"
 
     def _endpoints(self, i: int) -> dict[str, str | None]:
-        last = len(self.layout["tiers"]) - 1
+        last = len(self.layout.tiers) - 1
         return {
             "up_in": self.endpoint(i, "up"),
             "down_in": self.endpoint(i, "down") if i < last else None,
@@ -48,34 +73,34 @@ class TierProcesses:
         }
 
     def _config(self, i: int) -> dict:
-        links, name = self.layout["links"], self.layout["tiers"][i]
+        links, name = self.layout.links, self.layout.tiers[i]
         paced = self.mode == "pacing"
 
-        def side(link: dict, key: str) -> dict | None:
+        def side(link: PlannedLink, bps: float | None) -> dict | None:
             if paced:
-                return {"link": link["name"], "bps": link[key], "one_way_s": link["rtt_s"] / 2}
+                return {"link": link.name, "bps": bps, "one_way_s": link.rtt_s / 2}
             if self.namespaces is not None and not self.namespaces.kernel_delay:  # tbf shapes the rate
-                return {"link": link["name"], "bps": None, "one_way_s": link["rtt_s"] / 2}
+                return {"link": link.name, "bps": None, "one_way_s": link.rtt_s / 2}
             return None
 
         up = links[i] if i < len(links) else None
         down = links[i - 1] if i > 0 else None
         return {
-            "tier": name, "index": i, "output_tier": self.layout["output_tier"], "build": str(self.build_dir),
-            "entry": entry.raw if (entry := self.layout["entries"].get(name)) else None,
+            "tier": name, "index": i, "output_tier": self.layout.output_tier, "build": str(self.build_dir),
+            "entry": entry.raw if (entry := self.layout.entries.get(name)) else None,
             "outputs": self.built.outputs,
             "endpoints": self._endpoints(i),
-            "up": up and {"link": up["name"], "tensors": {u["tensor"]: u["codec"] for u in up["up"]},
-                          "pace": side(up, "uplink_bps")},
-            "down": down and {"link": down["name"], "tensors": [d["tensor"] for d in down["down"]],
-                              "pace": side(down, "downlink_bps")},
+            "up": up and {"link": up.name, "tensors": {u.tensor: u.codec for u in up.up},
+                          "pace": side(up, up.uplink_bps)},
+            "down": down and {"link": down.name, "tensors": [d.tensor for d in down.down],
+                              "pace": side(down, down.downlink_bps)},
         }
 
     def start(self, control: zmq.Socket) -> dict[str, dict]:
         """Start every tier; once all have loaded their artifacts, returns how each runs:
         tier -> {ran_with (words), native (False: an emulator or an onnxruntime stand-in), load_s (seconds
         the worker took to load its artifact)}."""
-        for i, name in enumerate(self.layout["tiers"]):
+        for i, name in enumerate(self.layout.tiers):
             config = self.folder / f"{name}.json"
             config.write_text(json.dumps(self._config(i)))
             prefix = self.namespaces.prefix(i) if self.namespaces else []

@@ -17,9 +17,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgepart.errors import ToolError
+
+if TYPE_CHECKING:
+    from edgepart.plan.plan_file import PlannedLink
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class Namespaces:
     over Unix sockets, which reach across namespaces. `address(i)` is tier i's address on the link
     below it, `below_address(i)` that of tier i - 1 on the same link."""
 
-    def __init__(self, links: list[dict], tag: str) -> None:
+    def __init__(self, links: Sequence[PlannedLink], tag: str) -> None:
         self.links, self.tag = links, tag
         self.names = [f"ep-{tag}-{i}" for i in range(len(links) + 1)]
         self.made: list[str] = []
@@ -85,9 +90,9 @@ class Namespaces:
                 self._ip("link", "set", lower, "netns", self.names[i - 1])
                 self._ns(i - 1, "ip", "addr", "add", f"{self.below_address(i)}/30", "dev", lower)
                 self._ns(i, "ip", "addr", "add", f"{self.address(i)}/30", "dev", upper)
-                for side, ns, key in ((lower, i - 1, "uplink_bps"), (upper, i, "downlink_bps")):
+                for side, ns, bps in ((lower, i - 1, link.uplink_bps), (upper, i, link.downlink_bps)):
                     self._ns(ns, "ip", "link", "set", side, "up")
-                    self._shape(ns, side, link[key], link["rtt_s"] / 2)
+                    self._shape(ns, side, bps, link.rtt_s / 2)
             for i in range(len(self.names)):
                 self._ns(i, "ip", "link", "set", "lo", "up")
                 # a shaped link idles between requests: keep TCP's window open across the gaps
