@@ -39,7 +39,7 @@ def main() -> None:
                                               options)))
     rows = []
     for source, (loaded_a, doc_a, result_a) in measured.items():
-        fitted = calibrate(device, loaded_a.graph, doc_a)
+        fitted = calibrate(device, loaded_a.graph, document.Profile.of(doc_a))
         drift = now[source].median / result_a.end_to_end.median
         for target, (loaded_b, _, result_b) in measured.items():
             if target == source:

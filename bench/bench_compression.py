@@ -90,7 +90,7 @@ def budgets_on_digits(loaded, sens: dict, tmp: Path) -> list[dict]:
         schema.write_json(plan_path, doc)
         build = tmp / f"build-{budget}"
         compile_plan(loaded, Plan.load(plan_path), build, calibration=calibration)
-        report = verify.validate_accuracy(build, str(MODELS / "digits_test.npz"), emulators=emulate.available())
+        report = verify.validate_accuracy(build, str(MODELS / "digits_test.npz"), emulators=emulate.available()).doc
         precisions = list(doc["precision"].values())
         rows.append({"budget": float(budget.rstrip("%")) / 100, "predicted_drop": doc["predicted"]["accuracy_drop"],
                      "measured_drop": report["measured_drop"], "fp32_accuracy": report["fp32"],

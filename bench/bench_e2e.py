@@ -67,7 +67,7 @@ def cell(loaded: graph.LoadedModel, profile: dict, link: str, tmp: Path, request
     schema.write_json(plan_path, plan)
     build = tmp / f"{loaded.path.stem}-{link}"
     compile_plan(loaded, Plan.load(plan_path), build)
-    report = client.run(build, client.RunOptions(requests=requests, shaping=shaping))
+    report = client.run(build, client.RunOptions(requests=requests, shaping=shaping)).doc
     return {"model": loaded.path.stem, "link": link, "links": report["links"],
             "predicted_s": report["predicted"]["latency_s"], "measured_p50_s": report["latency_s"]["p50"],
             "measured_p90_s": report["latency_s"]["p90"], "error": report["error"],

@@ -19,6 +19,7 @@ The stages live in packages named profile, plan, compile, so their functions are
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -26,22 +27,57 @@ from pathlib import Path
 from typing import Any
 
 from edgepart import graph, schema
+from edgepart.compile.manifest import Manifest
 from edgepart.compress.sensitivity import Sensitivity
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.plan.plan_file import Plan
+from edgepart.profile import profilers
 from edgepart.profile.document import Profile
+from edgepart.runtime.reports import AccuracyReport, RunReport, VerifyReport
 
 Model = str | Path | LoadedModel
 Document = dict[str, Any]
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
+MAX_TRIALS = 100_000  # compile --tune, per kernel
+MAX_TIME_LIMIT_S = 86_400.0  # plan --time-limit, the ILP's: a day
 SEEDED_SAMPLES = 32  # sensitivity without data: seeded inputs, scored against the fp32 outputs
 
 
 def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = None) -> LoadedModel:
     """An ONNX file with static shapes (`input_shapes` fixes dynamic ones, as --input-shape)."""
     return graph.load(str(path), input_shapes or {})
+
+
+def profiler(*, device: str = "local", backend: str = "onnxruntime", predict: bool = False,
+             calibrate_with: str | Path | None = None, precisions: Iterable[str] = ("fp32",), threads: int = 1,
+             warmup: int = 10, repeat: int = 50, optimization: str = "all", check_segments: int = 0,
+             data: str | Path | None = None, target: str | None = None,
+             rpc: str | None = None) -> profilers.Profiler:
+    """The profiler `profile` runs with these options (edgepart.profile.profilers), which are
+    checked here: its `rounds(model)` sizes a progress bar for its `profile(model, progress)`."""
+    from edgepart.profile.ort_profiler import RunOptions  # noqa: PLC0415
+
+    precisions = tuple(precisions)
+    if predict and backend != "onnxruntime":
+        raise BadInputError(f"--backend {backend} with --predict: a prediction is of onnxruntime-like kernels "
+                            "(the plan prices other backends by their factor); drop one of them")
+    if calibrate_with and not predict:
+        raise BadInputError("--calibrate-with fits a device profile for --predict; add --predict or drop it")
+    if predict:
+        return profilers.profiler("predicted", device=device, precisions=precisions, threads=threads,
+                                  calibrate_with=str(calibrate_with) if calibrate_with else None)
+    options = RunOptions(threads, warmup, repeat, optimization)
+    if backend == "tvm" or rpc:
+        if precisions != ("fp32",) or check_segments:
+            raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
+        return profilers.profiler("tvm-rpc" if rpc else "tvm", device=device, options=options, target=target,
+                                  rpc=rpc)
+    if backend != "onnxruntime":
+        raise BadInputError(f"--backend '{backend}': choose from onnxruntime, tvm")
+    return profilers.profiler("onnxruntime", device=device, options=options, precisions=precisions,
+                              check_segments=check_segments, int8_data=str(data) if data else None)
 
 
 def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime", predict: bool = False,
@@ -53,69 +89,14 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
     as compile builds it; on a board with `rpc`), or with `predict` from a device profile (fitted
     first to `calibrate_with`, a measured profile of another model on that device). `data`: int8
     calibration data (.npz). `progress` is called with the rounds done."""
-    from edgepart.hardware.devices import load_device  # noqa: PLC0415
-    from edgepart.profile import document  # noqa: PLC0415
-    from edgepart.profile.ort_profiler import RunOptions  # noqa: PLC0415
-
-    loaded, precisions = _loaded(model), list(precisions)
-    profile_device = load_device(device, "--device")
-    options = RunOptions(threads, warmup, repeat, optimization)
-    if predict:
-        if calibrate_with:
-            profile_device = _calibrated(profile_device, str(calibrate_with))
-        doc = document.predicted_document(loaded, profile_device, precisions, threads)
-    elif backend == "tvm" or rpc:
-        from edgepart.profile.tvm_profiler import measure_tvm  # noqa: PLC0415 - TVM only when asked
-
-        if precisions != ["fp32"] or check_segments:
-            raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
-        if rpc and not target:
-            raise BadInputError("--rpc needs --target, the preset the remote board runs (e.g. aarch64, rpi4)")
-        doc = document.tvm_document(loaded, profile_device, options,
-                                    measure_tvm(loaded, target or "x86-64", options, rpc, progress))
-    else:
-        doc = _measured_profile(loaded, profile_device, options, precisions, check_segments, data, progress)
-    profile = Profile.of(doc, str(output or "profile"))
+    chosen = profiler(device=device, backend=backend, predict=predict, calibrate_with=calibrate_with,
+                      precisions=precisions, threads=threads, warmup=warmup, repeat=repeat, optimization=optimization,
+                      check_segments=check_segments, data=data, target=target, rpc=rpc)
+    found = chosen.profile(_loaded(model), progress)
     if output:
-        profile.dump(output)
-    return profile
-
-
-def _measured_profile(loaded: LoadedModel, device, options, precisions: list[str], check_segments: int,
-                      data_path: str | Path | None, progress: Progress) -> Document:
-    from edgepart.compress import data  # noqa: PLC0415
-    from edgepart.profile import document  # noqa: PLC0415
-    from edgepart.profile.converted import measure_precision  # noqa: PLC0415
-    from edgepart.profile.measure import measure, session_energy  # noqa: PLC0415
-
-    if device.name != "local":
-        raise BadInputError(f"device '{device.name}' is not this host: measure it on the board with --backend tvm "
-                            "--rpc HOST:PORT, or predict it with --predict")
-    unknown = sorted(set(precisions) - {"fp32", "fp16", "int8"})
-    if unknown:
-        raise BadInputError(f"--precision: unknown precision '{unknown[0]}'; choose from fp32, fp16, int8")
-    lower = [p for p in precisions if p != "fp32"]
-    calibration = None
-    if "int8" in lower:
-        calibration = data.load(str(data_path), loaded) if data_path else data.seeded(loaded, 16)
-    measurement = measure(loaded, options, check_segments, progress=progress)
-    converted = {p: measure_precision(loaded, p, options, calibration, progress) for p in lower}
-    return document.measured_document(loaded, device, options, measurement, converted,
-                                      session_energy(loaded, options))
-
-
-def _calibrated(device, path: str):
-    """The device profile with its per-op-class efficiencies fitted to a measured profile of it."""
-    from edgepart.profile import document  # noqa: PLC0415
-    from edgepart.profile.calibrate import calibrate  # noqa: PLC0415
-
-    measured = document.Profile.load(path).doc
-    if measured["device"] != device.name or measured["predicted"]:
-        raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
-    measured_model = graph.load(measured["model"]["path"])
-    if measured_model.sha256 != measured["model"]["sha256"]:
-        raise BadInputError(f"{path}: its model {measured['model']['path']} changed since it was profiled")
-    return calibrate(device, measured_model.graph, measured)
+        found.dump(output)
+        found = dataclasses.replace(found, source=str(output))  # later errors about it name the file
+    return found
 
 
 def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Path = (),
@@ -124,7 +105,7 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
          output: str | Path | None = None) -> Plan:
     """`edgepart plan`: where each layer runs, in what precision, each tier's backend. `profiles`: a
     folder of profile files, or profiles (documents or paths); each is refused when made for
-    another model. A plan that misses a budget is returned; its `budgets` say which (the command
+    another model. A plan that misses a budget is returned; its `unmet_budgets` name them (the command
     exits 1); a deployment no plan can meet raises CheckFailedError with the report as `details`."""
     from edgepart.compress.sensitivity import Sensitivity  # noqa: PLC0415
     from edgepart.cost.model import Objective  # noqa: PLC0415
@@ -134,6 +115,8 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
 
     if objective == "weighted" and energy_weight <= 0:
         raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
+    if not 0 < time_limit_s <= MAX_TIME_LIMIT_S:
+        raise BadInputError(f"--time-limit {time_limit_s:g}: must be above 0 and at most {MAX_TIME_LIMIT_S:g} seconds")
     loaded = _loaded(model)
     if isinstance(profiles, (str, Path)):
         if not Path(profiles).is_dir():
@@ -158,18 +141,20 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
 
 def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *, tune: int = 0,  # noqa: A001
             tuning_db: str | Path | None = None, calibration: str | Path | None = None,
-            progress: Callable[[str], None] = lambda message: None) -> Document:
+            progress: Callable[[str], None] = lambda message: None) -> Manifest:
     """`edgepart compile`: the build folder `out` (replaced when it is an earlier build) and its
     manifest, each tier timed against its price where this host can run it."""
     from edgepart.compile.build import compile_plan  # noqa: PLC0415
     from edgepart.compress import data  # noqa: PLC0415
     from edgepart.runtime.price import time_tier  # noqa: PLC0415
 
+    if not 0 <= tune <= MAX_TRIALS:
+        raise BadInputError(f"--tune {tune}: must be from 0 to {MAX_TRIALS} trials per kernel")
     loaded = _loaded(model)
     plan = plan if isinstance(plan, Plan) else Plan.of(plan, "plan") if isinstance(plan, dict) else Plan.load(plan)
     dataset = data.load(str(calibration), loaded, "--calibration") if calibration else None
-    return compile_plan(loaded, plan, out, progress, tune, Path(tuning_db) if tuning_db else None, dataset,
-                        timer=time_tier)
+    compile_plan(loaded, plan, out, progress, tune, Path(tuning_db) if tuning_db else None, dataset, timer=time_tier)
+    return Manifest.load(out)
 
 
 def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | None = None,
@@ -199,7 +184,7 @@ def sweep(model: Model, deploy: str | Path, low_bps: float, high_bps: float, *, 
     breakpoints; the sweep document. `link`: its name (default the first link)."""
     from edgepart.cost.model import Objective  # noqa: PLC0415
     from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
-    from edgepart.plan import sweeping  # noqa: PLC0415
+    from edgepart.plan import sweep as sweeps  # noqa: PLC0415
 
     if objective == "weighted" and energy_weight <= 0:
         raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
@@ -209,7 +194,7 @@ def sweep(model: Model, deploy: str | Path, low_bps: float, high_bps: float, *, 
     names = [each.name for each in deployment.links]
     if link is not None and link not in names:
         raise BadInputError(f"--link: unknown link '{link}'; links: {', '.join(names)}")
-    doc = sweeping.sweep_document(_loaded(model), deployment, names.index(link) if link else 0, low_bps, high_bps,
+    doc = sweeps.sweep_document(_loaded(model), deployment, names.index(link) if link else 0, low_bps, high_bps,
                                   Objective(objective, energy_weight), solver)
     if output:
         schema.write_json(output, doc)
@@ -217,14 +202,29 @@ def sweep(model: Model, deploy: str | Path, low_bps: float, high_bps: float, *, 
 
 
 def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | Path | None = None,
-           strict: bool = False) -> Document:
+           strict: bool = False, validate_accuracy: str | Path | None = None,
+           samples: int | None = None) -> VerifyReport | AccuracyReport:
     """`edgepart verify`: the tier chain against onnxruntime on the original model; CheckFailedError
-    when an output differs (or, `strict`, a tier runs over 1.5x its price), with the report as `details`."""
+    when an output differs (or, `strict`, a tier runs over 1.5x its price), with the report as `details`.
+    With `validate_accuracy` (held-out .npz data, the first `samples` of it): the chain's accuracy drop
+    against the plan's budget instead, an AccuracyReport."""
     from edgepart.runtime import emulate  # noqa: PLC0415
     from edgepart.runtime import verify as verifier
 
-    return verifier.verify(str(build), str(inputs) if inputs else None, str(model) if model else None,
-                           emulate.available(), strict)
+    if samples is not None and validate_accuracy is None:
+        raise BadInputError("--samples means something only with --validate-accuracy; drop it or add that")
+    if samples is not None and samples < 1:
+        raise BadInputError("--samples must be at least 1")
+    if validate_accuracy and strict:
+        raise BadInputError("--strict and --validate-accuracy: --strict holds verify's timing to the plan's price; "
+                            "run them one at a time")
+    if validate_accuracy and inputs:
+        raise BadInputError("--inputs and --validate-accuracy: give one (held-out data goes to --validate-accuracy)")
+    model_path = str(model) if model else None
+    if validate_accuracy:
+        return verifier.validate_accuracy(str(build), str(validate_accuracy), model_path, emulate.available(),
+                                          samples)
+    return verifier.verify(str(build), str(inputs) if inputs else None, model_path, emulate.available(), strict)
 
 
 MAX_REQUESTS = 1_000_000
@@ -234,7 +234,7 @@ LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "
 
 def run(build: str | Path, *, requests: int = 100, links: str = "shaped", rate: float | str | None = None,
         timeout_s: float | None = None, check: bool = True, model: str | Path | None = None,
-        inputs: str | Path | None = None, progress: Progress = lambda n: None) -> Document:
+        inputs: str | Path | None = None, progress: Progress = lambda n: None) -> RunReport:
     """`edgepart run`: the tiers as processes over the build's links (`links`: shaped, netns,
     pacing, ideal); requests one at a time, or at `rate` per second, or "max"; the run report."""
     from edgepart.runtime.run import client  # noqa: PLC0415

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -12,13 +11,7 @@ from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.options import needs
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
-from edgepart.errors import BadInputError
-from edgepart.profile.measure import CUT_POINTS
 from edgepart.profile.ort_profiler import LEVELS
-
-MAX_ROUNDS = 10_000
-MAX_SEGMENTS = 1_000
-MAX_PREDICTED_THREADS = 1_024
 
 
 @click.command("profile")
@@ -56,20 +49,6 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
                     input_shapes: tuple[str, ...]) -> None:
     """Per-layer latency and energy of MODEL on a device: measured (onnxruntime, TVM, RPC) or predicted."""
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
-    # Measured threads are this host's CPUs at most (more only oversubscribes them); rounds are capped
-    # so the documented time bounds hold.
-    most_threads = MAX_PREDICTED_THREADS if predict else (os.cpu_count() or 1)
-    for option, value, least, most in (("--threads", threads, 1, most_threads), ("--warmup", warmup, 0, MAX_ROUNDS),
-                                       ("--repeat", repeat, 1, MAX_ROUNDS),
-                                       ("--check-segments", check_segments, 0, MAX_SEGMENTS)):
-        if not least <= value <= most:
-            raise BadInputError(f"{option} {value}: must be from {least} to {most}"
-                                + (" (this host's CPUs)" if option == "--threads" and not predict else ""))
-    if predict and backend != "onnxruntime":
-        raise BadInputError(f"--backend {backend} with --predict: a prediction is of onnxruntime-like kernels "
-                            "(the plan prices other backends by their factor); drop one of them")
-    if calibration and not predict:
-        raise BadInputError("--calibrate-with fits a device profile for --predict; add --predict or drop it")
     measured_with_ort = not predict and backend == "onnxruntime" and rpc is None
     needs("--optimization", "optimization", measured_with_ort, "when onnxruntime measures (not with --predict or TVM)")
     needs("--check-segments", "check_segments", measured_with_ort, "when onnxruntime measures")
@@ -77,20 +56,15 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
     needs("--target", "target", not predict and (backend == "tvm" or rpc is not None), "with --backend tvm or --rpc")
     needs("--warmup", "warmup", not predict, "when measuring (not with --predict)")
     needs("--repeat", "repeat", not predict, "when measuring (not with --predict)")
+    profiler = api.profiler(device=device, backend=backend, predict=predict, calibrate_with=calibration,
+                            precisions=precisions, threads=threads, warmup=warmup, repeat=repeat,
+                            optimization=optimization, check_segments=check_segments, data=data_path, target=target,
+                            rpc=rpc)
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
-    tvm = not predict and (rpc is not None or backend == "tvm")
-    if tvm:  # per pass: the profiled rounds (warm-up and repeat) and the kernel timing
-        passes, label = 3 * (warmup + repeat) + warmup + repeat, "profiling (tvm)"
-    else:  # per precision: the profiled rounds and the prefix stage (measure); then the segment check
-        held_out = 2 * CUT_POINTS if check_segments else 0
-        lower = [p for p in precisions if p != "fp32"]  # fp32 is always measured
-        passes = (3 * (warmup + repeat) + repeat) * (1 + len(lower)) + (check_segments + held_out) * repeat
-        label = "predicting" if predict else "profiling"
-    with progress_bar(out, 1 if predict else passes, label) as update:
-        profile = api.profile(loaded, device=device, backend=backend, predict=predict, calibrate_with=calibration,
-                          precisions=precisions, threads=threads, warmup=warmup, repeat=repeat,
-                          optimization=optimization, check_segments=check_segments, data=data_path, target=target,
-                          rpc=rpc, output=output, progress=update)
+    with progress_bar(out, profiler.rounds(loaded), profiler.label) as update:
+        profile = profiler.profile(loaded, update)
+    if output:
+        profile.dump(output)
     emit(out, profile.doc, render)
 
 

@@ -45,12 +45,12 @@ def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, r
         if strict:
             from edgepart.runtime.price import enforce  # noqa: PLC0415
 
-            enforce(report["tiers"], report)
+            enforce(report.tier_times, report.doc)
     except CheckFailedError as exc:
         if out.json and exc.details:
             emit(out, exc.details, render)
         raise
-    emit(out, report, render)
+    emit(out, report.doc, render)
 
 
 def render(report: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.errors import BadInputError
 from edgepart.hardware import units
-from edgepart.plan import solvers, sweeping
+from edgepart.plan import solvers, sweep_plot
 
 
 @click.command("sweep")
@@ -41,7 +41,7 @@ def sweep_command(out: OutputOptions, model: str, deploy_path: str, bandwidth: s
     doc = api.sweep(loaded, deploy_path, low, high, link=link_name, objective=objective, energy_weight=energy_weight,
                     solver=solver, output=output)
     if plot_path:
-        sweeping.plot(doc, plot_path)
+        sweep_plot.plot(doc, plot_path)
     emit(out, doc, render)
 
 

@@ -4,7 +4,7 @@ and optionally `labels` (one class index per sample). Without a file, seeded inp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,26 +43,37 @@ class Dataset:
 
 def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
     """Read `path` and check it against the model's inputs; errors name the file and the array."""
+    return load_for(path, seeded_feeds.graph_specs(loaded.graph), option)
+
+
+def load_for(path: str, specs: Sequence[tuple[str, Sequence[int], str]], option: str) -> Dataset:
+    """Read `path` for inputs (name, shape, numpy dtype name), as edgepart.graph.feeds lists them for
+    a model or an onnxruntime session: the one reader of every file of samples."""
     arrays = seeded_feeds.read_npz(path, option)
-    tensors = loaded.graph.tensors
+    names = [name for name, _, _ in specs]
     inputs = {}
-    for name in loaded.graph.inputs:
+    for name, shape, dtype in specs:
         if name not in arrays:
             raise BadInputError(f"{option} {path}: no array named '{name}' (the model's inputs are "
-                                f"{', '.join(loaded.graph.inputs)}; arrays: {', '.join(sorted(arrays)) or 'none'})")
-        shape, dtype = tuple(tensors[name].shape), np.dtype(tensors[name].dtype)
+                                f"{', '.join(names)}; arrays: {', '.join(sorted(arrays)) or 'none'})")
+        if not all(isinstance(d, int) for d in shape):
+            raise BadInputError(f"{option} {path}: input '{name}' has a dynamic shape {list(shape)}; give the "
+                                "model static input shapes")
+        shape, dtype = tuple(shape), np.dtype(dtype)
         samples = seeded_feeds.as_samples(arrays[name], shape)
         if samples is None:
-            raise BadInputError(f"{option} {path}: '{name}' has shape {list(arrays[name].shape)}; expected samples "
-                                f"along the first axis, each of shape {list(shape)}")
+            dims = ", ".join(map(str, shape))
+            raise BadInputError(f"{option} {path}: '{name}' has shape {list(arrays[name].shape)}; expected [{dims}] "
+                                f"(one sample) or [N, {dims}] (N samples along the first axis)")
         inputs[name] = seeded_feeds.as_dtype(samples, dtype, f"{option} {path}: '{name}'")
     counts = {len(a) for a in inputs.values()}
     labels = arrays.get(LABELS)
     if labels is not None:
+        labels = labels.reshape(-1)
         counts.add(len(labels))
         if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
             raise BadInputError(f"{option} {path}: '{LABELS}' holds fractions; labels are class indices")
-        labels = labels.astype(np.int64).reshape(-1)
+        labels = labels.astype(np.int64)
     if len(counts) != 1 or 0 in counts:
         raise BadInputError(f"{option} {path}: arrays hold different numbers of samples ({sorted(counts)})")
     return Dataset(path, inputs, labels)

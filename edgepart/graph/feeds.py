@@ -68,9 +68,19 @@ def seeded(specs: Iterable[tuple[str, Sequence[int], str]], seed: int = 0) -> di
 
 def for_graph(graph, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs for a LayerGraph's inputs, at their static shapes and dtypes."""
-    return seeded(((n, graph.tensors[n].shape, graph.tensors[n].dtype) for n in graph.inputs), seed)
+    return seeded(graph_specs(graph), seed)
+
+
+def session_specs(session) -> list[tuple[str, Sequence[int], str]]:
+    """(name, shape, numpy dtype name) of an onnxruntime InferenceSession's inputs."""
+    return [(i.name, i.shape, ORT_DTYPES.get(i.type, "float32")) for i in session.get_inputs()]
+
+
+def graph_specs(graph) -> list[tuple[str, Sequence[int], str]]:
+    """(name, shape, numpy dtype name) of a LayerGraph's inputs."""
+    return [(n, graph.tensors[n].shape, graph.tensors[n].dtype) for n in graph.inputs]
 
 
 def for_session(session, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs for an onnxruntime InferenceSession."""
-    return seeded(((i.name, i.shape, ORT_DTYPES.get(i.type, "float32")) for i in session.get_inputs()), seed)
+    return seeded(session_specs(session), seed)

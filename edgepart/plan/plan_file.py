@@ -180,6 +180,11 @@ class Plan:
                          {link: v["transfer_s"] for link, v in p.get("per_link", {}).items()})
 
     @property
+    def unmet_budgets(self) -> list[str]:
+        """The budgets the plan's predictions miss (a plan is written even then; the command exits 1)."""
+        return [name for name, budget in self.doc.get("budgets", {}).items() if not budget.get("met", True)]
+
+    @property
     def accuracy_budget(self) -> float | None:
         budget = self.doc.get("budgets", {}).get("accuracy_drop")
         return None if budget is None else budget["limit"]

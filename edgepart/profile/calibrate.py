@@ -14,17 +14,32 @@ import dataclasses
 
 import numpy as np
 
+from edgepart import graph as graphs
+from edgepart.errors import BadInputError
 from edgepart.graph import LayerGraph
 from edgepart.hardware.devices import DeviceProfile
+from edgepart.profile.document import Profile
 
 TRIVIAL_FLOPS = 1e4
 KIN = {"matmul": "conv", "conv": "matmul", "normalization": "elementwise", "pool": "elementwise",
        "elementwise": "normalization"}
 
 
-def calibrate(device: DeviceProfile, graph: LayerGraph, measured: dict, precision: str = "fp32") -> DeviceProfile:
-    """`measured`: a profile document of `graph`'s model on this device."""
-    times = {name: layer["calibrated_s"] for name, layer in measured["precisions"][precision]["layers"].items()}
+def calibrated_on(device: DeviceProfile, path: str) -> DeviceProfile:
+    """The device profile fitted to the measured profile at `path` (--calibrate-with): one of
+    this device, of a model that has not changed since."""
+    measured = Profile.load(path)
+    if measured.device != device.name or measured.predicted:
+        raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
+    measured_model = graphs.load(measured.model_path)
+    if measured_model.sha256 != measured.model_sha256:
+        raise BadInputError(f"{path}: its model {measured.model_path} changed since it was profiled")
+    return calibrate(device, measured_model.graph, measured)
+
+
+def calibrate(device: DeviceProfile, graph: LayerGraph, measured: Profile, precision: str = "fp32") -> DeviceProfile:
+    """`measured`: a profile of `graph`'s model on this device."""
+    times = measured.layer_times(precision)
     layers = [n for n in graph.layers if n.name in times]
     trivial = [times[n.name] for n in layers if n.flops < TRIVIAL_FLOPS]
     overhead = float(np.median(trivial)) if trivial else device.layer_overhead_s
@@ -37,4 +52,4 @@ def calibrate(device: DeviceProfile, graph: LayerGraph, measured: dict, precisio
             fitted[op_class] = sum(n.flops for n in members) / (peak * work)  # may exceed 1: peak is measured
     efficiency = {c: fitted.get(c, fitted.get(KIN.get(c, ""), value)) for c, value in device.efficiency.items()}
     return dataclasses.replace(device, efficiency=efficiency, layer_overhead_s=overhead,
-                               provenance=f"{device.provenance}, calibrated on {measured['model']['path']}")
+                               provenance=f"{device.provenance}, calibrated on {measured.model_path}")

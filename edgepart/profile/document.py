@@ -235,6 +235,14 @@ class Profile:
         return self.doc["provenance"].get("backend") or "onnxruntime"
 
     @property
+    def predicted(self) -> bool:
+        return self.doc["predicted"]
+
+    @property
+    def model_path(self) -> str:
+        return self.doc["model"]["path"]
+
+    @property
     def model_sha256(self) -> str:
         return self.doc["model"]["sha256"]
 
@@ -245,6 +253,11 @@ class Profile:
     @property
     def precisions(self) -> tuple[str, ...]:
         return tuple(self.doc["precisions"])
+
+    def layer_times(self, precision: str) -> dict[str, float]:
+        """Every layer's calibrated seconds in `precision` (none where it was not profiled)."""
+        layers = self.doc["precisions"].get(precision, {}).get("layers", {})
+        return {name: float(entry["calibrated_s"]) for name, entry in layers.items()}
 
     def layer_seconds(self, precision: str, layer: str) -> float | None:
         """The layer's calibrated seconds as the profile measured them (hot), or None."""

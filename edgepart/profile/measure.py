@@ -114,6 +114,20 @@ MIN_CHECK_ROUNDS = 10
 MAX_CHECK_ROUNDS = 2000
 
 
+def cut_points(layers: int) -> int:
+    """The held-out cuts check_segments times for a model of `layers` layers (two parts each)."""
+    return min(CUT_POINTS, layers - 1) if layers >= 3 else 0
+
+
+def rounds(loaded: LoadedModel, options: RunOptions, segments: int = 0) -> int:
+    """The progress units `measure` reports: 3 per profiled round (warm-up included), `repeat` for
+    the prefix stage (reported when it is skipped too), and with `segments`, `repeat` per part the
+    check times (the segments and the held-out parts). A stage sized by time may leave a fraction
+    of a unit unreported (scaled_progress)."""
+    parts = segments + 2 * cut_points(len(loaded.graph.layers)) if segments else 0
+    return 3 * (options.warmup + options.repeat) + options.repeat + parts * options.repeat
+
+
 def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, measured: Measurement,
                    options: RunOptions, count: int, seed: int,
                    progress: Callable[[int], None]) -> tuple[dict, list[dict]]:
@@ -128,9 +142,8 @@ def check_segments(loaded: LoadedModel, model: onnx.ModelProto, feeds: dict, mea
     parts and the whole model are timed together (_time_parts), on real activations."""
     names = [n.name for n in loaded.graph.layers]
     points = []
-    if len(names) >= 3:
-        chosen = np.random.default_rng(seed + 1).choice(np.arange(1, len(names)), min(CUT_POINTS, len(names) - 1),
-                                                         replace=False)
+    if held_out_cuts := cut_points(len(names)):
+        chosen = np.random.default_rng(seed + 1).choice(np.arange(1, len(names)), held_out_cuts, replace=False)
         points = sorted(chosen.tolist())
     held_out = [part for point in points for part in (names[:point], names[point:])]
     rng = np.random.default_rng(seed)

@@ -83,6 +83,12 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
                           artifact.details, layer_kernels, idle_record, unattributed)
 
 
+def rounds(options: RunOptions) -> int:
+    """The progress units measure_tvm reports: the artifact's timed runs (warm-up and repeat), then
+    the kernel timing's repeat."""
+    return options.warmup + 2 * options.repeat
+
+
 def idle_penalty(tier, inputs, back_to_back_s: float) -> dict:
     """profile.idle for a TVM artifact: single runs after idle.IDLE_GAP_S against single runs back
     to back, both timed on the device (the mean of many back-to-back runs hides a slow first one)."""

@@ -9,7 +9,6 @@ available; otherwise its ONNX sub-model runs in onnxruntime as a stand-in, and t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -17,14 +16,14 @@ import onnxruntime as ort
 from edgepart import schema
 from edgepart.compile import manifest
 from edgepart.compile.manifest import Manifest, TensorSpec
-from edgepart.compress import codecs
+from edgepart.compress import codecs, data
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph import sessions
 from edgepart.runtime import price
+from edgepart.runtime.reports import SCHEMA_VERSION, AccuracyReport, VerifyReport
 from edgepart.runtime.runners import runner_for
 
-SCHEMA_VERSION = 1  # of the edgepart.verify and edgepart.accuracy reports
 # max |tvm - reference| / max |reference| allowed, by the least precise choice in the chain
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 1e-1}
 
@@ -76,7 +75,7 @@ class Chain:
 
 
 def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: str | None = None,
-           emulators: dict | None = None, strict: bool = False) -> dict[str, Any]:
+           emulators: dict | None = None, strict: bool = False) -> VerifyReport:
     """Run the chain on the samples of `inputs_path` (default: the build's sample_inputs.npz, else
     seeded inputs) and compare every output of every sample with onnxruntime on the original model;
     time each tier measurable here against its price (`strict`: exit 1 when one is over STRICT_RATIO)."""
@@ -85,7 +84,7 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     model = original_model(built, model_path)
     reference_session = sessions.session(model)
     if inputs_path is not None:
-        samples = read_samples(inputs_path, reference_session, model)
+        samples = list(data.load_for(inputs_path, seeded_feeds.session_specs(reference_session), "--inputs").samples())
         source = f"{inputs_path} ({len(samples)} sample{'s' if len(samples) > 1 else ''})"
     else:
         samples, source = [_default_inputs(build_dir, reference_session)], _default_inputs_source(build_dir)
@@ -109,7 +108,7 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
                                f"{error['relative_error']:.3g} > {tolerance:g} ({worst} tolerance)", report)
     if strict:
         price.enforce(held, report)
-    return report
+    return VerifyReport.of(report, f"the report of {build_dir}")
 
 
 def _errors(names: list[str], expected: list[dict], got: list[dict]) -> dict[str, dict]:
@@ -128,11 +127,11 @@ def _errors(names: list[str], expected: list[dict], got: list[dict]) -> dict[str
 
 
 def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | None = None,
-                      emulators: dict | None = None, samples: int | None = None) -> dict[str, Any]:
+                      emulators: dict | None = None, samples: int | None = None) -> AccuracyReport:
     """Run held-out data through the chain and the original model; the measured accuracy drop must
     stay within the plan's accuracy budget (exit 1 otherwise), shown beside the predicted drop."""
     from edgepart import graph  # noqa: PLC0415 - the compiler side; verify alone needs only the runtime
-    from edgepart.compress import data, scoring  # noqa: PLC0415
+    from edgepart.compress import scoring  # noqa: PLC0415
 
     build_dir = Path(build_dir)
     built = Manifest.load(build_dir)
@@ -159,7 +158,7 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
         raise CheckFailedError(f"accuracy budget exceeded on {data_path}: measured drop {100 * drop:.2f}% > budget "
                                f"{100 * budget:.2f}% (predicted {100 * (planned.predicted_drop or 0):.2f}%; "
                                f"{metric} {compressed:.4f} vs fp32 {fp32:.4f})", report)
-    return report
+    return AccuracyReport.of(report, f"the accuracy report of {build_dir}")
 
 
 def original_model(built: Manifest, model_path: str | None) -> Path:
@@ -191,33 +190,6 @@ def _default_inputs(build_dir: Path, session: ort.InferenceSession) -> dict[str,
 def _default_inputs_source(build_dir: Path) -> str:
     stored = build_dir / manifest.SAMPLE_INPUTS
     return f"{manifest.SAMPLE_INPUTS} (a calibration sample)" if stored.is_file() else "seeded"
-
-
-def read_samples(path: str, session: ort.InferenceSession, model: Path) -> list[dict[str, np.ndarray]]:
-    """The samples of an .npz of inputs: per model input an array holding one sample at the input's
-    shape, or samples along the first axis (the calibration-data format); errors name the file and array."""
-    arrays = seeded_feeds.read_npz(path, "--inputs")
-    columns = {}
-    for spec in session.get_inputs():
-        if spec.name not in arrays:
-            raise BadInputError(f"--inputs {path}: no array named '{spec.name}' (the inputs of {model} are "
-                                f"{', '.join(i.name for i in session.get_inputs())}; arrays: "
-                                f"{', '.join(sorted(arrays)) or 'none'})")
-        if not all(isinstance(d, int) for d in spec.shape):
-            raise BadInputError(f"--inputs {path}: input '{spec.name}' of {model} has a dynamic shape "
-                                f"{list(spec.shape)}; verify needs a model with static input shapes")
-        samples = seeded_feeds.as_samples(arrays[spec.name], spec.shape)
-        if samples is None:
-            dims = ", ".join(map(str, spec.shape))
-            raise BadInputError(f"--inputs {path}: '{spec.name}' has shape {list(arrays[spec.name].shape)}; expected "
-                                f"[{dims}] (one sample) or [N, {dims}] (N samples along the first axis)")
-        columns[spec.name] = seeded_feeds.as_dtype(samples, seeded_feeds.ORT_DTYPES.get(spec.type, samples.dtype),
-                                                   f"--inputs {path}: '{spec.name}'")
-    counts = {name: len(samples) for name, samples in columns.items()}
-    if len(set(counts.values())) > 1:
-        raise BadInputError(f"--inputs {path}: arrays hold different numbers of samples "
-                            f"({', '.join(f'{k}: {v}' for k, v in counts.items())})")
-    return [{name: samples[i] for name, samples in columns.items()} for i in range(next(iter(counts.values())))]
 
 
 def _least_precise(current: str, choice: str) -> str:

@@ -56,11 +56,16 @@ def check(doc: dict, where: str) -> None:
     assert layers["conv3"]["calibrated_s"] > layers["relu_1"]["calibrated_s"]  # split by real unfused weights
 
 
-def test_tvm_profile_on_this_host(tmp_path):
-    out = tmp_path / "p.json"
-    result = edgepart("profile", DIGITS, "--backend", "tvm", "--repeat", "20", "-o", str(out), "-q")
-    assert result.returncode == 0, result.stderr
-    check(json.loads(out.read_text()), "this host")
+def test_tvm_profile_on_this_host_reports_the_rounds_it_plans():
+    """(The command over RPC below runs the same profiler.)"""
+    from edgepart import api, graph  # noqa: PLC0415
+    from tests.integration.test_cpu_kernels import full_tvm_first  # noqa: PLC0415
+
+    full_tvm_first()  # the profiler runs the artifact in this process
+    loaded, steps = graph.load(DIGITS), []
+    profiler = api.profiler(backend="tvm", repeat=20)
+    check(profiler.profile(loaded, steps.append).doc, "this host")
+    assert sum(steps) == profiler.rounds(loaded)
 
 
 def test_tvm_profile_over_rpc_and_plan_uses_it(tmp_path, rpc_server):

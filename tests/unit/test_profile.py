@@ -6,12 +6,13 @@ import pytest
 from onnx import helper
 
 from edgepart import graph
+from edgepart.errors import BadInputError
 from edgepart.graph.extract import boundary
 from edgepart.graph.sessions import named_model
 from edgepart.hardware.devices import load_device
-from edgepart.profile import document, predict, prefix_timing
+from edgepart.profile import document, predict, prefix_timing, profilers
 from edgepart.profile.calibrate import calibrate
-from edgepart.profile.measure import CUT_POINTS, line_through, measure
+from edgepart.profile.measure import CUT_POINTS, line_through, measure, rounds
 from edgepart.profile.measure_timing import paired_medians, time_interleaved
 from edgepart.profile.ort_profiler import (
     CutModel,
@@ -147,9 +148,10 @@ def test_segments_are_cut_out_and_timed():
     steps = []
     measured = measure(loaded, QUICK, segments=3, progress=steps.append)
     assert len(measured.segments) == 3
-    # The steps the CLI's progress bar plans: profiled rounds, the prefix stage, the parts timed
-    # (each stage sized by time reports its planned share; a fraction of a step may be left over).
-    planned = 3 * (QUICK.warmup + QUICK.repeat) + QUICK.repeat + (3 + 2 * CUT_POINTS) * QUICK.repeat
+    # The units a progress bar plans: profiled rounds, the prefix stage, the parts timed (each stage
+    # sized by time reports its planned share; a fraction of a unit may be left over).
+    planned = rounds(loaded, QUICK, segments=3)
+    assert planned == 3 * (QUICK.warmup + QUICK.repeat) + QUICK.repeat + (3 + 2 * CUT_POINTS) * QUICK.repeat
     assert planned - 2 <= sum(steps) <= planned
     calibration = measured.cut_calibration
     assert len(calibration["cut_points"]) == CUT_POINTS and calibration["factor"] > 0
@@ -202,6 +204,24 @@ def test_profile_cli_predict_and_bad_input(tmp_path):
                           "is not this host")
 
 
+def test_profilers_are_built_by_name_and_report_the_rounds_they_plan():
+    """Each profiler's progress units add up to its `rounds` (a stage sized by time may leave a
+    fraction of a unit unreported: one per measurement at most)."""
+    loaded = graph.load(MODELS / "digits_cnn.onnx")
+    for name, options, measurements in (("predicted", {"device": "rpi4", "precisions": ("fp32", "int8")}, 0),
+                                        ("onnxruntime", {"options": QUICK, "precisions": ("fp32", "fp16")}, 2)):
+        chosen, steps = profilers.profiler(name, **options), []
+        found = chosen.profile(loaded, steps.append)
+        assert chosen.rounds(loaded) - measurements <= sum(steps) <= chosen.rounds(loaded)
+        assert found.precisions == options["precisions"] and found.predicted == (name == "predicted")
+    with pytest.raises(BadInputError, match="unknown profiler 'ort'; choose from onnxruntime, tvm, tvm-rpc"):
+        profilers.profiler("ort")
+    with pytest.raises(BadInputError, match=r"--check-segments 5000: must be from 0 to 1000$"):
+        profilers.profiler("onnxruntime", check_segments=5000)
+    with pytest.raises(BadInputError, match=r"--threads 2000: must be from 1 to 1024$"):
+        profilers.profiler("predicted", threads=2000)
+
+
 def test_plan_refuses_a_profile_of_another_model(tmp_path):
     folder = tmp_path / "profiles"
     folder.mkdir()
@@ -224,8 +244,9 @@ def test_calibration_recovers_the_efficiencies_that_made_the_times():
                                 layer_overhead_s=3e-6, memory_bandwidth=1e15)
     times = {n.name: {"calibrated_s": predict.node_seconds(loaded.graph, n, truth, "fp32")}
              for n in loaded.graph.layers}
-    fitted = calibrate(dataclasses.replace(device, memory_bandwidth=1e15), loaded.graph,
-                       {"model": {"path": "x"}, "precisions": {"fp32": {"layers": times}}})
+    measured = document.Profile.of({"model": {"path": "x", "sha256": "0"}, "device": "local", "predicted": False,
+                                    "provenance": {}, "precisions": {"fp32": {"layers": times}}})
+    fitted = calibrate(dataclasses.replace(device, memory_bandwidth=1e15), loaded.graph, measured)
     assert fitted.layer_overhead_s == pytest.approx(3e-6, rel=0.05)  # tiny layers still do a little work
     assert fitted.efficiency["conv"] == pytest.approx(0.9, rel=0.02)
     assert fitted.efficiency["pool"] == pytest.approx(0.2, rel=0.02)
@@ -274,7 +295,8 @@ def test_prediction_calibrated_on_another_model_lands_within_25_percent():
     device, options = load_device("local"), RunOptions(threads=1, warmup=10, repeat=50)
     source, target = graph.load(MODELS / "inception_cnn.onnx"), graph.load(MODELS / "residual_cnn.onnx")
     measured = measure(source, options)
-    fitted = calibrate(device, source.graph, document.measured_document(source, device, options, measured))
+    fitted = calibrate(device, source.graph,
+                       document.Profile.of(document.measured_document(source, device, options, measured)))
     predicted = predict.end_to_end(target.graph, fitted, "fp32") + measured.overheads.run_s
     now_source, now_target = time_interleaved([(named_model(m), sample_inputs(m)) for m in (source, target)], options)
     drift = now_source.median / measured.end_to_end.median

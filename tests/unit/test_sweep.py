@@ -9,7 +9,7 @@ from edgepart import graph
 from edgepart.cost import build as cost_build
 from edgepart.cost.model import Objective
 from edgepart.hardware import deploy
-from edgepart.plan import brute, mincut, sweep, sweeping
+from edgepart.plan import brute, envelope, mincut, sweep
 from tests.conftest import MODELS, REPO
 from tests.synthetic_costs import random_model
 
@@ -25,9 +25,9 @@ def _scaled(model, beta):
 @pytest.mark.parametrize("seed", range(6))
 def test_sweep_matches_brute_force_at_50_bandwidths(seed):
     model = random_model(6, tiers=2 + seed % 2, precisions=2, codecs=2, seed=seed)
-    family = sweep.AffineFamily(_scaled(model, 1e-3), 1e-3, _scaled(model, 1e3), 1e3)
+    family = envelope.AffineFamily(_scaled(model, 1e-3), 1e-3, _scaled(model, 1e3), 1e3)
     objective = Objective("latency" if seed % 2 else "energy")
-    segments = sweep.bandwidth_sweep(family, objective, mincut.solve, 1e-3, 1e3)
+    segments = envelope.bandwidth_sweep(family, objective, mincut.solve, 1e-3, 1e3)
     assert segments[0].start == pytest.approx(1e-3) and segments[-1].end == pytest.approx(1e3)
     rng = np.random.default_rng(seed)
     for bandwidth in np.exp(rng.uniform(np.log(1e-3), np.log(1e3), 50)):
@@ -42,11 +42,11 @@ def test_sweep_of_a_real_model_matches_resolving_at_50_bandwidths():
     deployment = deploy.load(REPO / "examples" / "board-server.toml")
     fast_lan = dataclasses.replace(deployment.links[0], uplink_bps=1e6, rtt_s=0.5e-3)
     deployment = dataclasses.replace(deployment, links=(fast_lan,))
-    doc = sweeping.sweep_document(loaded, deployment, 0, 1e6, 1e10, Objective("latency"), "mincut")
+    doc = sweep.sweep_document(loaded, deployment, 0, 1e6, 1e10, Objective("latency"), "mincut")
     assert len(doc["segments"]) >= 2  # the example really changes plan over this range
     rng = np.random.default_rng(0)
     for bandwidth in np.exp(rng.uniform(np.log(1e6), np.log(1e10), 50)):
-        cost = cost_build.build(loaded.graph, sweeping.at_bandwidth(deployment, 0, bandwidth))
+        cost = cost_build.build(loaded.graph, sweep.at_bandwidth(deployment, 0, bandwidth))
         segment = next(s for s in doc["segments"] if s["from_bps"] <= bandwidth <= s["to_bps"])
         tiers = np.array([cost.tiers.index(segment["assignment"][n]) for n in cost.nodes])
         fresh = mincut.solve(cost, Objective("latency"))
@@ -60,7 +60,7 @@ def test_sweep_counts_layers_as_plan_does():
     """Layers per tier count real layers only (chain_cnn's 15), not the graph's input and output nodes."""
     loaded = graph.load(MODELS / "chain_cnn.onnx")
     deployment = deploy.load(REPO / "examples" / "board-server.toml")
-    doc = sweeping.sweep_document(loaded, deployment, 0, 1e6, 1e10, Objective("latency"), "mincut")
+    doc = sweep.sweep_document(loaded, deployment, 0, 1e6, 1e10, Objective("latency"), "mincut")
     layers = len(loaded.graph.layers)
     for row in doc["segments"] + doc["pareto"]:
         assert sum(row["layers_per_tier"].values()) == layers, row["layers_per_tier"]

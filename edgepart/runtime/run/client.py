@@ -13,13 +13,13 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import zmq
 
 from edgepart.compile import manifest
 from edgepart.errors import BadInputError, CheckFailedError, ToolError
-from edgepart.graph import sessions
+from edgepart.graph import feeds, sessions
+from edgepart.runtime.reports import RunReport
 from edgepart.runtime.run import report, shaping, transport
 from edgepart.runtime.run.processes import Layout, TierProcesses
 from edgepart.runtime.run.transport import FAILED, UP, Message, Request, now
@@ -43,7 +43,7 @@ class RunOptions:
 
 
 def run(build_dir: str | Path, options: RunOptions = RunOptions(),
-        progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+        progress: Callable[[int], None] = lambda n: None) -> RunReport:
     build_dir = Path(build_dir)
     built = manifest.Manifest.load(build_dir)
     for tier in built.tiers:  # a changed artifact is bad input (exit 2) here, as in verify, not a tier crash
@@ -96,7 +96,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
                                f"{len(errors) - len(failed)} not sent", result)
     if options.check:
         report.check(built, model, measured, result)
-    return result
+    return RunReport.of(result, f"the run report of {build_dir}")
 
 
 def warmup_timeout_s(priced_s: float, load_s: float) -> float:
@@ -129,19 +129,15 @@ def _requests(model: Path, build_dir: Path, options: RunOptions) -> list[Request
     build holds (int8 ranges fit it; seeded normal inputs may not); else seeded, a seed per request.
     Warm-up requests have negative ids; the measured ones count from 0."""
     count = WARMUP + options.requests
+    session = sessions.session(model)
     if options.inputs:
-        from edgepart import graph  # noqa: PLC0415
         from edgepart.compress import data  # noqa: PLC0415
 
-        samples = list(data.load(options.inputs, graph.load(model), "--inputs").samples())
+        samples = list(data.load_for(options.inputs, feeds.session_specs(session), "--inputs").samples())
         return [Request(i - WARMUP, samples[i % len(samples)]) for i in range(count)]
     sample = manifest.sample_inputs(build_dir)
     if sample is not None:
         return [Request(i - WARMUP, sample) for i in range(count)]
-
-    from edgepart.graph import feeds  # noqa: PLC0415
-
-    session = sessions.session(model)
     return [Request(i - WARMUP, feeds.for_session(session, options.seed + i)) for i in range(count)]
 
 

@@ -13,6 +13,7 @@ from edgepart.compile.manifest import Manifest, Network
 from edgepart.errors import CheckFailedError
 from edgepart.graph import sessions
 from edgepart.runtime.price import STRICT_RATIO, judged, over_price, stand_in
+from edgepart.runtime.reports import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from edgepart.runtime.run.processes import Layout
@@ -30,9 +31,6 @@ def slowest_stage_rate(warmup: list[Request], layout: Layout, mode: str) -> floa
                                              + 8 * r.timings.get(f"bytes:{link.name}:down", 0)
                                              / link.downlink_bps for r in done]))
     return 1.0 / max(max(stages), 1e-6)
-
-
-SCHEMA_VERSION = 1
 
 
 def report(built: Manifest, network: Network, layout: Layout, requests: list[Request], wall_s: float,
