@@ -66,7 +66,7 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     if svg:
         from edgepart.plan.drawing import plan_svg  # noqa: PLC0415
 
-        schema.write_atomic(svg, plan_svg(loaded.graph, doc))
+        schema.write_atomic(svg, plan_svg(loaded.graph, planned))
     if out.json:
         emit(out, doc, render)
         if explain:  # stdout holds only the JSON document; the breakdown asked for goes to stderr

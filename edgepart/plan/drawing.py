@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from edgepart.graph import LayerGraph, Tensor
 from edgepart.plan import svg
@@ -38,15 +37,16 @@ from edgepart.plan.drawing_layout import (
     sides,
     transfer_paths,
 )
+from edgepart.plan.plan_file import Crossing, Plan, PlannedLink, PlannedTier
 
 COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2"]
 LANE_HEAD = 54  # px: a lane's name and totals
 
 
-def plan_svg(graph: LayerGraph, plan: dict[str, Any]) -> str:
-    """The picture of `plan` (a plan document made for `graph`) as SVG text."""
-    tiers = [t["name"] for t in plan["deployment"]["tiers"]]
-    drawn = boxes(graph, {node: tiers.index(tier) for node, tier in plan["assignment"].items()})
+def plan_svg(graph: LayerGraph, plan: Plan) -> str:
+    """The picture of `plan` (made for `graph`) as SVG text."""
+    tiers = [t.name for t in plan.tiers]
+    drawn = boxes(graph, {node: tiers.index(tier) for node, tier in plan.assignment.items()})
     pairs, transfers = _flows(graph, drawn, plan)
     width = math.ceil(max(len(tiers) * (CHANNEL + BOX_W + GAP) - GAP, _title_width(plan)) + 2 * MARGIN)
     head, top = _heading(plan, drawn, width)
@@ -61,13 +61,13 @@ def plan_svg(graph: LayerGraph, plan: dict[str, Any]) -> str:
     return svg.document(width, layout.height + MARGIN, body, defs)
 
 
-def _flows(graph: LayerGraph, drawn: list[Box], plan: dict[str, Any]) -> tuple[set[tuple[int, int]], list[Transfer]]:
+def _flows(graph: LayerGraph, drawn: list[Box], plan: Plan) -> tuple[set[tuple[int, int]], list[Transfer]]:
     """Box pairs joined by data within a lane, and one Transfer per tensor that crosses a link."""
     box_of = {node.name: box for box in drawn for node in box.nodes}
-    sent = defaultdict(list)  # tensor -> (link, entry) for each link it crosses, up or down
-    for cut in plan["cuts"]:
-        for entry in cut["up"] + cut["down"]:
-            sent[entry["tensor"]].append((cut["link"], entry))
+    sent = defaultdict(list)  # tensor -> (link, crossing) for each link it crosses, up or down
+    for link in plan.links:
+        for crossing in link.up + link.down:
+            sent[crossing.tensor].append((link.name, crossing))
     pairs, transfers = set(), []
     for tensor in graph.tensors.values():
         source = box_of[tensor.producer]
@@ -79,53 +79,54 @@ def _flows(graph: LayerGraph, drawn: list[Box], plan: dict[str, Any]) -> tuple[s
     return pairs, sorted(transfers, key=lambda t: (t.source, t.targets, t.tensor))
 
 
-def _transfer_of(tensor: Tensor, source: int, away: tuple[int, ...], sent: list[tuple[str, dict]]) -> Transfer:
+def _transfer_of(tensor: Tensor, source: int, away: tuple[int, ...], sent: list[tuple[str, Crossing]]) -> Transfer:
     """What the wire of `tensor` says (shape, then bytes and codec on each link it crosses) and its tooltip."""
     shape = "×".join(map(str, tensor.shape)) or "scalar"
-    wire = ", ".join(dict.fromkeys(f"{_size(e['bytes'])} {e.get('codec', 'raw')}" for _, e in sent))
+    wire = ", ".join(dict.fromkeys(f"{_size(c.bytes)} {c.codec}" for _, c in sent))
     tip = [f"{tensor.name}: {shape} {tensor.dtype}"]
-    tip += [f"{link}: {_size(e['bytes'])} as {e.get('codec', 'raw')}, {_ms(e['seconds'])}" for link, e in sent]
+    tip += [f"{link}: {_size(c.bytes)} as {c.codec}, {_ms(c.seconds or 0.0)}" for link, c in sent]
     return Transfer(tensor.name, source, away, f"{shape} · {wire or _size(tensor.nbytes)}", "\n".join(tip))
 
 
-def _title_width(plan: dict[str, Any]) -> float:
+def _title_width(plan: Plan) -> float:
     return max(svg.text_width(_title(plan), 16, bold=True), svg.text_width(_summary(plan), 12))
 
 
-def _title(plan: dict[str, Any]) -> str:
-    return f"{Path(plan['model']['path']).name} on {Path(plan['deployment']['path']).name}"
+def _title(plan: Plan) -> str:
+    return f"{Path(plan.model_path).name} on {Path(plan.deployment_path or 'the deployment').name}"
 
 
-def _summary(plan: dict[str, Any]) -> str:
-    p, solver = plan["predicted"], plan["solver"]
-    energy = "-" if p["energy_j"] is None else f"{p['energy_j'] * 1e3:.2f} mJ"
-    return (f"predicted latency {p['latency_s'] * 1e3:.3f} ms · device energy {energy} · "
-            f"{solver['name']} ({solver['status']}), objective {plan['objective']}")
+def _summary(plan: Plan) -> str:
+    p = plan.predicted
+    energy = "-" if p.energy_j is None else f"{p.energy_j * 1e3:.2f} mJ"
+    latency = "-" if p.latency_s is None else f"{p.latency_s * 1e3:.3f} ms"
+    return (f"predicted latency {latency} · device energy {energy} · "
+            f"{plan.solver} ({plan.solver_status}), objective {plan.objective}")
 
 
-def _heading(plan: dict[str, Any], drawn: list[Box], width: float) -> tuple[list[str], float]:
+def _heading(plan: Plan, drawn: list[Box], width: float) -> tuple[list[str], float]:
     """Title, cost summary and legend; returns their elements and the y below them (px)."""
     y = MARGIN + 16
     out = [svg.text(MARGIN, y, _title(plan), 16, bold=True), svg.text(MARGIN, y + 19, _summary(plan), 12)]
     y += 19
-    unmet = [name for name, b in plan["budgets"].items() if not b["met"]]
-    if plan["budgets"]:
+    unmet = plan.unmet_budgets
+    if plan.budgets:
         y += 17
-        status = f"budgets NOT MET: {', '.join(unmet)}" if unmet else f"budgets met: {', '.join(plan['budgets'])}"
+        status = f"budgets NOT MET: {', '.join(unmet)}" if unmet else f"budgets met: {', '.join(plan.budgets)}"
         out.append(svg.text(MARGIN, y, shorten(status, svg.chars_within(width - 2 * MARGIN, 11)), 11,
                             fill=WIRE if unmet else "#2a7a2a"))
-    entries = [_tier_key(k, t) for k, t in enumerate(plan["deployment"]["tiers"])]
+    entries = [_tier_key(k, t) for k, t in enumerate(plan.tiers)]
     entries += [_line_key(svg.line(0, 0, 28, 0), "data flow"),
                 _line_key("M28 -6 L6 -6 Q2 -6 2 -2 L2 2 Q2 6 6 6 L28 6", "skip connection"),
                 _line_key(svg.line(0, 0, 28, 0), "tensor sent over a link (shape · bytes codec)", WIRE, "5,3")]
-    entries += [_text_key(_link_text(plan, cut)) for cut in plan["cuts"]]
+    entries += [_text_key(_link_text(plan, link)) for link in plan.links]
     entries.append(_text_key(_mode_note(drawn)))
     keys, y = _flow_keys(entries, y + 24, width - 2 * MARGIN)
     return out + keys, y + 6
 
 
-def _tier_key(k: int, tier: dict[str, Any]) -> tuple[float, list[str], str]:
-    label = f"{tier['name']}: {tier['device']} ({tier['target']}, {tier['backend']})"
+def _tier_key(k: int, tier: PlannedTier) -> tuple[float, list[str], str]:
+    label = f"{tier.name}: {tier.device} ({tier.target}, {tier.backend})"
     return 18, [svg.rect(0, -6, 12, 12, fill=_colour(k), radius=2)], label
 
 
@@ -152,12 +153,12 @@ def _flow_keys(entries: list[tuple[float, list[str], str]], y: float, width: flo
     return out, y
 
 
-def _link_text(plan: dict[str, Any], cut: dict[str, Any]) -> str:
-    moved = sum(t["bytes"] for t in cut["up"])
-    seconds = plan["predicted"]["per_link"][cut["link"]]["transfer_s"]
-    down = f", {len(cut['down'])} down" if cut["down"] else ""
-    return (f"link {cut['link']}: {len(cut['up'])} up ({_size(moved)}){down}, {_ms(seconds)}" if cut["used"]
-            else f"link {cut['link']}: unused")
+def _link_text(plan: Plan, link: PlannedLink) -> str:
+    moved = sum(c.bytes for c in link.up)
+    seconds = plan.predicted.transfer_s.get(link.name, 0.0)
+    down = f", {len(link.down)} down" if link.down else ""
+    return (f"link {link.name}: {len(link.up)} up ({_size(moved)}){down}, {_ms(seconds)}" if link.used
+            else f"link {link.name}: unused")
 
 
 def _mode_note(drawn: list[Box]) -> str:
@@ -166,15 +167,15 @@ def _mode_note(drawn: list[Box]) -> str:
     return "one box per layer; hover a box for its numbers"
 
 
-def _lanes(plan: dict[str, Any], top: float, bottom: float) -> list[str]:
+def _lanes(plan: Plan, top: float, bottom: float) -> list[str]:
     """Per tier: a tinted band behind its boxes, its name, and its totals (layers, compute, memory)."""
     out = []
-    for k, tier in enumerate(plan["deployment"]["tiers"]):
-        x, totals = lane_x(k) + CHANNEL, plan["predicted"]["per_tier"][tier["name"]]
+    for k, tier in enumerate(plan.tiers):
+        x, totals = lane_x(k) + CHANNEL, plan.totals(tier.name)
         out.append(svg.rect(x - 6, top, BOX_W + 12, bottom - top, fill=_colour(k), opacity=0.07, radius=6))
-        lines = [f"{_layers(totals['layers'])} · {_ms(totals['compute_s'])} compute",
-                 f"{_count(totals['macs'])}MACs · {_size(totals['memory_bytes'])} memory"]
-        out.append(svg.text(x, top + 17, tier["name"], 13, bold=True, fill=_colour(k)))
+        lines = [f"{_layers(totals.layers)} · {_ms(totals.compute_s)} compute",
+                 f"{_count(totals.macs)}MACs · {_size(totals.memory_bytes)} memory"]
+        out.append(svg.text(x, top + 17, tier.name, 13, bold=True, fill=_colour(k)))
         out += [svg.text(x, top + 32 + 13 * i, line, 11, fill="#333") for i, line in enumerate(lines)]
     return out
 
@@ -198,10 +199,10 @@ def _wire_label(t: Transfer, chars: int) -> str:
     return shorten(t.wire.split(" · ", 1)[-1], chars)
 
 
-def _box(graph: LayerGraph, plan: dict[str, Any], box: Box, corner: tuple[float, float]) -> str:
+def _box(graph: LayerGraph, plan: Plan, box: Box, corner: tuple[float, float]) -> str:
     x, y = corner
     colour, h = _colour(box.tier), HEIGHT[box.kind]
-    tier = plan["deployment"]["tiers"][box.tier]["name"]
+    tier = plan.tiers[box.tier].name
     if box.kind == "io":
         node = box.nodes[0]
         tensor = graph.tensors[node.outputs[0] if node.outputs else node.inputs[0]]
@@ -219,7 +220,7 @@ def _box(graph: LayerGraph, plan: dict[str, Any], box: Box, corner: tuple[float,
         tag = " ".join(t for t in ("" if named else node.op_type, precision) if t)
         op = svg.text(x + BOX_W - 6, y + 13, tag, 10, anchor="end", fill="#555") if tag else ""
         room = svg.chars_within(BOX_W - 24 - (svg.text_width(tag, 10) if tag else 0), 11)
-        tip = (f"{node.name} ({node.op_type}) on {tier}, {plan['precision'].get(node.name, '')}\n"
+        tip = (f"{node.name} ({node.op_type}) on {tier}, {plan.precision_of(node.name)}\n"
                f"{_count(node.macs)}MACs, output {_size(node.output_bytes)}, "
                f"≈{_ms(seconds)} (the tier's compute time × this layer's share of its MACs)")
         return svg.group([frame, svg.text(x + 6, y + 13, shorten(box.label, room), 11), op], tip, "layer")
@@ -227,9 +228,9 @@ def _box(graph: LayerGraph, plan: dict[str, Any], box: Box, corner: tuple[float,
     return svg.group([frame, *_block_text(box, x, y, seconds, precision)], tip, "block")
 
 
-def _precisions(plan: dict[str, Any], box: Box) -> str:
+def _precisions(plan: Plan, box: Box) -> str:
     """The box's precisions other than fp32 ("int8", "fp16/int8"), or "" when all are fp32."""
-    return "/".join(sorted({plan["precision"].get(node.name, "fp32") for node in box.layers} - {"fp32"}))
+    return "/".join(sorted({plan.precision_of(node.name) for node in box.layers} - {"fp32"}))
 
 
 def _block_text(box: Box, x: float, y: float, seconds: float, precision: str) -> list[str]:
@@ -258,11 +259,11 @@ def _block_tip(box: Box, tier: str, seconds: float, precision: str) -> str:
     return "\n".join(lines + [f"  {node.name} ({node.op_type})" for node in box.layers[:40]] + more)
 
 
-def _seconds(plan: dict[str, Any], box: Box, tier: str) -> float:
+def _seconds(plan: Plan, box: Box, tier: str) -> float:
     """Estimated compute seconds of a box: its tier's compute time x the box's share of the tier's MACs."""
-    totals = plan["predicted"]["per_tier"][tier]
+    totals = plan.totals(tier)
     macs = sum(node.macs for node in box.layers)
-    return totals["compute_s"] * macs / totals["macs"] if totals["macs"] else 0.0
+    return totals.compute_s * macs / totals.macs if totals.macs else 0.0
 
 
 def _layers(count: int) -> str:

@@ -39,6 +39,7 @@ class Crossing:
     tensor: str
     codec: str
     bytes: int
+    seconds: float | None = None  # on the wire, as the plan predicted it
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,17 @@ class PlannedLink:
     rtt_s: float | None
     up: tuple[Crossing, ...]
     down: tuple[Crossing, ...]
+    used: bool = True  # False: no tier above it runs anything
+
+
+@dataclass(frozen=True)
+class TierTotals:
+    """What the plan puts on a tier: layers, their MACs, predicted compute seconds, memory bytes."""
+
+    layers: int
+    macs: int
+    compute_s: float
+    memory_bytes: float
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,14 @@ class Plan:
     def solver(self) -> str:
         return str(self.doc["solver"].get("name"))
 
+    @property
+    def solver_status(self) -> str:
+        return str(self.doc["solver"].get("status"))
+
+    @property
+    def objective(self) -> str:
+        return str(self.doc.get("objective"))
+
     @cached_property
     def tiers(self) -> tuple[PlannedTier, ...]:
         return tuple(PlannedTier(t["name"], i, str(t.get("device")), str(t.get("target")), str(t.get("backend", "tvm")),
@@ -159,8 +179,9 @@ class Plan:
         declared = {link.get("name"): link for link in self.doc["deployment"].get("links", [])}
         return tuple(PlannedLink(
             cut["link"], *(declared.get(cut["link"], {}).get(k) for k in ("uplink_bps", "downlink_bps", "rtt_s")),
-            tuple(Crossing(u["tensor"], u["codec"], int(u["bytes"])) for u in cut["up"]),
-            tuple(Crossing(d["tensor"], "raw", int(d["bytes"])) for d in cut["down"])) for cut in self.doc["cuts"])
+            tuple(Crossing(u["tensor"], u["codec"], int(u["bytes"]), u.get("seconds")) for u in cut["up"]),
+            tuple(Crossing(d["tensor"], "raw", int(d["bytes"]), d.get("seconds")) for d in cut["down"]),
+            bool(cut.get("used", True))) for cut in self.doc["cuts"])
 
     def codecs_into(self, tier_index: int, tensor: str) -> dict[str, str]:
         """Link -> codec on the way up to tier `tier_index` for this tensor."""
@@ -179,10 +200,20 @@ class Plan:
                          {t: v["compute_s"] for t, v in p.get("per_tier", {}).items()},
                          {link: v["transfer_s"] for link, v in p.get("per_link", {}).items()})
 
+    def totals(self, tier: str) -> TierTotals:
+        entry = self.doc.get("predicted", {}).get("per_tier", {}).get(tier, {})
+        return TierTotals(int(entry.get("layers", 0)), int(entry.get("macs", 0)), float(entry.get("compute_s", 0.0)),
+                          float(entry.get("memory_bytes", 0.0)))
+
+    @property
+    def budgets(self) -> dict[str, bool]:
+        """Budget name -> whether the plan's predictions meet it."""
+        return {name: bool(budget.get("met", True)) for name, budget in self.doc.get("budgets", {}).items()}
+
     @property
     def unmet_budgets(self) -> list[str]:
         """The budgets the plan's predictions miss (a plan is written even then; the command exits 1)."""
-        return [name for name, budget in self.doc.get("budgets", {}).items() if not budget.get("met", True)]
+        return [name for name, met in self.budgets.items() if not met]
 
     @property
     def accuracy_budget(self) -> float | None:

@@ -11,7 +11,7 @@ EDGEPART = Path(__file__).resolve().parents[2] / "edgepart"
 STAGES = ("graph", "toolchain", "compress", "hardware", "profile", "cost", "plan", "compile", "runtime")
 KEYS = ("assignment", "cuts", "predicted", "tiers", "precisions", "network", "accuracy", "provenance",
         "per_tier", "per_link", "budgets", "deployment", "sensitivity")
-BY_HAND = re.compile(r"""\[\s*["'](%s)["']\s*\]""" % "|".join(KEYS))
+BY_HAND = re.compile(r"""\[\s*["'](""" + "|".join(KEYS) + r""")["']\s*\]""")
 # The document types, and the writers of each document (which build it key by key).
 OWNERS = {"plan/plan_file.py", "plan/document.py", "plan/planner.py", "compile/manifest.py", "profile/document.py",
           "compress/sensitivity.py", "runtime/reports.py", "runtime/verify.py", "runtime/run/report.py"}

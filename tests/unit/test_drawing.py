@@ -23,6 +23,7 @@ from edgepart.hardware import deploy
 from edgepart.plan import planner
 from edgepart.plan.drawing import plan_svg
 from edgepart.plan.drawing_boxes import MAX_BLOCKS, shorten
+from edgepart.plan.plan_file import Plan
 from tests.conftest import MODELS, REPO, make_model, vi
 
 THREE_TIERS = """
@@ -124,7 +125,7 @@ def assert_readable(picture: str) -> None:
 def test_a_tensor_read_by_three_layers_on_another_tier_is_one_transfer():
     pins = 'nodes = { proj = "device", left = "edge", middle = "edge", right = "edge" }'
     layers, plan = planned(fanout_model(), pins)
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     sent = {t["tensor"] for cut in plan["cuts"] for t in cut["up"] + cut["down"]}
     assert "h" in sent
     assert picture.count('class="transfer"') == len(sent)
@@ -136,7 +137,7 @@ def test_a_tensor_read_by_three_layers_on_another_tier_is_one_transfer():
 
 def test_title_legend_and_tier_totals():
     layers, plan = planned(fanout_model(), 'nodes = { proj = "device", join = "cloud" }')
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     texts = [t[4] for t in labels(picture)]
     assert "generated.onnx on three.toml" in texts
     summary = next(t for t in texts if t.startswith("predicted latency"))
@@ -151,7 +152,7 @@ def test_title_legend_and_tier_totals():
 def test_skip_connections_are_not_hidden_under_the_chain():
     """With everything on one tier, left -> join skips middle and right: it must not be a straight line."""
     layers, plan = planned(fanout_model(), 'nodes = { proj = "device", join = "device" }')
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     boxes = [(float(x), float(y), float(w), float(h)) for x, y, w, h in BOX.findall(picture)]
     for x1, y1, x2, y2 in re.findall(r'<path d="M([\d.]+) ([\d.]+) L([\d.]+) ([\d.]+)"', picture):
         x1, y1, x2, y2 = map(float, (x1, y1, x2, y2))
@@ -165,7 +166,7 @@ def test_skip_connections_are_not_hidden_under_the_chain():
 def test_a_300_layer_model_collapses_into_blocks_of_bounded_height(scoped):
     layers, plan = planned(scoped_model(scoped=scoped), 'nodes = { "/stage2/block4/add/Add" = "edge" }' if scoped
                            else 'nodes = { "add_2_4_add" = "edge" }')
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     blocks = re.findall(r'<g class="block"><title>[^<]*</title>', picture)
     assert 6 <= len(blocks) <= MAX_BLOCKS + 2 * len(plan["deployment"]["tiers"])
     counts = [int(m) for m in re.findall(r">(\d+) layers?</text>", picture)]
@@ -180,7 +181,7 @@ def test_a_300_layer_model_collapses_into_blocks_of_bounded_height(scoped):
 def test_a_block_split_across_tiers_shows_its_parts():
     """The first 100 layers stay on the device: stage3 (layers 91-120) is cut in two."""
     layers, plan = planned(scoped_model(), "first_layers = 100")
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     parts = sorted(t for t in labels(picture) if " · part " in t[4])
     assert [t[4] for t in parts] == ["stage3 · part 1/2", "stage3 · part 2/2"]
     assert parts[0][0] < parts[1][0]  # in two lanes: device, then a tier to its right
@@ -194,7 +195,7 @@ def test_a_block_split_across_tiers_shows_its_parts():
 def test_bundled_models_draw_readably(model, pins):
     loaded = graph.load(MODELS / f"{model}.onnx")
     layers, plan = planned(loaded.model, pins, f"{model}.onnx")
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     assert picture.count('<g class="layer">') == len(layers.layers)  # small: one box per layer
     assert picture.count('class="transfer"') == len({t["tensor"] for c in plan["cuts"] for t in c["up"] + c["down"]})
     assert_readable(picture)
@@ -206,7 +207,7 @@ def test_names_are_shortened_by_scope_and_kept_whole_in_tooltips():
     assert shorten(name, 20) == "…/Conv_output_0"
     assert len(shorten("globalaveragepool_21", 12)) == 12
     layers, plan = planned(scoped_model(), "")
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     assert "/stage3/block2/conv1/Conv (Conv)" in html.unescape(picture)  # a block's tooltip lists its layers
 
 
@@ -215,8 +216,9 @@ def test_the_same_plan_draws_the_same_bytes_in_every_process(tmp_path):
     deployment.write_text(THREE_TIERS + 'nodes = { "mixed2.b1" = "edge", "mixed3.b1" = "cloud" }\n')
     script = ("import sys; from edgepart import graph; from edgepart.hardware import deploy; "
               "from edgepart.plan import planner; from edgepart.plan.drawing import plan_svg; "
-              "m = graph.load(sys.argv[1]); d = deploy.load(sys.argv[2]); "
-              "sys.stdout.write(plan_svg(m.graph, planner.plan(m, d, planner.PlanRequest(reproducible=True))))")
+              "from edgepart.plan.plan_file import Plan; m = graph.load(sys.argv[1]); d = deploy.load(sys.argv[2]); "
+              "plan = Plan.of(planner.plan(m, d, planner.PlanRequest(reproducible=True))); "
+              "sys.stdout.write(plan_svg(m.graph, plan))")
     args = [sys.executable, "-c", script, "models/inception_cnn.onnx", str(deployment)]
     runs = [subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]
@@ -227,7 +229,7 @@ def test_a_precision_other_than_fp32_is_written_on_its_box():
     """The edge may run int8, which is free without a sensitivity file."""
     int8_edge = THREE_TIERS.replace('target = "x86-64-v4"', 'target = "x86-64-v4"\nprecisions = ["fp32", "int8"]')
     layers, plan = planned(graph.load(MODELS / "residual_cnn.onnx").model, tiers=int8_edge)
-    picture = plan_svg(layers, plan)
+    picture = plan_svg(layers, Plan.of(plan))
     lowered = [name for name, precision in plan["precision"].items() if precision != "fp32"]
     assert lowered
     tags = [t[4] for t in labels(picture) if 'anchor="end"' in t[5] and t[4].split(" ")[-1] == "int8"]
