@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -9,7 +10,7 @@ import click
 from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.options import needs
-from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.cli.output import LOG_AFTER_S, OutputOptions, emit, output_options
 from edgepart.errors import CheckFailedError
 from edgepart.plan.plan_file import Plan
 
@@ -43,8 +44,10 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
         emit(out, report(loaded, Plan.load(plan_path)), render_byoc)
         return
 
-    def progress(message: str) -> None:
-        if out.show_progress:
+    started = time.monotonic()
+
+    def progress(message: str) -> None:  # in a log, only once the compile proves long
+        if out.show_progress or (out.log_progress and time.monotonic() - started > LOG_AFTER_S):
             click.echo(f"edgepart: {message}", err=True)
 
     built = api.compile(loaded, plan_path, output, tune=tune_trials, tuning_db=tuning_db,

@@ -31,6 +31,11 @@ class OutputOptions:
         """Progress bars only on a terminal: in a log they are noise, and stderr stays one line on error."""
         return not self.quiet and not self.json and sys.stderr.isatty()
 
+    @property
+    def log_progress(self) -> bool:
+        """Elsewhere (a pipeline, a CI log), a line now and then once a run proves long (LOG_AFTER_S)."""
+        return not self.quiet and not self.show_progress
+
 
 def output_options(command: Callable) -> Callable:
     """Add --json, -v/--verbose and -q/--quiet to a command (they also work before the command)."""
@@ -61,6 +66,7 @@ def configure_logging(options: OutputOptions) -> None:
 
 ETA_AFTER_FRACTION = 0.1  # of the steps done before the rate is trusted
 ETA_AFTER_S = 2.0  # seconds of steps measured before the rate is trusted
+LOG_AFTER_S = 30.0  # without a terminal: the first progress line, then one per this many seconds
 
 
 @contextlib.contextmanager
@@ -68,11 +74,15 @@ def progress_bar(out: OutputOptions, length: int, label: str) -> Iterator[Callab
     """A progress bar on stderr (on a terminal, without -q or --json); yields its `update(steps)`.
     Its ETA is shown only once it means something (eta_text), from the rate since the first step."""
     first: list[tuple[float, int]] = []  # (time, steps done) at the first step: start-up is over
+    next_line = [time.monotonic() + LOG_AFTER_S]
 
     def update(steps: int) -> None:
         if not first:
             first.append((time.monotonic(), bar.pos + steps))
         bar.update(steps)
+        if out.log_progress and time.monotonic() >= next_line[0]:
+            next_line[0] = time.monotonic() + LOG_AFTER_S
+            click.echo(progress_line(label, bar.pos, length, eta(None)), err=True)
 
     def eta(_item: object) -> str | None:
         if not first:
@@ -80,10 +90,16 @@ def progress_bar(out: OutputOptions, length: int, label: str) -> Iterator[Callab
         since, done_then = first[0]
         return eta_text(time.monotonic() - since, bar.pos - done_then, length - done_then) or None
 
-    bar = click.progressbar(length=length, label=label, file=click.get_text_stream("stderr"),
+    bar = click.progressbar(length=length, label=label, file=sys.stderr,
                             hidden=not out.show_progress, show_eta=False, item_show_func=eta)
     with bar:
         yield update
+
+
+def progress_line(label: str, done: int, total: int, eta: str | None) -> str:
+    """One line of progress for a log: 'edgepart: profiling: 120/600 (20%), ETA 00:01:10'."""
+    share = f" ({100 * done // total}%)" if total > 0 else ""
+    return f"edgepart: {label}: {done}/{total}{share}" + (f", {eta}" if eta else "")
 
 
 def eta_text(elapsed_s: float, done: int, total: int) -> str:

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from edgepart.cli.output import eta_text
+from edgepart.cli import output
+from edgepart.cli.output import OutputOptions, eta_text, progress_bar
 from edgepart.cli.profile_cmd import render
 from tests.cli.test_cli import edgepart
 from tests.conftest import MODELS, REPO
@@ -66,3 +67,19 @@ def test_json_stdout_is_one_document_and_nothing_else(args):
     result = edgepart(*args, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["kind"].startswith("edgepart.")
+
+
+def test_without_a_terminal_a_long_run_logs_progress_lines(monkeypatch, capsys):
+    """A pipeline gets a line now and then instead of a bar; a short run prints none; -q none at all."""
+    with progress_bar(OutputOptions(json=True), 10, "profiling") as update:
+        update(5)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(output, "LOG_AFTER_S", 0.0)
+    with progress_bar(OutputOptions(json=True), 10, "profiling") as update:
+        update(4)
+        update(6)
+    assert capsys.readouterr().err.splitlines() == ["edgepart: profiling: 4/10 (40%)",
+                                                    "edgepart: profiling: 10/10 (100%)"]
+    with progress_bar(OutputOptions(quiet=True), 10, "profiling") as update:
+        update(10)
+    assert capsys.readouterr().err == ""
