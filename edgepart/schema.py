@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgepart import checks
 from edgepart.errors import BadInputError
 
 KIND_PREFIX = "edgepart."
@@ -58,11 +59,11 @@ def load_json(path: str | os.PathLike[str], kind: str, max_version: int) -> dict
     """Read a versioned file, refusing another kind or a newer schema than this edgepart knows."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such file") from None
+        doc = json.loads(checks.read_bytes(path).decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInputError(f"{path}: not a JSON file ({exc})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: nested too deeply to be an edgepart file") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND_PREFIX + kind:
         found = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         raise BadInputError(f"{path}: expected a file of kind '{KIND_PREFIX + kind}', found {found!r}")

@@ -61,6 +61,11 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def one_line(message: str) -> str:
+    """An error is one line, whatever text from a file it quotes: line breaks are shown as \\n."""
+    return message.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one stderr line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -72,18 +77,19 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("edgepart: interrupted", err=True)
         code = ExitCode.INTERRUPTED
     except click.ClickException as exc:  # usage: one line as for every bad input (--help shows the usage)
-        click.echo(f"edgepart: error: {exc.format_message()}"
-                   + (f" (see edgepart {exc.ctx.info_name} --help)" if getattr(exc, "ctx", None) else ""), err=True)
+        click.echo(one_line(f"edgepart: error: {exc.format_message()}"
+                            + (f" (see edgepart {exc.ctx.info_name} --help)" if getattr(exc, "ctx", None) else "")),
+                   err=True)
         code = ExitCode.BAD_INPUT
     except EdgepartError as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"edgepart: error: {exc}", err=True)
+        click.echo(one_line(f"edgepart: error: {exc}"), err=True)
         code = exc.exit_code
     except Exception as exc:  # a bug or an unexpected backend failure: still one line by default
         if verbose:
             traceback.print_exc()
-        click.echo(f"edgepart: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
+        click.echo(one_line(f"edgepart: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"),
                    err=True)
         code = ExitCode.TOOL_FAILED
     sys.exit(int(code or 0))

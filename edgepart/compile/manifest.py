@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepart import __version__, names, schema
+from edgepart import __version__, checks, names, schema
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.plan.plan_file import Crossing, Plan, PlannedLink
@@ -80,12 +79,16 @@ class BuiltTier:
         if odd or not isinstance(target, dict) or not isinstance(target.get("preset"), str):
             raise BadInputError(f"{where}.{odd[0] if odd else 'target.preset'}: missing or not text; "
                                 "is this an edgepart build folder?")
-        priced = entry.get("priced_s")
-        if priced is not None and not (isinstance(priced, (int, float)) and math.isfinite(priced) and priced >= 0):
-            raise BadInputError(f"{where}.priced_s: expected seconds >= 0, got {priced!r}")
-        return cls(entry["name"], int(entry.get("index", 0)), text["device"], text["backend"], text["runtime_device"],
-                   entry.get("elf_machine"), target["preset"], text["verification"], int(entry.get("threads", 1)),
-                   priced, dict(entry.get("precisions", {})), _specs(entry.get("inputs"), f"{where}.inputs"),
+        priced = checks.optional_number(entry.get("priced_s"), f"{where}.priced_s", least=0)
+        elf_machine = entry.get("elf_machine")
+        if elf_machine is not None:
+            checks.text(elf_machine, f"{where}.elf_machine")
+        precisions = {precision: checks.whole(count, f"{where}.precisions.{precision}")
+                      for precision, count in checks.table(entry.get("precisions", {}), f"{where}.precisions").items()}
+        return cls(entry["name"], checks.whole(entry.get("index", 0), f"{where}.index"), text["device"],
+                   text["backend"], text["runtime_device"], elf_machine, target["preset"], text["verification"],
+                   checks.whole(entry.get("threads", 1), f"{where}.threads", 1, 1024), priced, precisions,
+                   _specs(entry.get("inputs"), f"{where}.inputs"),
                    _specs(entry.get("outputs"), f"{where}.outputs"), text["artifact"], text["artifact_sha256"],
                    text["submodel"], text["submodel_sha256"], entry)
 
@@ -104,9 +107,9 @@ def _specs(value: Any, where: str) -> tuple[TensorSpec, ...]:
         if (not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(shape, list)
                 or not all(isinstance(d, int) and d >= 0 for d in shape) or not isinstance(spec.get("dtype"), str)):
             raise BadInputError(f"{where}[{i}]: expected name, shape (whole numbers) and dtype")
-        codecs = spec.get("codecs", {})
-        if not isinstance(codecs, dict):
-            raise BadInputError(f"{where}[{i}].codecs: expected link -> codec")
+        codecs = checks.table(spec.get("codecs", {}), f"{where}[{i}].codecs")
+        for link, codec in codecs.items():
+            checks.text(codec, f"{where}[{i}].codecs.{link}")
         specs.append(TensorSpec(spec["name"], tuple(shape), spec["dtype"], dict(codecs)))
     return tuple(specs)
 
@@ -139,8 +142,8 @@ class Network:
         if not isinstance(predicted, dict):
             raise BadInputError(f"{where}.predicted: expected the plan's predictions")
         return cls(tuple(tiers), tuple(_link(link, f"{where}.links[{i}]") for i, link in enumerate(links)),
-                   _seconds(predicted.get("latency_s"), f"{where}.predicted.latency_s"),
-                   _seconds(predicted.get("throughput_s"), f"{where}.predicted.throughput_s"),
+                   checks.optional_number(predicted.get("latency_s"), f"{where}.predicted.latency_s", least=0),
+                   checks.optional_number(predicted.get("throughput_s"), f"{where}.predicted.throughput_s", least=0),
                    _per_name(predicted.get("compute_s"), f"{where}.predicted.compute_s"),
                    _per_name(predicted.get("transfer_s"), f"{where}.predicted.transfer_s"))
 
@@ -158,15 +161,8 @@ def _link(doc: Any, where: str) -> PlannedLink:
     if not isinstance(doc, dict):
         raise BadInputError(f"{where}: expected a link entry")
     name = names.checked(doc.get("name"), f"{where}.name")
-    rates = []
-    for key in ("uplink_bps", "downlink_bps"):
-        value = doc.get(key)
-        if not _number(value) or value <= 0:
-            raise BadInputError(f"{where}.{key}: expected bits per second > 0, got {value!r}")
-        rates.append(float(value))
-    rtt = doc.get("rtt_s")
-    if not _number(rtt) or rtt < 0:
-        raise BadInputError(f"{where}.rtt_s: expected seconds >= 0, got {rtt!r}")
+    rates = [checks.number(doc.get(key), f"{where}.{key}", above=0) for key in ("uplink_bps", "downlink_bps")]
+    rtt = checks.number(doc.get("rtt_s"), f"{where}.rtt_s", least=0)
     crossings = {}
     for key in ("up", "down"):
         entries = doc.get(key)
@@ -177,29 +173,16 @@ def _link(doc: Any, where: str) -> PlannedLink:
 
 
 def _crossing(doc: Any, coded: bool, where: str) -> Crossing:
-    if (not isinstance(doc, dict) or not isinstance(doc.get("tensor"), str)
-            or not isinstance(doc.get("bytes"), int) or doc["bytes"] < 0):
-        raise BadInputError(f"{where}: expected tensor and bytes (a whole number >= 0)")
-    codec = doc.get("codec") if coded else "raw"
-    if not isinstance(codec, str):
-        raise BadInputError(f"{where}.codec: expected a codec name")
-    return Crossing(doc["tensor"], codec, doc["bytes"])
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _seconds(value: Any, where: str) -> float | None:
-    if value is not None and (not _number(value) or value < 0):
-        raise BadInputError(f"{where}: expected seconds >= 0, got {value!r}")
-    return value
+    checks.table(doc, where)
+    codec = checks.text(doc.get("codec"), f"{where}.codec") if coded else "raw"
+    return Crossing(checks.text(doc.get("tensor"), f"{where}.tensor"), codec,
+                    checks.whole(doc.get("bytes"), f"{where}.bytes"))
 
 
 def _per_name(value: Any, where: str) -> dict[str, float]:
-    if not isinstance(value, dict):
-        raise BadInputError(f"{where}: expected name -> seconds")
-    return {name: _seconds(seconds, f"{where}.{name}") for name, seconds in value.items()}
+    """name -> seconds (>= 0, or null)."""
+    return {name: checks.optional_number(seconds, f"{where}.{name}", least=0)
+            for name, seconds in checks.table(value, where).items()}
 
 
 @dataclass(frozen=True)
@@ -215,12 +198,7 @@ class BuildAccuracy:
         doc = doc or {}
         if not isinstance(doc, dict):
             raise BadInputError(f"{where}: expected predicted_drop, budget, sensitivity")
-        values = []
-        for key in ("predicted_drop", "budget"):
-            value = doc.get(key)
-            if value is not None and not _number(value):
-                raise BadInputError(f"{where}.{key}: expected a fraction, got {value!r}")
-            values.append(value)
+        values = [checks.optional_number(doc.get(key), f"{where}.{key}") for key in ("predicted_drop", "budget")]
         sensitivity = doc.get("sensitivity") or {}
         metric = sensitivity.get("metric", {}).get("name") if isinstance(sensitivity, dict) else None
         if sensitivity and not isinstance(metric, str):

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from edgepart import checks
 from edgepart.errors import BadInputError
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -21,11 +22,10 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
 
 def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz file named by `option`; a missing or non-.npz file is one line naming both."""
+    checks.readable_file(path, option)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise BadInputError(f"{option} {path}: no such file") from None
     except (OSError, ValueError, EOFError):  # numpy reports a non-zip file as "pickled data"
         raise BadInputError(f"{option} {path}: not an .npz file of arrays") from None
     for name, array in arrays.items():

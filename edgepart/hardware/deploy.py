@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgepart import checks
 from edgepart.compress.codecs import CODECS
 from edgepart.errors import BadInputError
 from edgepart.hardware import backends as backend_kinds
@@ -22,6 +23,7 @@ from edgepart.names import checked as checked_name
 from edgepart.toolchain import targets
 
 PRECISIONS = ("fp32", "fp16", "int8")
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,13 @@ def _tier_index(names: list[str], name: str, where: str) -> int:
 
 def load(path: str | Path) -> Deployment:
     path = Path(path)
+    raw = checks.read_bytes(path)
     try:
-        raw = path.read_bytes()
         doc = tomllib.loads(raw.decode())
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInputError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: nested too deeply to be a deployment file") from None
     deployment = parse(doc, str(path))
     return Deployment(**{**deployment.__dict__, "sha256": hashlib.sha256(raw).hexdigest(), "path": str(path)})
 
@@ -97,7 +99,7 @@ def parse(doc: dict[str, Any], source: str = "deploy.toml") -> Deployment:
     head = doc.get("deploy", {})
     _keys(head, {"name", "output_tier", "codecs"}, f"{source}: [deploy]")
     output_tier = _tier_index(names, head.get("output_tier", names[0]), f"{source}: deploy.output_tier")
-    codecs = tuple(head.get("codecs", ["raw"]))
+    codecs = tuple(checks.texts(head.get("codecs", ["raw"]), f"{source}: deploy.codecs"))
     for codec in codecs:
         if codec not in CODECS:
             raise BadInputError(f"{source}: deploy.codecs: unknown codec '{codec}'; known: {', '.join(CODECS)}")
@@ -110,9 +112,10 @@ def _tier(doc: dict[str, Any], where: str) -> Tier:
     for key in ("name", "device", "target"):
         if key not in doc:
             raise BadInputError(f"{where}: missing key '{key}'")
+        checks.text(doc[key], f"{where}.{key}")
     device = load_device(doc["device"], f"{where}.device")
     backends = _backends(doc, targets.resolve(doc["target"], f"{where}.target"), where)
-    precisions = tuple(doc.get("precisions", ["fp32"]))
+    precisions = tuple(checks.texts(doc.get("precisions", ["fp32"]), f"{where}.precisions"))
     for precision in precisions:
         if precision not in PRECISIONS:
             raise BadInputError(f"{where}.precisions: unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
@@ -120,9 +123,7 @@ def _tier(doc: dict[str, Any], where: str) -> Tier:
             raise BadInputError(f"{where}.precisions: device '{device.name}' has no {precision} support "
                                 f"(it has {', '.join(device.peak_ops)})")
     memory = doc.get("memory")
-    threads = doc.get("threads", 1)
-    if not isinstance(threads, int) or threads < 1:
-        raise BadInputError(f"{where}.threads: expected a positive integer, got {threads!r}")
+    threads = checks.whole(doc.get("threads", 1), f"{where}.threads", 1, MAX_THREADS)
     return Tier(
         name=checked_name(doc["name"], f"{where}.name"), device=device, target=doc["target"], backends=backends,
         precisions=precisions,
@@ -140,10 +141,10 @@ def _backends(doc: dict[str, Any], preset: targets.TargetPreset, where: str) -> 
         raise BadInputError(f'{where}.backend: "auto" is gone; list the candidates, backends = ["tvm", '
                             '"onnxruntime"], and the plan chooses the cheaper (docs/deploy.md)')
     if "backend" in doc:
-        chosen, key = [doc["backend"]], f"{where}.backend"
+        chosen, key = [checks.text(doc["backend"], f"{where}.backend")], f"{where}.backend"
     elif "backends" in doc:
         chosen, key = doc["backends"], f"{where}.backends"
-        if not isinstance(chosen, list) or not chosen or len(set(map(str, chosen))) != len(chosen):
+        if len(set(checks.texts(chosen, key))) != len(chosen):
             raise BadInputError(f"{key}: expected a non-empty list of distinct backends, got {chosen!r}")
     else:
         return backend_kinds.supported(preset)
@@ -173,7 +174,7 @@ def _links(docs: list[dict[str, Any]], names: list[str], source: str) -> tuple[L
                                 f"'{names[ends[0] + 1] if ends[0] + 1 < len(names) else '?'}')")
         name = checked_name(doc.get("name", f"{doc['from']}-{doc['to']}"), f"{where}.name")
         preset = doc.get("preset")
-        if preset is not None and preset not in presets:
+        if preset is not None and checks.text(preset, f"{where}.preset") not in presets:
             raise BadInputError(f"{where}.preset: unknown link preset '{preset}'; known: {', '.join(presets)}")
         base = preset_link(name, preset) if preset else None
         if base is None and ("bandwidth" not in doc or "rtt" not in doc):
@@ -185,6 +186,7 @@ def _links(docs: list[dict[str, Any]], names: list[str], source: str) -> tuple[L
         rtt = units.parse(doc["rtt"], "time", f"{where}.rtt") if "rtt" in doc else base.rtt_s
         radio = base.radio if base else None
         if "radio" in doc:
+            checks.text(doc["radio"], f"{where}.radio")
             if doc["radio"] == "none":
                 radio = None
             elif doc["radio"] in presets and presets[doc["radio"]].get("radio"):
@@ -218,9 +220,9 @@ def _budgets(doc: dict[str, Any], source: str) -> Budgets:
 def _pins(doc: dict[str, Any], names: list[str], source: str) -> Pins:
     where = f"{source}: [pins]"
     _keys(doc, {"input_stays_on_device", "first_layers", "nodes"}, where)
-    nodes = doc.get("nodes", {})
+    nodes = checks.table(doc.get("nodes", {}), f"{where}.nodes")
     for node, tier in nodes.items():
-        _tier_index(names, tier, f"{where}.nodes.{node}")
+        _tier_index(names, checks.text(tier, f"{where}.nodes.{node}"), f"{where}.nodes.{node}")
     first = doc.get("first_layers", 0)
     if not isinstance(first, int) or first < 0:
         raise BadInputError(f"{where}.first_layers: expected a non-negative integer, got {first!r}")

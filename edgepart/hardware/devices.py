@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from edgepart import schema
+from edgepart import checks, schema
 from edgepart.errors import BadInputError
 
 SCHEMA_VERSION = 1
@@ -71,30 +71,54 @@ def load_device(name_or_path: str, where: str = "device") -> DeviceProfile:
         if not path.is_file():
             raise BadInputError(f"{where}: unknown device '{name_or_path}'; known: {', '.join(shipped_devices())}")
     doc = schema.load_json(path, "device", SCHEMA_VERSION)
-    try:
-        efficiency = {c: float(doc["efficiency"].get(c, doc["efficiency"].get("other", 0.5))) for c in OP_CLASSES}
-        return DeviceProfile(
-            name=doc["name"],
-            description=doc.get("description", ""),
-            peak_ops={k: float(v) for k, v in doc["peak_ops"].items()},
-            memory_bandwidth=float(doc["memory_bandwidth"]),
-            memory_capacity=float(doc["memory_capacity"]),
-            efficiency=efficiency,
-            layer_overhead_s=float(doc["layer_overhead_s"]),
-            idle_power_w=float(doc["power"]["idle_w"]),
-            active_power_w=float(doc["power"]["active_w"]),
-            kind=doc.get("device_kind", "cpu"),
-            energy_per_mac_j={k: float(v) for k, v in doc.get("energy_per_mac_j", {}).items()},
-            energy_per_byte_j=float(doc.get("energy_per_byte_j", 0.0)),
-            sources=tuple(doc.get("sources", ())),
-            provenance=doc.get("provenance", "datasheet"),
-            cores=_cores(doc.get("cores", 1), path),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BadInputError(f"{path}: invalid device profile ({type(exc).__name__}: {exc})") from None
+    return _profile(doc, str(path))
 
 
-def _cores(value, path: Path) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise BadInputError(f"{path}: cores: expected a positive integer, got {value!r}")
-    return value
+KINDS = ("cpu", "gpu", "accelerator")
+# Bounds on a profile's numbers: generous, but a typo of a few orders of magnitude (or 1e308) is refused.
+MAX_OPS = 1e18  # operations per second
+MAX_BYTES = 1e15  # bytes, and bytes per second
+MAX_WATTS = 1e5
+MAX_CORES = 4096
+
+
+def _profile(doc: dict, where: str) -> DeviceProfile:
+    """The device profile `doc`, every field checked (BadInputError names `where` and the field)."""
+    peak_ops = {checks.text(k, f"{where}: peak_ops"): checks.number(v, f"{where}: peak_ops.{k}", above=0, most=MAX_OPS)
+                for k, v in checks.table(doc.get("peak_ops"), f"{where}: peak_ops").items()}
+    if not peak_ops:
+        raise BadInputError(f"{where}: peak_ops: expected operations per second for at least one precision")
+    given = checks.table(doc.get("efficiency"), f"{where}: efficiency")
+    efficiency = {c: checks.number(given.get(c, given.get("other", 0.5)), f"{where}: efficiency.{c}", above=0, most=1)
+                  for c in OP_CLASSES}
+    power = checks.table(doc.get("power"), f"{where}: power")
+    per_mac = checks.table(doc.get("energy_per_mac_j", {}), f"{where}: energy_per_mac_j")
+    description, provenance = doc.get("description", ""), doc.get("provenance", "datasheet")
+    if not isinstance(description, str) or not isinstance(provenance, str):
+        raise BadInputError(f"{where}: description and provenance: expected text")
+    return DeviceProfile(
+        name=checks.text(doc.get("name"), f"{where}: name"),
+        description=description,
+        peak_ops=peak_ops,
+        memory_bandwidth=checks.number(doc.get("memory_bandwidth"), f"{where}: memory_bandwidth", above=0,
+                                       most=MAX_BYTES),
+        memory_capacity=checks.number(doc.get("memory_capacity"), f"{where}: memory_capacity", above=0, most=MAX_BYTES),
+        efficiency=efficiency,
+        layer_overhead_s=checks.number(doc.get("layer_overhead_s"), f"{where}: layer_overhead_s", least=0, most=1),
+        idle_power_w=checks.number(power.get("idle_w"), f"{where}: power.idle_w", least=0, most=MAX_WATTS),
+        active_power_w=checks.number(power.get("active_w"), f"{where}: power.active_w", least=0, most=MAX_WATTS),
+        kind=_kind(doc.get("device_kind", "cpu"), f"{where}: device_kind"),
+        energy_per_mac_j={k: checks.number(v, f"{where}: energy_per_mac_j.{k}", least=0, most=1e-6)
+                          for k, v in per_mac.items()},
+        energy_per_byte_j=checks.number(doc.get("energy_per_byte_j", 0.0), f"{where}: energy_per_byte_j", least=0,
+                                        most=1e-6),
+        sources=tuple(checks.texts(doc.get("sources", []), f"{where}: sources", empty=True)),
+        provenance=provenance,
+        cores=checks.whole(doc.get("cores", 1), f"{where}: cores", 1, MAX_CORES),
+    )
+
+
+def _kind(value: object, where: str) -> str:
+    if value not in KINDS:
+        raise BadInputError(f"{where}: expected one of {', '.join(KINDS)}, got {value!r}")
+    return str(value)

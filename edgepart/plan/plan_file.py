@@ -4,18 +4,18 @@ plan fits its model and deployment is edgepart.plan.validate's."""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from edgepart import names, schema
+from edgepart import checks, names, schema
 from edgepart.errors import BadInputError
 from edgepart.plan.document import SCHEMA_VERSION
 
 REQUIRED = ("model", "deployment", "solver", "assignment", "cuts")
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -86,26 +86,7 @@ class Plan:
 
     @classmethod
     def of(cls, doc: dict[str, Any], source: str = "plan") -> Plan:
-        missing = [key for key in REQUIRED if not isinstance(doc.get(key), (dict, list))]
-        if missing:
-            raise BadInputError(f"{source}: not a complete plan file (no '{missing[0]}'); write one with "
-                                "edgepart plan -o")
-        if not isinstance(doc["model"].get("sha256"), str):
-            raise BadInputError(f"{source}: model.sha256: missing; write the plan with edgepart plan -o")
-        tiers = doc["deployment"].get("tiers") if isinstance(doc["deployment"], dict) else None
-        if not isinstance(tiers, list) or not tiers or not all(isinstance(t, dict) for t in tiers):
-            raise BadInputError(f"{source}: deployment.tiers: expected a list of tiers; write the plan with "
-                                "edgepart plan -o")
-        for i, tier in enumerate(tiers):
-            names.checked(tier.get("name"), f"{source}: deployment.tiers[{i}].name")
-            for key in ("precisions", "backends"):
-                if not _texts(tier.get(key, tier.get("backend") and [tier["backend"]] if key == "backends" else None)):
-                    raise BadInputError(f"{source}: deployment.tiers[{i}].{key}: expected a list of names")
-        for key in ("assignment", "precision"):
-            if not isinstance(doc.get(key, {}), dict) or not all(_texts(pair) for pair in doc.get(key, {}).items()):
-                raise BadInputError(f"{source}: {key}: expected node -> {'tier' if key == 'assignment' else key}")
-        _check_cuts(doc["cuts"], source)
-        _check_predicted(doc.get("predicted", {}), source)
+        _check(doc, source)
         return cls(doc, source)
 
     def dump(self, path: str | os.PathLike) -> None:
@@ -226,39 +207,88 @@ class Plan:
         return self.doc.get("accuracy", {}).get("sensitivity")
 
 
-def _texts(values: Any) -> bool:
-    return isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)
+def _check(doc: Any, source: str) -> None:
+    """Every field compile, the budget check and the drawing read: present, of its type, in range;
+    BadInputError names the file and field."""
+    missing = [key for key in REQUIRED if not isinstance(doc.get(key), (dict, list))]
+    if missing:
+        raise BadInputError(f"{source}: not a complete plan file (no '{missing[0]}'); write one with "
+                            "edgepart plan -o")
+    if not isinstance(doc["model"].get("sha256"), str):
+        raise BadInputError(f"{source}: model.sha256: missing; write the plan with edgepart plan -o")
+    checks.text(doc["model"]["sha256"], f"{source}: model.sha256")
+    deployment = checks.table(doc["deployment"], f"{source}: deployment")
+    for key in ("sha256", "path"):
+        if deployment.get(key) is not None:
+            checks.text(deployment[key], f"{source}: deployment.{key}", empty=True)
+    tiers = deployment.get("tiers")
+    if not isinstance(tiers, list) or not tiers or not all(isinstance(t, dict) for t in tiers):
+        raise BadInputError(f"{source}: deployment.tiers: expected a list of tiers; write the plan with "
+                            "edgepart plan -o")
+    for i, tier in enumerate(tiers):
+        where = f"{source}: deployment.tiers[{i}]"
+        names.checked(tier.get("name"), f"{where}.name")
+        for key in ("device", "target"):
+            checks.text(tier.get(key), f"{where}.{key}")
+        backend = checks.text(tier.get("backend", "tvm"), f"{where}.backend")
+        checks.texts(tier.get("backends", [backend]), f"{where}.backends")
+        checks.texts(tier.get("precisions"), f"{where}.precisions")
+        checks.whole(tier.get("threads", 1), f"{where}.threads", 1, MAX_THREADS)
+    tier_names = [t["name"] for t in tiers]
+    if deployment.get("output_tier", tier_names[0]) not in tier_names:
+        raise BadInputError(f"{source}: deployment.output_tier: {deployment.get('output_tier')!r} is not one of its "
+                            f"tiers ({', '.join(tier_names)})")
+    links = deployment.get("links", [])
+    if not isinstance(links, list):
+        raise BadInputError(f"{source}: deployment.links: expected a list of links")
+    for i, link in enumerate(links):
+        where = f"{source}: deployment.links[{i}]"
+        checks.table(link, where)
+        names.checked(link.get("name"), f"{where}.name")
+        for key in ("uplink_bps", "downlink_bps"):
+            checks.number(link.get(key), f"{where}.{key}", above=0)
+        checks.number(link.get("rtt_s"), f"{where}.rtt_s", least=0)
+    for key in ("assignment", "precision"):
+        for node, value in checks.table(doc.get(key, {}), f"{source}: {key}").items():
+            checks.text(value, f"{source}: {key}.{node}")
+    checks.text(checks.table(doc["solver"], f"{source}: solver").get("name"), f"{source}: solver.name")
+    for name, budget in checks.table(doc.get("budgets", {}), f"{source}: budgets").items():
+        where = f"{source}: budgets.{name}"
+        checks.table(budget, where)
+        checks.number(budget.get("limit"), f"{where}.limit")
+        if not isinstance(budget.get("met", True), bool):
+            raise BadInputError(f"{where}.met: expected true or false")
+    for tier, text in checks.table(checks.table(doc.get("costs", {}), f"{source}: costs").get("source", {}),
+                                   f"{source}: costs.source").items():
+        checks.text(text, f"{source}: costs.source.{tier}")
+    _check_cuts(doc["cuts"], source)
+    _check_predicted(doc.get("predicted", {}), source)
 
 
 def _check_cuts(cuts: list, source: str) -> None:
     """Each cut names its link and lists what goes up (tensor, codec, bytes) and comes down (tensor, bytes)."""
     for i, cut in enumerate(cuts):
+        where = f"{source}: cuts[{i}]"
         if not isinstance(cut, dict) or not all(isinstance(cut.get(k), list) for k in ("up", "down")):
-            raise BadInputError(f"{source}: cuts[{i}]: expected 'up' and 'down' lists")
-        names.checked(cut.get("link"), f"{source}: cuts[{i}].link")
+            raise BadInputError(f"{where}: expected 'up' and 'down' lists")
+        names.checked(cut.get("link"), f"{where}.link")
         for key in ("up", "down"):
             for j, entry in enumerate(cut[key]):
-                fields = ("tensor", "codec") if key == "up" else ("tensor",)
-                if (not isinstance(entry, dict) or not all(isinstance(entry.get(f), str) for f in fields)
-                        or not isinstance(entry.get("bytes"), int) or isinstance(entry["bytes"], bool)
-                        or entry["bytes"] < 0):
-                    raise BadInputError(f"{source}: cuts[{i}].{key}[{j}]: expected {' and '.join(fields)} (text) "
-                                        "and bytes (a whole number >= 0)")
+                checks.table(entry, f"{where}.{key}[{j}]")
+                for field in ("tensor", "codec") if key == "up" else ("tensor",):
+                    checks.text(entry.get(field), f"{where}.{key}[{j}].{field}")
+                checks.whole(entry.get("bytes"), f"{where}.{key}[{j}].bytes")
+                checks.optional_number(entry.get("seconds"), f"{where}.{key}[{j}].seconds", least=0)
 
 
 def _check_predicted(predicted: Any, source: str) -> None:
     """Predictions are seconds, joules and fractions: finite numbers (seconds and joules >= 0) or null."""
-    if not isinstance(predicted, dict):
-        raise BadInputError(f"{source}: predicted: expected the plan's predictions")
-    values = [(f"predicted.{key}", predicted.get(key), key != "accuracy_drop")
-              for key in ("latency_s", "throughput_s", "energy_j", "accuracy_drop")]
-    for group, key in (("per_tier", "compute_s"), ("per_link", "transfer_s")):
-        entries = predicted.get(group, {})
-        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
-            raise BadInputError(f"{source}: predicted.{group}: expected name -> {{{key}: ...}}")
-        values += [(f"predicted.{group}.{name}.{key}", entry.get(key, 0.0), True) for name, entry in entries.items()]
-    for where, value, non_negative in values:
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                  or not math.isfinite(value) or (non_negative and value < 0)):
-            raise BadInputError(f"{source}: {where}: expected a finite number{' >= 0' if non_negative else ''}, "
-                                f"got {value!r}")
+    checks.table(predicted, f"{source}: predicted")
+    for key in ("latency_s", "throughput_s", "energy_j"):
+        checks.optional_number(predicted.get(key), f"{source}: predicted.{key}", least=0)
+    checks.optional_number(predicted.get("accuracy_drop"), f"{source}: predicted.accuracy_drop")
+    for group, keys in (("per_tier", ("compute_s", "layers", "macs", "memory_bytes")), ("per_link", ("transfer_s",))):
+        for name, entry in checks.table(predicted.get(group, {}), f"{source}: predicted.{group}").items():
+            checks.table(entry, f"{source}: predicted.{group}.{name}")
+            for key in keys:
+                checks.number(entry.get(key, 0), f"{source}: predicted.{group}.{name}.{key}", least=0)

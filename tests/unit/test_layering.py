@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "edgepart"
 # Bottom to top, as docs/architecture.md draws them. A module may import its own layer and below.
 LAYERS = [
     ("core", {"edgepart", "edgepart.errors", "edgepart.schema", "edgepart.wording", "edgepart.cache",
-              "edgepart.children", "edgepart.machine", "edgepart.names"}),
+              "edgepart.children", "edgepart.machine", "edgepart.names", "edgepart.checks"}),
     ("graph", {"edgepart.graph"}),
     ("toolchain", {"edgepart.toolchain"}),
     ("compress", {"edgepart.compress"}),
