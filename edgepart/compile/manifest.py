@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgepart import __version__, checks, names, schema
+from edgepart.compress.codecs import CODECS
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.plan.plan_file import Crossing, Plan, PlannedLink
@@ -109,7 +110,7 @@ def _specs(value: Any, where: str) -> tuple[TensorSpec, ...]:
             raise BadInputError(f"{where}[{i}]: expected name, shape (whole numbers) and dtype")
         codecs = checks.table(spec.get("codecs", {}), f"{where}[{i}].codecs")
         for link, codec in codecs.items():
-            checks.text(codec, f"{where}[{i}].codecs.{link}")
+            _codec(codec, f"{where}[{i}].codecs.{link}")
         specs.append(TensorSpec(spec["name"], tuple(shape), spec["dtype"], dict(codecs)))
     return tuple(specs)
 
@@ -174,9 +175,15 @@ def _link(doc: Any, where: str) -> PlannedLink:
 
 def _crossing(doc: Any, coded: bool, where: str) -> Crossing:
     checks.table(doc, where)
-    codec = checks.text(doc.get("codec"), f"{where}.codec") if coded else "raw"
+    codec = _codec(doc.get("codec"), f"{where}.codec") if coded else "raw"
     return Crossing(checks.text(doc.get("tensor"), f"{where}.tensor"), codec,
                     checks.whole(doc.get("bytes"), f"{where}.bytes"))
+
+
+def _codec(value: Any, where: str) -> str:
+    if checks.text(value, where) not in CODECS:
+        raise BadInputError(f"{where}: unknown codec '{value}'; known: {', '.join(CODECS)}")
+    return value
 
 
 def _per_name(value: Any, where: str) -> dict[str, float]:

@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 CODECS = ("raw", "fp16", "int8", "zlib", "fp16+zlib", "int8+zlib")
+PRECISIONS = ("fp32", "fp16", "int8")  # what a layer may run in
 HEADER_BYTES = {"raw": 0, "fp16": 0, "int8": 5}  # int8: float32 scale + uint8 zero point
 ZLIB_LEVEL = 1
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepart import checks
-from edgepart.compress.codecs import CODECS
+from edgepart.compress.codecs import CODECS, PRECISIONS
 from edgepart.errors import BadInputError
 from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware import units
@@ -22,7 +22,6 @@ from edgepart.hardware.links import Link, link_presets, preset_link, radio_from_
 from edgepart.names import checked as checked_name
 from edgepart.toolchain import targets
 
-PRECISIONS = ("fp32", "fp16", "int8")
 MAX_THREADS = 1024
 
 

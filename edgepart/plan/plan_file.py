@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from edgepart import checks, names, schema
+from edgepart.compress.codecs import CODECS, PRECISIONS
 from edgepart.errors import BadInputError
 from edgepart.plan.document import SCHEMA_VERSION
 
@@ -232,7 +233,8 @@ def _check(doc: Any, source: str) -> None:
             checks.text(tier.get(key), f"{where}.{key}")
         backend = checks.text(tier.get("backend", "tvm"), f"{where}.backend")
         checks.texts(tier.get("backends", [backend]), f"{where}.backends")
-        checks.texts(tier.get("precisions"), f"{where}.precisions")
+        for precision in checks.texts(tier.get("precisions"), f"{where}.precisions"):
+            _known(precision, PRECISIONS, f"{where}.precisions")
         checks.whole(tier.get("threads", 1), f"{where}.threads", 1, MAX_THREADS)
     tier_names = [t["name"] for t in tiers]
     if deployment.get("output_tier", tier_names[0]) not in tier_names:
@@ -251,6 +253,8 @@ def _check(doc: Any, source: str) -> None:
     for key in ("assignment", "precision"):
         for node, value in checks.table(doc.get(key, {}), f"{source}: {key}").items():
             checks.text(value, f"{source}: {key}.{node}")
+            if key == "precision":
+                _known(value, PRECISIONS, f"{source}: precision.{node}")
     checks.text(checks.table(doc["solver"], f"{source}: solver").get("name"), f"{source}: solver.name")
     for name, budget in checks.table(doc.get("budgets", {}), f"{source}: budgets").items():
         where = f"{source}: budgets.{name}"
@@ -265,6 +269,11 @@ def _check(doc: Any, source: str) -> None:
     _check_predicted(doc.get("predicted", {}), source)
 
 
+def _known(value: str, known: tuple[str, ...], where: str) -> None:
+    if value not in known:
+        raise BadInputError(f"{where}: unknown '{value}'; known: {', '.join(known)}")
+
+
 def _check_cuts(cuts: list, source: str) -> None:
     """Each cut names its link and lists what goes up (tensor, codec, bytes) and comes down (tensor, bytes)."""
     for i, cut in enumerate(cuts):
@@ -277,6 +286,8 @@ def _check_cuts(cuts: list, source: str) -> None:
                 checks.table(entry, f"{where}.{key}[{j}]")
                 for field in ("tensor", "codec") if key == "up" else ("tensor",):
                     checks.text(entry.get(field), f"{where}.{key}[{j}].{field}")
+                if key == "up":
+                    _known(entry["codec"], CODECS, f"{where}.up[{j}].codec")
                 checks.whole(entry.get("bytes"), f"{where}.{key}[{j}].bytes")
                 checks.optional_number(entry.get("seconds"), f"{where}.{key}[{j}].seconds", least=0)
 

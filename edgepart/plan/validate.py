@@ -116,6 +116,10 @@ def _check_budgets(plan: Plan, loaded, deployment, solution, precision_of, sourc
                 raise BadInputError(f"{source}: cuts[{link}]: tensor '{crossing.tensor}' uses codec "
                                     f"'{crossing.codec}', which {where} does not offer on that link")
             codecs[tensor_index[crossing.tensor], link] = codec_index[crossing.codec]
+    refused = next((n for n in cost.nodes if precision_of.get(n, "fp32") not in cost.precisions), None)
+    if refused is not None:
+        raise BadInputError(f"{source}: node '{refused}' runs in {precision_of[refused]}, which {where} allows "
+                            f"on no tier ({', '.join(cost.precisions)})")
     placed = Solution(solution.tiers.copy(),
                       np.array([cost.precisions.index(precision_of.get(n, "fp32")) for n in cost.nodes]),
                       codecs, solution.solver)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from edgepart.compress import data as datasets
+from edgepart.compress.codecs import PRECISIONS
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.hardware.devices import load_device
@@ -32,7 +33,6 @@ Progress = Callable[[int], None]
 MAX_ROUNDS = 10_000
 MAX_SEGMENTS = 1_000
 MAX_PREDICTED_THREADS = 1_024
-PRECISIONS = ("fp32", "fp16", "int8")
 INT8_SEEDED_SAMPLES = 16  # int8 ranges without --data
 
 

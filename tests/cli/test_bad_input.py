@@ -42,6 +42,19 @@ def _files_under(folder) -> set[str]:
 
 
 @pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """The digits CNN cut after fc1: a tensor goes up the link, so a build's network has crossings."""
+    folder = tmp_path_factory.mktemp("split")
+    deploy = TWO_TIERS.format(first="device", link_name="").replace("first_layers = 2", 'nodes = { "fc2" = "edge" }')
+    (folder / "deploy.toml").write_text(deploy)
+    assert edgepart("plan", DIGITS, "--deploy", str(folder / "deploy.toml"), "-o", str(folder / "plan.json")
+                    ).returncode == 0
+    result = edgepart("compile", DIGITS, "--plan", str(folder / "plan.json"), "-o", str(folder / "build"), "-q")
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A two-tier build of the digits CNN (onnxruntime tiers: quick), its plan and deployment."""
     folder = tmp_path_factory.mktemp("built")
@@ -309,6 +322,21 @@ DEPLOY_CASES = {
     "output tier unknown": (lambda t: '[deploy]\noutput_tier = "moon"\n' + t, "output_tier"),
     "auto backend": (lambda t: t.replace('backend = "onnxruntime"', 'backend = "auto"', 1), "auto"),
     "not TOML": (lambda t: t + "[[tier\n", "TOML"),
+    "device a number": (lambda t: t.replace('device = "local"', "device = 7", 1), "tier[0].device"),
+    "target a list": (lambda t: t.replace('target = "x86-64"', 'target = ["x86-64"]', 1), "tier[0].target"),
+    "precisions a number": (lambda t: t.replace('backend = "onnxruntime"\n',
+                                                'backend = "onnxruntime"\nprecisions = 8\n', 1), "tier[0].precisions"),
+    "no precisions": (lambda t: t.replace('backend = "onnxruntime"\n', 'backend = "onnxruntime"\nprecisions = []\n',
+                                          1), "tier[0].precisions"),
+    "no codecs": (lambda t: "[deploy]\ncodecs = []\n" + t, "deploy.codecs"),
+    "codecs a number": (lambda t: "[deploy]\ncodecs = 3\n" + t, "deploy.codecs"),
+    "preset a table": (lambda t: t.replace('preset = "ethernet"', 'preset = { a = 1 }'), "link[0].preset"),
+    "radio a list": (lambda t: t.replace('preset = "ethernet"', 'preset = "ethernet"\nradio = ["wifi"]'),
+                     "link[0].radio"),
+    "pinned nodes a list": (lambda t: t.replace("first_layers = 2", 'nodes = ["conv1"]'), "pins].nodes"),
+    "threads true": (lambda t: t.replace('backend = "onnxruntime"\n', 'backend = "onnxruntime"\nthreads = true\n', 1),
+                     "threads"),
+    "nested too deeply": (lambda t: t + "x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
 }
 
 
@@ -339,6 +367,19 @@ PLAN_CASES = {
     "one cut too many": (lambda p: {**p, "cuts": p["cuts"] * 2}, "cuts"),
     "model hash missing": (lambda p: {**p, "model": {"path": DIGITS}}, "model.sha256"),
     "another model": (lambda p: {**p, "model": {"path": DIGITS, "sha256": "0" * 64}}, "made for model"),
+    "assignment a list": (lambda p: {**p, "assignment": list(p["assignment"])}, "assignment"),
+    "unknown precision": (lambda p: {**p, "precision": {**p.get("precision", {}), "conv1": "fp64"}}, "fp64"),
+    "cut without link": (lambda p: {**p, "cuts": [{k: v for k, v in p["cuts"][0].items() if k != "link"}]},
+                         "cuts[0].link"),
+    "threads NaN": (lambda p: {**p, "deployment": {**p["deployment"], "tiers": [
+        {**p["deployment"]["tiers"][0], "threads": float("nan")}, *p["deployment"]["tiers"][1:]]}}, "threads"),
+    "link bandwidth infinite": (lambda p: {**p, "deployment": {**p["deployment"], "links": [
+        {**p["deployment"]["links"][0], "uplink_bps": 1e999}]}}, "uplink_bps"),
+    "budgets a list": (lambda p: {**p, "budgets": []}, "budgets"),
+    "predicted per tier text": (lambda p: {**p, "predicted": {**p["predicted"], "per_tier": "fast"}}, "per_tier"),
+    "solver without name": (lambda p: {**p, "solver": {}}, "solver.name"),
+    "model hash with a line break": (lambda p: {**p, "model": {"path": DIGITS, "sha256": "a\nb"}}, "model.sha256"),
+    "nested too deeply": (lambda p: "[" * 100000 + "]" * 100000, "nested too deeply"),
 }
 
 
@@ -449,3 +490,83 @@ def test_a_model_that_is_not_one_is_refused_by_every_command(tmp_path, kind, com
     result = edgepart(command, str(path), *args)
     assert_one_line_error(result, 2, str(tmp_path))  # the model, or the weights file it names
     assert _files_under(tmp_path) == before
+
+
+# manifest.json's network (what run lays tiers and links out by): refused by run before any tier starts.
+NETWORK_CASES = {
+    "no links": (lambda n: {k: v for k, v in n.items() if k != "links"}, "network.links"),
+    "a tier missing": (lambda n: {**n, "tiers": n["tiers"][:1]}, "network"),
+    "unknown codec": (lambda n: {**n, "links": [{**n["links"][0], "up": [{**n["links"][0]["up"][0],
+                                                                        "codec": "a/b"}]}]}, "unknown codec"),
+    "no tensor up": (lambda n: {**n, "links": [{**n["links"][0], "up": []}]}, "does not bring up"),
+    "tensor renamed": (lambda n: {**n, "links": [{**n["links"][0], "up": [{**n["links"][0]["up"][0],
+                                                                         "tensor": "ghost"}]}]}, "does not bring up"),
+    "bandwidth zero": (lambda n: {**n, "links": [{**n["links"][0], "downlink_bps": 0}]}, "downlink_bps"),
+    "latency text": (lambda n: {**n, "predicted": {**n["predicted"], "latency_s": "soon"}}, "latency_s"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NETWORK_CASES))
+def test_a_malformed_network_is_refused_by_run(split, tmp_path, case):
+    edit, needle = NETWORK_CASES[case]
+    build = tmp_path / "build"
+    shutil.copytree(split / "build", build)
+    manifest = json.loads((build / "manifest.json").read_text())
+    (build / "manifest.json").write_text(json.dumps({**manifest, "network": edit(manifest["network"])}))
+    before = _files_under(tmp_path)
+    assert_one_line_error(edgepart("run", str(build), "--requests", "1"), 2, needle)
+    assert _files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "symlink loop"])
+def test_a_deployment_that_is_not_a_regular_file_is_refused_not_waited_on(tmp_path, kind):
+    deploy = tmp_path / "deploy.toml"
+    if kind == "fifo":
+        os.mkfifo(deploy)
+    elif kind == "folder":
+        deploy.mkdir()
+    else:
+        deploy.symlink_to(deploy)
+    result = edgepart("plan", DIGITS, "--deploy", str(deploy), "-o", str(tmp_path / "plan.json"), timeout=60)
+    assert_one_line_error(result, 2, str(deploy))
+
+
+DEVICE_EDITS = {
+    "zero bandwidth": ("memory_bandwidth", 0, "memory_bandwidth"),
+    "zero efficiency": ("efficiency", {"conv": 0}, "efficiency.conv"),
+    "overhead NaN": ("layer_overhead_s", float("nan"), "layer_overhead_s"),
+    "peak a boolean": ("peak_ops", {"fp32": True}, "peak_ops.fp32"),
+    "name a list": ("name", ["a"], "name"),
+    "power huge": ("power", {"idle_w": 1.0, "active_w": 1e308}, "power.active_w"),
+    "cores huge": ("cores", 10**30, "cores"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEVICE_EDITS))
+def test_a_malformed_device_profile_is_refused_naming_the_field(tmp_path, case):
+    key, value, needle = DEVICE_EDITS[case]
+    shipped = json.loads((MODELS.parent / "edgepart" / "profiles" / "devices" / "rpi4.json").read_text())
+    device = tmp_path / "board.json"
+    device.write_text(json.dumps({**shipped, key: value}))
+    result = edgepart("profile", DIGITS, "--predict", "--device", str(device))
+    assert_one_line_error(result, 2, str(device), needle)
+
+
+CUT_CASES = {
+    "unknown codec": ({"codec": "rot13"}, "rot13"),
+    "bytes not a number": ({"bytes": "many"}, "cuts[0].up[0].bytes"),
+    "tensor a list": ({"tensor": ["x"]}, "cuts[0].up[0].tensor"),
+    "tensor renamed": ({"tensor": "ghost"}, "cuts[0].up"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CUT_CASES))
+def test_a_plan_whose_cut_is_malformed_is_refused_by_compile(split, tmp_path, case):
+    change, needle = CUT_CASES[case]
+    plan = json.loads((split / "plan.json").read_text())
+    cut = plan["cuts"][0]
+    plan["cuts"] = [{**cut, "up": [{**cut["up"][0], **change}, *cut["up"][1:]]}]
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    result = edgepart("compile", DIGITS, "--plan", str(tmp_path / "plan.json"), "-o", str(tmp_path / "build"))
+    assert_one_line_error(result, 2, str(tmp_path / "plan.json"), needle)
+    assert not (tmp_path / "build").exists()

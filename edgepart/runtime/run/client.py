@@ -27,6 +27,7 @@ from edgepart.runtime.run.transport import FAILED, UP, Message, Request, now
 SHAPING = ("auto", "netns", "pacing", "ideal")
 WARMUP = 5
 MAX_FAILURES = 10  # lost requests after which a run stops sending
+MAX_SOCKET_FOLDER = 60  # characters; the run folder and the socket names add about 35
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     layout = Layout.of(built, network)
     shaping_mode = _shaping_mode(options.shaping, layout)
     priced_s = network.latency_s or 0.0
-    with tempfile.TemporaryDirectory(prefix="edgepart-run-") as tmp, ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="edgepart-run-", dir=_socket_folder()) as tmp, ExitStack() as stack:
         namespaces = None
         if shaping_mode == "netns":
             namespaces = stack.enter_context(shaping.Namespaces(layout.links, str(os.getpid())))
@@ -97,6 +98,13 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     if options.check:
         report.check(built, model, measured, result)
     return RunReport.of(result, f"the run report of {build_dir}")
+
+
+def _socket_folder() -> str:
+    """Where the run's Unix sockets go: the temporary folder, unless its path is so long that a
+    socket's would pass the kernel's limit (108 bytes, sockaddr_un), then /tmp."""
+    folder = tempfile.gettempdir()
+    return folder if len(folder) <= MAX_SOCKET_FOLDER else "/tmp"
 
 
 def warmup_timeout_s(priced_s: float, load_s: float) -> float:

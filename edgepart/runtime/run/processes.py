@@ -40,6 +40,17 @@ class Layout:
             raise BadInputError(f"{built.build_dir / FILE}: tier '{unknown[0]}' is not in network.tiers "
                                 f"({', '.join(names)})")
         top = max([names.index(t.name) for t in built.tiers] + [names.index(built.output_tier)])
+        for tier in built.tiers:  # a tier waits for every input: each must come up the link below it
+            k = names.index(tier.name)
+            brought = {c.tensor for c in network.links[k - 1].up} if k else {spec.name for spec in tier.inputs}
+            missing = [spec.name for spec in tier.inputs if spec.name not in brought]
+            if missing:
+                raise BadInputError(f"{built.build_dir / FILE}: network.links[{k - 1}].up: tier '{tier.name}' needs "
+                                    f"input '{missing[0]}', which the link does not bring up")
+        strays = [c.tensor for link in network.links for c in link.down if c.tensor not in built.outputs]
+        if strays:
+            raise BadInputError(f"{built.build_dir / FILE}: network.links: '{strays[0]}' comes down a link but is not "
+                                "an output of the model")
         return cls(tuple(names[: top + 1]), {t.name: t for t in built.tiers}, network.links[:top],
                    names.index(built.output_tier))
 
@@ -57,7 +68,7 @@ class TierProcesses:
         """Where tier `tier` receives messages going `direction`: shaped TCP over the link's veth
         pair in netns mode, else a Unix socket (the client reaches the device tier by one always)."""
         if self.namespaces is None or (tier == 0 and direction == "up"):
-            return f"ipc://{self.folder}/{self.layout.tiers[tier]}.{direction}"
+            return f"ipc://{self.folder}/{tier}.{direction}"  # by index: a long tier name would pass the limit
         address = self.namespaces.address(tier) if direction == "up" else self.namespaces.below_address(tier + 1)
         return f"tcp://{address}:{UP_PORT if direction == 'up' else DOWN_PORT}"
 
