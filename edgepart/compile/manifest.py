@@ -240,6 +240,7 @@ class Manifest:
         built = tuple(BuiltTier.of(tier, f"{path}: tiers[{i}]") for i, tier in enumerate(tiers))
         if not isinstance(doc.get("output_tier"), str):
             raise BadInputError(f"{path}: output_tier: expected a tier name")
+        _check_flow(built, outputs, str(path))
         return cls(build_dir, doc, built)
 
     @property
@@ -273,6 +274,22 @@ class Manifest:
             if tier.name == name:
                 return tier
         raise BadInputError(f"{self.build_dir}: no tier '{name}'; tiers: {', '.join(t.name for t in self.tiers)}")
+
+
+def _check_flow(tiers: tuple[BuiltTier, ...], outputs: list[str], where: str) -> None:
+    """The tiers chain: no tier reads what only a later tier makes, and every output of the model is
+    made by some tier (a tier waiting for a tensor nobody sends would hang a run)."""
+    made_by = {spec.name: i for i, tier in enumerate(tiers) for spec in tier.outputs}
+    for i, tier in enumerate(tiers):
+        late = [spec.name for spec in tier.inputs if made_by.get(spec.name, -1) >= i]
+        if late:
+            raise BadInputError(f"{where}: tiers[{i}].inputs: '{late[0]}' is made by tier "
+                                f"'{tiers[made_by[late[0]]].name}', not by one before it")
+    if not outputs:
+        raise BadInputError(f"{where}: outputs: expected the model's output names")
+    unmade = [name for name in outputs if name not in made_by]
+    if unmade:
+        raise BadInputError(f"{where}: outputs: '{unmade[0]}' is made by none of the tiers")
 
 
 def new_document(loaded: LoadedModel, plan: Plan, tiers: list[dict[str, Any]],
@@ -353,10 +370,32 @@ def artifact_path(build_dir: str | Path, tier: BuiltTier, key: str = "artifact")
     if not path.is_relative_to(root):
         raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key} path '{relative}' "
                             "escapes the build folder")
-    if not path.is_file():
+    try:
+        present = path.is_file()
+        actual = sha256(path) if present else ""
+    except OSError as exc:
+        raise BadInputError(f"{path}: {key} of tier '{tier.name}' cannot be read ({exc.strerror})") from None
+    if not present:
         raise BadInputError(f"{path}: {key} of tier '{tier.name}' is missing")
-    actual = sha256(path)
     if actual != expected:
         raise BadInputError(f"{path}: sha256 {actual[:12]} does not match the manifest ({expected[:12]}); "
                             "the artifact was changed after compile")
+    return path
+
+
+def checked_submodel(build_dir: str | Path, tier: BuiltTier) -> Path:
+    """The tier's sub-model (hash checked), refused when the manifest's inputs and outputs for the
+    tier are not the sub-model's: the chain feeds and reads a tier by those names."""
+    import onnx  # noqa: PLC0415 - only the graph's interface is read
+
+    path = artifact_path(build_dir, tier, "submodel")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    actual = {"inputs": [i.name for i in graph.input if i.name not in weights],
+              "outputs": [o.name for o in graph.output]}
+    for key, specs in (("inputs", tier.inputs), ("outputs", tier.outputs)):
+        listed = [spec.name for spec in specs]
+        if sorted(listed) != sorted(actual[key]):
+            raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key} {listed} are not its "
+                                f"sub-model's ({actual[key]})")
     return path

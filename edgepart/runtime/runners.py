@@ -50,7 +50,7 @@ def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None):
     a stand-in: the tier's own artifact does not run at its own speed here)."""
     emulators = emulators or {}
     artifact = manifest.artifact_path(build_dir, tier)
-    submodel = manifest.artifact_path(build_dir, tier, "submodel")
+    submodel = manifest.checked_submodel(build_dir, tier)
     if tier.backend == "onnxruntime":
         return OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True, threads=tier.threads)
     if tier.runtime_device == "cpu" and tier.elf_machine == HOST_MACHINE:

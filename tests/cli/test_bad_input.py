@@ -409,6 +409,14 @@ MANIFEST_CASES = {
     "artifact outside": (lambda m: {**m, "tiers": [{**m["tiers"][0], "artifact": "../../etc/passwd"}]},
                          "escapes the build folder"),
     "no output tier": (lambda m: {k: v for k, v in m.items() if k != "output_tier"}, "output_tier"),
+    "no outputs": (lambda m: {**m, "outputs": []}, "outputs"),
+    "an output no tier makes": (lambda m: {**m, "outputs": ["ghost"]}, "made by none of the tiers"),
+    "input renamed": (lambda m: {**m, "tiers": [{**m["tiers"][0], "inputs": [{**m["tiers"][0]["inputs"][0],
+                                                                            "name": "ghost"}]}]}, "sub-model"),
+    "index NaN": (lambda m: {**m, "tiers": [{**m["tiers"][0], "index": float("nan")}]}, "tiers[0].index"),
+    "threads a list": (lambda m: {**m, "tiers": [{**m["tiers"][0], "threads": [1]}]}, "tiers[0].threads"),
+    "precisions text": (lambda m: {**m, "tiers": [{**m["tiers"][0], "precisions": "fp32"}]}, "tiers[0].precisions"),
+    "artifact name too long": (lambda m: {**m, "tiers": [{**m["tiers"][0], "artifact": "x" * 300}]}, "artifact"),
 }
 
 

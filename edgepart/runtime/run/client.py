@@ -49,7 +49,7 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
     built = manifest.Manifest.load(build_dir)
     for tier in built.tiers:  # a changed artifact is bad input (exit 2) here, as in verify, not a tier crash
         manifest.artifact_path(build_dir, tier)
-        manifest.artifact_path(build_dir, tier, "submodel")
+        manifest.checked_submodel(build_dir, tier)
     network = built.network
     if network is None:
         raise BadInputError(f"{build_dir}: built by an edgepart without network data; compile it again")
