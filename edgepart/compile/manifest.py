@@ -13,8 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgepart import __version__, checks, names, schema
 from edgepart.compress.codecs import CODECS
 from edgepart.errors import BadInputError
@@ -343,22 +341,13 @@ def _versions() -> dict[str, str]:
     return tools
 
 
-def sample_inputs(build_dir: str | Path) -> dict[str, np.ndarray] | None:
-    """The calibration sample compile stored in the build (verify's and run's default inputs), or
-    None; refused when it resolves outside the build (a symbolic link) or is not plain arrays."""
+def sample_inputs_path(build_dir: str | Path) -> Path | None:
+    """The calibration sample compile stored in the build (verify's and run's default inputs; read
+    with edgepart.compress.data.load_for), or None; refused when it resolves outside the build."""
     where = Path(build_dir) / SAMPLE_INPUTS
     if not where.is_file():
         return None
-    path = names.inside(build_dir, SAMPLE_INPUTS, str(where))
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise BadInputError(f"{where}: not a readable .npz of arrays ({exc})") from None
-    odd = [name for name, value in arrays.items() if value.dtype.kind not in "biuf"]
-    if odd:
-        raise BadInputError(f"{where}: array '{odd[0]}' is {arrays[odd[0]].dtype}, not numbers")
-    return arrays
+    return names.inside(build_dir, SAMPLE_INPUTS, str(where))
 
 
 def artifact_path(build_dir: str | Path, tier: BuiltTier, key: str = "artifact") -> Path:

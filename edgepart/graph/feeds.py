@@ -8,6 +8,7 @@ samples from a file (verify --inputs, calibration and test data).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -26,11 +27,13 @@ def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError):  # numpy reports a non-zip file as "pickled data"
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # numpy reports a non-zip file as "pickled data"
         raise BadInputError(f"{option} {path}: not an .npz file of arrays") from None
     for name, array in arrays.items():
         if array.dtype.kind not in "biuf":
             raise BadInputError(f"{option} {path}: array '{name}' is {array.dtype}, not numbers")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise BadInputError(f"{option} {path}: array '{name}' holds NaN or infinite values")
     return arrays
 
 

@@ -4,7 +4,6 @@ predicted, with its provenance. Documented in docs/file-formats.md."""
 from __future__ import annotations
 
 import datetime
-import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnxruntime as ort
 
-from edgepart import __version__, schema
+from edgepart import __version__, checks, schema
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.hardware.devices import DeviceProfile
@@ -275,6 +274,11 @@ class Profile:
         return float(measured["gap_s"]) if measured else None
 
 
+MAX_LAYER_S = 3600.0  # a layer's seconds: an hour is a typo, not a measurement
+MAX_LAYER_J = 1e6
+MAX_IDLE_FACTOR = 100.0
+
+
 def _check(doc: Any, source: str) -> None:
     """Every field later stages read, named with the source when missing or out of range."""
     if not isinstance(doc, dict):
@@ -283,10 +287,15 @@ def _check(doc: Any, source: str) -> None:
     if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("path", "sha256")):
         raise BadInputError(f"{source}: model: expected its path and sha256; write the profile with "
                             "edgepart profile -o")
+    checks.text(model["sha256"], f"{source}: model.sha256")
     if not isinstance(doc.get("device"), str):
         raise BadInputError(f"{source}: device: expected a device profile name, got {doc.get('device')!r}")
+    checks.text(doc["device"], f"{source}: device")
     if not isinstance(doc.get("predicted"), bool) or not isinstance(doc.get("provenance"), dict):
         raise BadInputError(f"{source}: predicted and provenance: missing; write the profile with edgepart profile -o")
+    for key in ("backend", "method"):
+        if doc["provenance"].get(key) is not None:
+            checks.text(doc["provenance"][key], f"{source}: provenance.{key}")
     precisions = doc.get("precisions")
     if not isinstance(precisions, dict) or not precisions:
         raise BadInputError(f"{source}: precisions: expected a table of precisions with their layers")
@@ -295,22 +304,15 @@ def _check(doc: Any, source: str) -> None:
         if not isinstance(layers, dict):
             raise BadInputError(f"{source}: precisions.{precision}.layers: expected a table of layers")
         for name, layer in layers.items():
-            for key in ("calibrated_s", "energy_j"):
-                value = layer.get(key) if isinstance(layer, dict) else None
-                if value is None and key == "energy_j":
-                    continue
-                if not _non_negative(value):
-                    raise BadInputError(f"{source}: precisions.{precision}.layers.{name}.{key}: expected seconds "
-                                        f"or joules, a finite number >= 0, got {value!r}")
+            where = f"{source}: precisions.{precision}.layers.{name}"
+            checks.table(layer, where)
+            checks.number(layer.get("calibrated_s"), f"{where}.calibrated_s", least=0, most=MAX_LAYER_S)
+            checks.optional_number(layer.get("energy_j"), f"{where}.energy_j", least=0, most=MAX_LAYER_J)
     idle_record = doc["provenance"].get("idle")
-    if idle_record is not None and not (isinstance(idle_record, dict) and _non_negative(idle_record.get("factor"))
-                                        and idle_record["factor"] >= 1 and _non_negative(idle_record.get("gap_s"))):
-        raise BadInputError(f"{source}: provenance.idle: expected a factor >= 1 and gap_s "
-                            "(edgepart profile writes them)")
-
-
-def _non_negative(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    if idle_record is not None:
+        checks.table(idle_record, f"{source}: provenance.idle")
+        checks.number(idle_record.get("factor"), f"{source}: provenance.idle.factor", least=1, most=MAX_IDLE_FACTOR)
+        checks.number(idle_record.get("gap_s"), f"{source}: provenance.idle.gap_s", least=0, most=60)
 
 
 def _date() -> str:

@@ -11,7 +11,9 @@ import numpy as np
 
 from edgepart.compile import manifest
 from edgepart.compile.manifest import BuiltTier
+from edgepart.errors import BadInputError
 from edgepart.graph import sessions
+from edgepart.toolchain import elf
 from edgepart.toolchain.elf import HOST_MACHINE
 from edgepart.wording import with_article
 
@@ -52,17 +54,38 @@ def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None):
     artifact = manifest.artifact_path(build_dir, tier)
     submodel = manifest.checked_submodel(build_dir, tier)
     if tier.backend == "onnxruntime":
-        return OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True, threads=tier.threads)
+        return _loaded(lambda: OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True,
+                                         threads=tier.threads), artifact, tier)
     if tier.runtime_device == "cpu" and tier.elf_machine == HOST_MACHINE:
-        return TvmRunner(artifact, "cpu")
+        return TvmRunner(_library(artifact, tier), "cpu")
     if tier.runtime_device == "cuda" and _cuda_available():
-        return TvmRunner(artifact, "cuda")
+        return TvmRunner(_library(artifact, tier), "cuda")
     emulator = emulators.get(tier.elf_machine) if tier.runtime_device == "cpu" else None
     if emulator is not None:
-        return emulator(artifact, tier.name)
+        return emulator(_library(artifact, tier), tier.name)
     library = with_article(tier.preset)
-    return OrtRunner(submodel, f"onnxruntime stand-in: {library} library cannot run here ({tier.verification})",
-                      native=False)
+    return _loaded(lambda: OrtRunner(submodel, f"onnxruntime stand-in: {library} library cannot run here "
+                                               f"({tier.verification})", native=False), submodel, tier)
+
+
+def _library(artifact: Path, tier: BuiltTier) -> Path:
+    """The tier's library, refused unless it is an ELF library for the machine the manifest names
+    (before TVM's loader or qemu chokes on it)."""
+    found = elf.machine(artifact)
+    if found != tier.elf_machine:
+        raise BadInputError(f"{artifact}: tier '{tier.name}' artifact is "
+                            f"{'an ELF library for ' + found if found else 'not an ELF library'}, but the manifest "
+                            f"says {tier.elf_machine}")
+    return artifact
+
+
+def _loaded(make, path: Path, tier: BuiltTier):
+    """A runner over a file onnxruntime must parse: one it cannot is a broken build (bad input)."""
+    try:
+        return make()
+    except Exception as exc:  # onnxruntime's own error types; the file is not a model it can load
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BadInputError(f"{path}: tier '{tier.name}' cannot be loaded by onnxruntime ({first})") from None
 
 
 def _cuda_available() -> bool:

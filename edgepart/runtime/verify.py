@@ -183,8 +183,10 @@ def _received(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 def _default_inputs(build_dir: Path, session: ort.InferenceSession) -> dict[str, np.ndarray]:
     """A calibration sample stored at compile time (int8 ranges fit it), else seeded inputs."""
-    stored = manifest.sample_inputs(build_dir)
-    return stored if stored is not None else seeded_feeds.for_session(session)
+    stored = manifest.sample_inputs_path(build_dir)
+    if stored is None:
+        return seeded_feeds.for_session(session)
+    return next(data.load_for(str(stored), seeded_feeds.session_specs(session), "the build's").samples())
 
 
 def _default_inputs_source(build_dir: Path) -> str:

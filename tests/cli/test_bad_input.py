@@ -152,6 +152,11 @@ PROFILE_EDITS = {
     "no device": (lambda d: d.pop("device"), "device"),
     "idle factor below one": (lambda d: d["provenance"].__setitem__("idle", {"factor": 0.5, "gap_s": 0.005}),
                               "provenance.idle"),
+    "idle factor huge": (lambda d: d["provenance"].__setitem__("idle", {"factor": 1e300, "gap_s": 0.005}),
+                         "provenance.idle.factor"),
+    "a layer taking a year": (lambda d: _first_layer(d).__setitem__("calibrated_s", 3.2e7), "calibrated_s"),
+    "backend a list": (lambda d: d["provenance"].__setitem__("backend", ["tvm"]), "provenance.backend"),
+    "model hash with a line break": (lambda d: d["model"].__setitem__("sha256", "a\nb"), "model.sha256"),
 }
 
 
@@ -578,3 +583,43 @@ def test_a_plan_whose_cut_is_malformed_is_refused_by_compile(split, tmp_path, ca
     result = edgepart("compile", DIGITS, "--plan", str(tmp_path / "plan.json"), "-o", str(tmp_path / "build"))
     assert_one_line_error(result, 2, str(tmp_path / "plan.json"), needle)
     assert not (tmp_path / "build").exists()
+
+
+def _rewritten(build, tier: int, content: bytes) -> None:
+    """The tier's artifact replaced, and its hash in the manifest with it: consistent, but broken."""
+    import hashlib  # noqa: PLC0415
+
+    manifest = json.loads((build / "manifest.json").read_text())
+    entry = manifest["tiers"][tier]
+    (build / entry["artifact"]).write_bytes(content)
+    entry["artifact_sha256"] = hashlib.sha256(content).hexdigest()
+    (build / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("command", ["verify", "run"])
+def test_an_artifact_that_is_not_a_model_is_bad_input_even_with_its_hash(built, tmp_path, command):
+    build = tmp_path / "build"
+    shutil.copytree(built / "build", build)
+    _rewritten(build, 0, b"not a model at all")
+    args = ["--requests", "1"] if command == "run" else []
+    assert_one_line_error(edgepart(command, str(build), *args), 2, "cannot be loaded")
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"PK\x03\x04 truncated", "not an .npz"),
+    ("nan", "NaN or infinite"),
+    ("rank", "has shape"),
+])
+@pytest.mark.parametrize("command", ["verify", "run"])
+def test_a_broken_sample_in_the_build_is_bad_input(built, tmp_path, command, content, needle):
+    build = tmp_path / "build"
+    shutil.copytree(built / "build", build)
+    sample = build / "sample_inputs.npz"
+    if content == "nan":
+        np.savez(sample, image=np.full((1, 1, 8, 8), np.nan, np.float32))
+    elif content == "rank":
+        np.savez(sample, image=np.zeros((8, 8), np.float32))
+    else:
+        sample.write_bytes(content)
+    args = ["--requests", "1"] if command == "run" else []
+    assert_one_line_error(edgepart(command, str(build), *args), 2, "sample_inputs.npz", needle)

@@ -17,6 +17,7 @@ from pathlib import Path
 import zmq
 
 from edgepart.compile import manifest
+from edgepart.compress import data
 from edgepart.errors import BadInputError, CheckFailedError, ToolError
 from edgepart.graph import feeds, sessions
 from edgepart.runtime.reports import RunReport
@@ -139,12 +140,11 @@ def _requests(model: Path, build_dir: Path, options: RunOptions) -> list[Request
     count = WARMUP + options.requests
     session = sessions.session(model)
     if options.inputs:
-        from edgepart.compress import data  # noqa: PLC0415
-
         samples = list(data.load_for(options.inputs, feeds.session_specs(session), "--inputs").samples())
         return [Request(i - WARMUP, samples[i % len(samples)]) for i in range(count)]
-    sample = manifest.sample_inputs(build_dir)
-    if sample is not None:
+    stored = manifest.sample_inputs_path(build_dir)
+    if stored is not None:
+        sample = next(data.load_for(str(stored), feeds.session_specs(session), "the build's").samples())
         return [Request(i - WARMUP, sample) for i in range(count)]
     return [Request(i - WARMUP, feeds.for_session(session, options.seed + i)) for i in range(count)]
 

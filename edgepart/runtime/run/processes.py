@@ -123,6 +123,8 @@ class TierProcesses:
         while len(ran_with) < len(self.processes):
             if control.poll(100):
                 event = control.recv_json()
+                if event["kind"] == FAILED and event.get("bad_input"):
+                    raise BadInputError(event["error"])
                 if event["kind"] == FAILED:
                     raise ToolError(f"tier '{event['tier']}' {event['error']}")
                 if event["kind"] == READY:

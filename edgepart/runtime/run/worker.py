@@ -21,6 +21,7 @@ from pathlib import Path
 import zmq
 
 from edgepart.compile.manifest import BuiltTier
+from edgepart.errors import BadInputError
 from edgepart.runtime.run import transport
 from edgepart.runtime.run.shaping import Direction, Pacer
 from edgepart.runtime.run.transport import ACK, DOWN, FAILED, READY, RESULT, UP, Message, now
@@ -162,7 +163,8 @@ def main() -> None:
         control = context.socket(zmq.PUSH)
         control.connect(config["endpoints"]["control"])
         control.send_json({"kind": FAILED, "tier": config["tier"], "request": None,
-                           "error": f"cannot start: {type(exc).__name__}: {exc}",
+                           "error": str(exc) if isinstance(exc, BadInputError) else
+                           f"cannot start: {type(exc).__name__}: {exc}", "bad_input": isinstance(exc, BadInputError),
                            "traceback": traceback.format_exc()[-2000:]})
         control.close(linger=2000)
         sys.exit(1)
