@@ -10,6 +10,7 @@ import importlib
 import signal
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (temporary build folders) as on Ctrl-C
     verbose = any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    if not verbose:  # numpy's and onnxruntime's overflow and NaN warnings are noise beside edgepart's messages
+        warnings.simplefilter("ignore", RuntimeWarning)
     try:
         code = cli.main(args=args, prog_name="edgepart", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):

@@ -120,4 +120,4 @@ def session_of(model: onnx.ModelProto) -> ort.InferenceSession:
     try:
         return sessions.tier_session(model)
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ToolError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+        raise BadInputError(f"onnxruntime cannot load the model: {(str(exc).splitlines() or [''])[0]}") from None

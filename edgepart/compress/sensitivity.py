@@ -10,7 +10,6 @@ wire bytes and encode/decode times are measured on these activations too.
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from edgepart import __version__, schema
+from edgepart import __version__, checks, schema
 from edgepart.compress import codecs
 from edgepart.compress import precision as precisions
 from edgepart.compress.codec_graph import with_codec
@@ -131,14 +130,13 @@ class Sensitivity:
                 yield name, codec, result
 
 
-def _check(doc: dict, path: str) -> None:
-    """Every field the planner reads, named with the file when it is missing or not a number."""
-    def number(value, where: str, lowest: float = float("-inf")) -> None:
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and value >= lowest):
-            raise BadInputError(f"{path}: {where}: expected a finite number" + (f" >= {lowest:g}" if lowest > -1e308
-                                                                                  else "") + f", got {value!r}")
+MAX_DROP = 2.0  # a metric's drop: accuracy falls by at most 1, cosine similarity by at most 2
+MAX_BYTES = 2**50
+MAX_CODEC_S = 3600.0
 
+
+def _check(doc: dict, path: str) -> None:
+    """Every field the planner reads, named with the file when it is missing, not a number or out of range."""
     def table(value, where: str) -> dict:
         if not isinstance(value, dict):
             raise BadInputError(f"{path}: {where}: expected a table; write the file with edgepart sensitivity -o")
@@ -147,21 +145,28 @@ def _check(doc: dict, path: str) -> None:
     table(doc.get("model"), "model")
     if not isinstance(doc["model"].get("sha256"), str):
         raise BadInputError(f"{path}: model.sha256: missing; write the file with edgepart sensitivity -o")
-    table(doc.get("metric"), "metric")
+    checks.text(doc["model"]["sha256"], f"{path}: model.sha256")
+    metric = table(doc.get("metric"), "metric")
+    checks.text(metric.get("name"), f"{path}: metric.name")
+    for key in ("fp32",):
+        if key in metric:
+            checks.number(metric[key], f"{path}: metric.{key}")
     table(doc.get("data"), "data")
     bandwidth = table(doc.get("host"), "host").get("memory_bandwidth_bps")
-    if bandwidth is not None:
-        number(bandwidth, "host.memory_bandwidth_bps", 0)
+    checks.optional_number(bandwidth, f"{path}: host.memory_bandwidth_bps", above=0)
     for name, entry in table(doc.get("layers"), "layers").items():
         for precision, result in table(entry, f"layers.{name}").items():
-            number(table(result, f"layers.{name}.{precision}").get("drop"), f"layers.{name}.{precision}.drop")
+            checks.number(table(result, f"layers.{name}.{precision}").get("drop"), f"{path}: layers.{name}.{precision}"
+                          ".drop", least=-MAX_DROP, most=MAX_DROP)
     for name, entry in table(doc.get("tensors"), "tensors").items():
         for codec, result in table(table(entry, f"tensors.{name}").get("codecs"), f"tensors.{name}.codecs").items():
-            where = f"tensors.{name}.codecs.{codec}"
-            for key in ("bytes", "encode_s", "decode_s"):
-                number(table(result, where).get(key), f"{where}.{key}", 0)
+            where = f"{path}: tensors.{name}.codecs.{codec}"
+            table(result, f"tensors.{name}.codecs.{codec}")
+            checks.number(result.get("bytes"), f"{where}.bytes", least=0, most=MAX_BYTES)
+            for key in ("encode_s", "decode_s"):
+                checks.number(result.get(key), f"{where}.{key}", least=0, most=MAX_CODEC_S)
             if "drop" in result:
-                number(result["drop"], f"{where}.drop")
+                checks.number(result["drop"], f"{where}.drop", least=-MAX_DROP, most=MAX_DROP)
 
 
 def _layers(loaded: LoadedModel, model: onnx.ModelProto, dataset: Dataset, which: tuple[str, ...],

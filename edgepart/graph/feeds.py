@@ -25,11 +25,18 @@ def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz file named by `option`; a missing or non-.npz file is one line naming both."""
     checks.readable_file(path, option)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single .npy array
+            raise ValueError("not an archive")
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # numpy reports a non-zip file as "pickled data"
         raise BadInputError(f"{option} {path}: not an .npz file of arrays") from None
+    except MemoryError:  # a header claiming an array larger than this machine
+        raise BadInputError(f"{option} {path}: an array is too large to load") from None
     for name, array in arrays.items():
+        if not isinstance(array, np.ndarray):  # a member that is not an .npy array
+            raise BadInputError(f"{option} {path}: member '{name}' is not an array")
         if array.dtype.kind not in "biuf":
             raise BadInputError(f"{option} {path}: array '{name}' is {array.dtype}, not numbers")
         if array.dtype.kind == "f" and not np.isfinite(array).all():

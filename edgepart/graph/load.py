@@ -44,7 +44,16 @@ def read_model(path: str | Path) -> onnx.ModelProto:
         raise BadInputError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
     if model.ir_version == 0 or not model.HasField("graph") or not model.graph.node:
         raise BadInputError(f"{path}: not an ONNX model (no graph found; truncated or another format?)")
-    _check_external_data(model, path.parent)
+    if model.graph.sparse_initializer:
+        raise BadInputError(f"{path}: sparse initializer '{model.graph.sparse_initializer[0].values.name}': sparse "
+                            "weights are not supported; store them dense")
+    if not graph_input_names(model):
+        raise BadInputError(f"{path}: the model has no inputs (every graph input is an initializer): its outputs are "
+                            "constants, there is nothing to run or split")
+    try:
+        _check_external_data(model, path.parent)
+    except ValueError as exc:  # onnx's reading of a malformed location, offset or length
+        raise BadInputError(f"{path}: invalid external data reference ({_first_line(exc)})") from None
     newest = onnx.defs.onnx_opset_version()
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version > newest:

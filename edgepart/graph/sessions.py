@@ -19,6 +19,7 @@ class Loaded(Protocol):
     graph: Any
 
 CPU = ["CPUExecutionProvider"]
+QUIET = 4  # onnxruntime log severity: fatal only; edgepart reports its errors itself
 
 
 def named_model(loaded: Loaded) -> onnx.ModelProto:
@@ -36,7 +37,7 @@ def ort_options() -> ort.SessionOptions:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    options.log_severity_level = 3
+    options.log_severity_level = QUIET
     return options
 
 
@@ -46,6 +47,11 @@ def session(model: onnx.ModelProto | str | os.PathLike, options: ort.SessionOpti
     `options`: onnxruntime's defaults where None (a reference run of the original model)."""
     import onnxruntime as ort  # noqa: PLC0415
 
+    # onnxruntime's own log lines (a load error, say) would precede edgepart's one-line message
+    ort.set_default_logger_severity(QUIET)
+    if options is None:
+        options = ort.SessionOptions()
+        options.log_severity_level = QUIET
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     return ort.InferenceSession(source, options, providers=CPU)
 

@@ -29,6 +29,8 @@ def calibrated_on(device: DeviceProfile, path: str) -> DeviceProfile:
     """The device profile fitted to the measured profile at `path` (--calibrate-with): one of
     this device, of a model that has not changed since."""
     measured = Profile.load(path)
+    if "fp32" not in measured.precisions:
+        raise BadInputError(f"{path}: precisions: --calibrate-with fits fp32 efficiencies; the profile has no fp32")
     if measured.device != device.name or measured.predicted:
         raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
     measured_model = graphs.load(measured.model_path)

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgepart.errors import ToolError
+from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel, sessions
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph.sessions import named_model
@@ -290,7 +290,7 @@ def _session(model: onnx.ModelProto, options: ort.SessionOptions) -> ort.Inferen
     try:
         return sessions.session(model, options)
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ToolError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+        raise BadInputError(f"onnxruntime cannot load the model: {(str(exc).splitlines() or [''])[0]}") from None
 
 
 def _run(session: ort.InferenceSession, feeds: dict) -> None:
