@@ -42,6 +42,7 @@ Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
 MAX_TRIALS = 100_000  # compile --tune, per kernel
 MAX_TIME_LIMIT_S = 86_400.0  # plan --time-limit, the ILP's: a day
+MAX_ENERGY_WEIGHT = 1e6  # seconds per joule: beyond it, latency no longer counts
 SEEDED_SAMPLES = 32  # sensitivity without data: seeded inputs, scored against the fp32 outputs
 
 
@@ -113,8 +114,7 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
     from edgepart.plan import planner  # noqa: PLC0415
     from edgepart.plan.ilp import IlpOptions  # noqa: PLC0415
 
-    if objective == "weighted" and energy_weight <= 0:
-        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
+    _check_objective(objective, energy_weight)
     if not 0 < time_limit_s <= MAX_TIME_LIMIT_S:
         raise BadInputError(f"--time-limit {time_limit_s:g}: must be above 0 and at most {MAX_TIME_LIMIT_S:g} seconds")
     loaded = _loaded(model)
@@ -186,8 +186,7 @@ def sweep(model: Model, deploy: str | Path, low_bps: float, high_bps: float, *, 
     from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
     from edgepart.plan import sweep as sweeps  # noqa: PLC0415
 
-    if objective == "weighted" and energy_weight <= 0:
-        raise BadInputError("--objective weighted needs --energy-weight > 0 (seconds per joule)")
+    _check_objective(objective, energy_weight)
     deployment = deploy_file.load(deploy)
     if not deployment.links:
         raise BadInputError(f"{deploy}: a sweep needs at least two tiers joined by a link")
@@ -261,6 +260,12 @@ def _rate(rate: float | str | None) -> float | None:
     if value <= 0:
         raise BadInputError(f"--rate '{rate}': expected requests per second (> 0) or 'max'")
     return value
+
+
+def _check_objective(objective: str, energy_weight: float) -> None:
+    if objective == "weighted" and not 0 < energy_weight <= MAX_ENERGY_WEIGHT:  # NaN fails too
+        raise BadInputError(f"--objective weighted needs --energy-weight above 0 and at most {MAX_ENERGY_WEIGHT:g} "
+                            f"(seconds per joule), got {energy_weight:g}")
 
 
 def _loaded(model: Model) -> LoadedModel:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,6 +38,9 @@ def sweep_command(out: OutputOptions, model: str, deploy_path: str, bandwidth: s
                   input_shapes: tuple[str, ...]) -> None:
     """Optimal plans of MODEL over a range of link bandwidths, with exact breakpoints."""
     low, high = _range(bandwidth)
+    if plot_path and Path(plot_path).suffix.lower() not in sweep_plot.FORMATS:
+        raise BadInputError(f"--plot {plot_path}: the picture's format comes from its extension; use one of "
+                            f"{', '.join(sweep_plot.FORMATS)}")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     doc = api.sweep(loaded, deploy_path, low, high, link=link_name, objective=objective, energy_weight=energy_weight,
                     solver=solver, output=output)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+FORMATS = (".png", ".svg", ".pdf")
+
 
 def plot(doc: dict[str, Any], path: str) -> None:
     """Objective against bandwidth (one colour per plan) and the Pareto front, into an image file."""

@@ -138,8 +138,8 @@ def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset
 def connect(address: str):
     """A TVM RPC session; an unreachable server is a clear error after CONNECT_TIMEOUT_S, never a hang."""
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise BadInputError(f"--rpc '{address}': expected HOST:PORT")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInputError(f"--rpc '{address}': expected HOST:PORT (a port from 1 to 65535)")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:

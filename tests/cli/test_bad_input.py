@@ -218,6 +218,12 @@ def test_an_accuracy_budget_outside_zero_to_hundred_percent_is_refused(tmp_path,
     (["plan", DIGITS, "--deploy", "deploy.toml", "--solver", "chain", "--time-limit", "5"], "--time-limit"),
     (["compile", DIGITS, "--plan", "plan.json", "--tuning-db", "db"], "--tuning-db means something only with --tune"),
     (["verify", "build", "--samples", "3"], "--samples means something only with --validate-accuracy"),
+    (["profile", DIGITS, "--rpc", "127.0.0.1:99999", "--target", "rpi4"], "port from 1 to 65535"),
+    (["plan", DIGITS, "--deploy", "deploy.toml", "--objective", "weighted", "--energy-weight", "nan"],
+     "--energy-weight"),
+    (["plan", DIGITS, "--deploy", "deploy.toml", "--objective", "weighted", "--energy-weight", "1e308"],
+     "--energy-weight"),
+    (["sweep", DIGITS, "--deploy", "deploy.toml", "--bandwidth", "1 Mbit/s..100 Mbit/s", "--plot", "x.xyz"], "--plot"),
 ])
 def test_an_option_out_of_range_or_meaningless_is_refused(tmp_path, args, needle):
     (tmp_path / "deploy.toml").write_text(LOCAL)
