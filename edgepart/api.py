@@ -44,6 +44,7 @@ MAX_TRIALS = 100_000  # compile --tune, per kernel
 MAX_TIME_LIMIT_S = 86_400.0  # plan --time-limit, the ILP's: a day
 MAX_ENERGY_WEIGHT = 1e6  # seconds per joule: beyond it, latency no longer counts
 SEEDED_SAMPLES = 32  # sensitivity without data: seeded inputs, scored against the fp32 outputs
+MAX_SAMPLES = 100_000  # sensitivity --samples
 
 
 def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = None) -> LoadedModel:
@@ -64,6 +65,8 @@ def profiler(*, device: str = "local", backend: str = "onnxruntime", predict: bo
     if predict and backend != "onnxruntime":
         raise BadInputError(f"--backend {backend} with --predict: a prediction is of onnxruntime-like kernels "
                             "(the plan prices other backends by their factor); drop one of them")
+    if predict and rpc:
+        raise BadInputError("--rpc measures on a board and --predict measures nothing; drop one of them")
     if calibrate_with and not predict:
         raise BadInputError("--calibrate-with fits a device profile for --predict; add --predict or drop it")
     if predict:
@@ -124,6 +127,12 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
         profiles = sorted(Path(profiles).glob("*.json"))
     docs = tuple((p if isinstance(p, Profile) else Profile.of(p, f"profiles[{i}]") if isinstance(p, dict)
                   else Profile.load(p)).of_model(loaded) for i, p in enumerate(profiles))
+    seen: dict[tuple[str, str], str] = {}
+    for doc in docs:  # which one would price the tier is not for edgepart to guess
+        other = seen.setdefault((doc.device, doc.backend), doc.source)
+        if other != doc.source:
+            raise BadInputError(f"{doc.source}: a second profile of device '{doc.device}' with {doc.backend} "
+                                f"(the first: {other}); keep one")
     request = planner.PlanRequest(
         objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit_s),
         reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ, profiles=docs,
@@ -166,10 +175,22 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
     from edgepart.compress import sensitivity as measuring  # noqa: PLC0415
     from edgepart.hardware.devices import load_device  # noqa: PLC0415
 
+    precisions = tuple(precisions)
+    unknown = sorted(set(precisions) - {"fp16", "int8"})
+    if unknown or not precisions:
+        raise BadInputError(f"--precision: {'unknown precision ' + repr(unknown[0]) if unknown else 'none given'}; "
+                            "choose from fp16, int8")
+    if samples is not None and not 1 <= samples <= MAX_SAMPLES:
+        raise BadInputError(f"--samples {samples}: must be from 1 to {MAX_SAMPLES}")
+    if metric == "accuracy" and not data:
+        raise BadInputError("--metric accuracy needs --data with a 'labels' array (seeded inputs have no labels)")
     loaded = _loaded(model)
+    if not data:
+        log.warning("no --data: measuring on %d seeded inputs against the fp32 outputs; pass calibration data "
+                    "for task accuracy", samples or SEEDED_SAMPLES)
     dataset = (datasets.load(str(data), loaded).head(samples) if data
                else datasets.seeded(loaded, samples or SEEDED_SAMPLES))
-    found = Sensitivity.of(measuring.measure(loaded, dataset, metric, tuple(precisions),
+    found = Sensitivity.of(measuring.measure(loaded, dataset, metric, precisions,
                                              load_device("local").memory_bandwidth, progress=progress),
                            str(output or "sensitivity"))
     if output:
@@ -227,7 +248,8 @@ def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | 
 
 
 MAX_REQUESTS = 1_000_000
-MAX_TIMEOUT_S = 3_600.0
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.001, 3_600.0
+MIN_RATE, MAX_RATE = 0.01, 1e6  # run --rate, requests per second
 LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "ideal"}
 
 
@@ -240,8 +262,8 @@ def run(build: str | Path, *, requests: int = 100, links: str = "shaped", rate: 
 
     if not 1 <= requests <= MAX_REQUESTS:
         raise BadInputError(f"--requests {requests}: must be from 1 to {MAX_REQUESTS}")
-    if timeout_s is not None and not 0 < timeout_s <= MAX_TIMEOUT_S:
-        raise BadInputError(f"--timeout {timeout_s:g}: must be above 0 and at most {MAX_TIMEOUT_S:g} seconds")
+    if timeout_s is not None and not MIN_TIMEOUT_S <= timeout_s <= MAX_TIMEOUT_S:
+        raise BadInputError(f"--timeout {timeout_s:g}: must be from {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} seconds")
     if links not in LINK_MODES:
         raise BadInputError(f"--links '{links}': choose from {', '.join(LINK_MODES)}")
     options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",
@@ -257,8 +279,9 @@ def _rate(rate: float | str | None) -> float | None:
         value = float(rate)
     except ValueError:
         value = 0.0
-    if value <= 0:
-        raise BadInputError(f"--rate '{rate}': expected requests per second (> 0) or 'max'")
+    if not MIN_RATE <= value <= MAX_RATE:  # NaN fails too
+        raise BadInputError(f"--rate '{rate}': expected requests per second from {MIN_RATE:g} to {MAX_RATE:g}, "
+                            "or 'max'")
     return value
 
 

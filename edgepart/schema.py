@@ -68,7 +68,7 @@ def load_json(path: str | os.PathLike[str], kind: str, max_version: int) -> dict
         found = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         raise BadInputError(f"{path}: expected a file of kind '{KIND_PREFIX + kind}', found {found!r}")
     version = doc.get("schema_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise BadInputError(f"{path}: missing or invalid schema_version")
     if version > max_version:
         raise BadInputError(

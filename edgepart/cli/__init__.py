@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("edgepart: interrupted", err=True)
         code = ExitCode.INTERRUPTED
+    except click.exceptions.NoArgsIsHelpError as exc:  # `edgepart` alone: what it can do, as --help says it
+        click.echo(exc.ctx.get_help())
+        code = 0
     except click.ClickException as exc:  # usage: one line as for every bad input (--help shows the usage)
         click.echo(one_line(f"edgepart: error: {exc.format_message()}"
                             + (f" (see edgepart {exc.ctx.info_name} --help)" if getattr(exc, "ctx", None) else "")),

@@ -37,6 +37,9 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
                     tune_trials: int, tuning_db: str | None, calibration_path: str | None, byoc_report: bool) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
     needs("--tuning-db", "tuning_db", tune_trials > 0, "with --tune")
+    building = (("--tune", "tune_trials"), ("--tuning-db", "tuning_db"), ("--calibration", "calibration_path"))
+    for option, name in building:
+        needs(option, name, not byoc_report, "when building (not with --byoc-report)")
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     if byoc_report:
         from edgepart.compile.build import byoc_report as report  # noqa: PLC0415

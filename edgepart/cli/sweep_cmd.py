@@ -10,6 +10,7 @@ import click
 from edgepart import api, graph
 from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
+from edgepart.cli.options import needs
 from edgepart.cli.output import OutputOptions, emit, output_options
 from edgepart.errors import BadInputError
 from edgepart.hardware import units
@@ -37,6 +38,7 @@ def sweep_command(out: OutputOptions, model: str, deploy_path: str, bandwidth: s
                   objective: str, energy_weight: float, solver: str, output: str | None, plot_path: str | None,
                   input_shapes: tuple[str, ...]) -> None:
     """Optimal plans of MODEL over a range of link bandwidths, with exact breakpoints."""
+    needs("--energy-weight", "energy_weight", objective == "weighted", "with --objective weighted")
     low, high = _range(bandwidth)
     if plot_path and Path(plot_path).suffix.lower() not in sweep_plot.FORMATS:
         raise BadInputError(f"--plot {plot_path}: the picture's format comes from its extension; use one of "

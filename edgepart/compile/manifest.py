@@ -22,6 +22,10 @@ from edgepart.plan.plan_file import Crossing, Plan, PlannedLink
 SCHEMA_VERSION = 1
 FILE = "manifest.json"
 SAMPLE_INPUTS = "sample_inputs.npz"  # one calibration sample, verify's default inputs
+BACKENDS = ("tvm", "onnxruntime")  # what compile builds
+RUNTIME_DEVICES = ("cpu", "cuda", "opencl", "metal", "webgpu")
+VERIFICATIONS = ("run", "emulate", "check", "generate")
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool")
 
 
 def sha256(path: Path) -> str:
@@ -78,6 +82,9 @@ class BuiltTier:
         if odd or not isinstance(target, dict) or not isinstance(target.get("preset"), str):
             raise BadInputError(f"{where}.{odd[0] if odd else 'target.preset'}: missing or not text; "
                                 "is this an edgepart build folder?")
+        for key, known in (("backend", BACKENDS), ("runtime_device", RUNTIME_DEVICES), ("verification", VERIFICATIONS)):
+            if text[key] not in known:
+                raise BadInputError(f"{where}.{key}: unknown {text[key]!r}; known: {', '.join(known)}")
         priced = checks.optional_number(entry.get("priced_s"), f"{where}.priced_s", least=0)
         elf_machine = entry.get("elf_machine")
         if elf_machine is not None:
@@ -104,8 +111,10 @@ def _specs(value: Any, where: str) -> tuple[TensorSpec, ...]:
     for i, spec in enumerate(value):
         shape = spec.get("shape") if isinstance(spec, dict) else None
         if (not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(shape, list)
-                or not all(isinstance(d, int) and d >= 0 for d in shape) or not isinstance(spec.get("dtype"), str)):
-            raise BadInputError(f"{where}[{i}]: expected name, shape (whole numbers) and dtype")
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+                or spec.get("dtype") not in DTYPES):
+            raise BadInputError(f"{where}[{i}]: expected name, shape (whole numbers) and dtype (one of "
+                                f"{', '.join(DTYPES)})")
         codecs = checks.table(spec.get("codecs", {}), f"{where}[{i}].codecs")
         for link, codec in codecs.items():
             _codec(codec, f"{where}[{i}].codecs.{link}")
@@ -236,6 +245,12 @@ class Manifest:
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
             raise BadInputError(f"{path}: outputs: expected the model's output names")
         built = tuple(BuiltTier.of(tier, f"{path}: tiers[{i}]") for i, tier in enumerate(tiers))
+        for i in range(1, len(built)):  # the deployment's tier numbers, in order (tiers without layers left out)
+            if built[i].index <= built[i - 1].index:
+                raise BadInputError(f"{path}: tiers[{i}].index: {built[i].index}, not after tiers[{i - 1}]'s "
+                                    f"({built[i - 1].index})")
+        if len({t.name for t in built}) != len(built):
+            raise BadInputError(f"{path}: tiers: a tier name appears twice")
         if not isinstance(doc.get("output_tier"), str):
             raise BadInputError(f"{path}: output_tier: expected a tier name")
         _check_flow(built, outputs, str(path))
@@ -374,17 +389,24 @@ def artifact_path(build_dir: str | Path, tier: BuiltTier, key: str = "artifact")
 
 def checked_submodel(build_dir: str | Path, tier: BuiltTier) -> Path:
     """The tier's sub-model (hash checked), refused when the manifest's inputs and outputs for the
-    tier are not the sub-model's: the chain feeds and reads a tier by those names."""
+    tier (names, shapes, dtypes) are not the sub-model's: the chain feeds and reads a tier by them."""
     import onnx  # noqa: PLC0415 - only the graph's interface is read
 
     path = artifact_path(build_dir, tier, "submodel")
     graph = onnx.load(str(path), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
-    actual = {"inputs": [i.name for i in graph.input if i.name not in weights],
-              "outputs": [o.name for o in graph.output]}
+
+    def described(value: onnx.ValueInfoProto) -> tuple[str, tuple, str]:
+        tensor = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
+        return value.name, tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim), dtype
+
+    actual = {"inputs": sorted(described(i) for i in graph.input if i.name not in weights),
+              "outputs": sorted(described(o) for o in graph.output)}
     for key, specs in (("inputs", tier.inputs), ("outputs", tier.outputs)):
-        listed = [spec.name for spec in specs]
-        if sorted(listed) != sorted(actual[key]):
-            raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key} {listed} are not its "
-                                f"sub-model's ({actual[key]})")
+        listed = sorted((spec.name, spec.shape, spec.dtype) for spec in specs)
+        if listed != actual[key]:
+            odd = next((x for x in listed if x not in actual[key]), listed[0] if listed else None)
+            raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key}: {odd} is not its sub-model's "
+                                f"({', '.join(f'{n} {list(sh)} {dt}' for n, sh, dt in actual[key])})")
     return path

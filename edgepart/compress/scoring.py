@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgepart.errors import BadInputError
+
 METRICS = {
     "accuracy": "top-1 accuracy against the labels (drop = fp32 accuracy - accuracy)",
     "agreement": "top-1 agreement with the fp32 model along the first output's last axis (drop = 1 - agreement)",
@@ -14,11 +16,15 @@ METRICS = {
 }
 
 
-def scorer(metric: str, reference: dict[str, np.ndarray], labels: np.ndarray | None
+def scorer(metric: str, reference: dict[str, np.ndarray], labels: np.ndarray | None, source: str = "the data"
            ) -> Callable[[dict[str, np.ndarray]], float]:
-    """A function from a run's outputs to the metric (higher is better)."""
+    """A function from a run's outputs to the metric (higher is better); `source` names the labels' file."""
     first = next(iter(reference))
     if metric == "accuracy":
+        classes = reference[first].reshape(len(labels), -1).shape[1]
+        if labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
+            raise BadInputError(f"{source}: labels: class indices must be from 0 to {classes - 1} (the model's "
+                                f"output '{first}' has {classes} classes), got {labels.min()} to {labels.max()}")
         return lambda out: float(np.mean(out[first].reshape(len(labels), -1).argmax(axis=1) == labels))
     if metric == "agreement":
         expected = reference[first].argmax(axis=-1)

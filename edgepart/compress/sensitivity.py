@@ -48,7 +48,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     start = time.perf_counter()
     model = named_model(loaded)
     reference = run(model, dataset)
-    score = scorer(metric, reference, dataset.labels)
+    score = scorer(metric, reference, dataset.labels, dataset.source)
     baseline = score(reference)
 
     def drop(variant: onnx.ModelProto) -> float:
@@ -147,7 +147,8 @@ def _check(doc: dict, path: str) -> None:
         raise BadInputError(f"{path}: model.sha256: missing; write the file with edgepart sensitivity -o")
     checks.text(doc["model"]["sha256"], f"{path}: model.sha256")
     metric = table(doc.get("metric"), "metric")
-    checks.text(metric.get("name"), f"{path}: metric.name")
+    if metric.get("name") not in METRICS:
+        raise BadInputError(f"{path}: metric.name: unknown {metric.get('name')!r}; known: {', '.join(METRICS)}")
     for key in ("fp32",):
         if key in metric:
             checks.number(metric[key], f"{path}: metric.{key}")
@@ -156,11 +157,17 @@ def _check(doc: dict, path: str) -> None:
     checks.optional_number(bandwidth, f"{path}: host.memory_bandwidth_bps", above=0)
     for name, entry in table(doc.get("layers"), "layers").items():
         for precision, result in table(entry, f"layers.{name}").items():
+            if precision not in ("fp16", "int8"):
+                raise BadInputError(f"{path}: layers.{name}: unknown precision '{precision}'; known: fp16, int8")
+            if not isinstance(table(result, f"layers.{name}.{precision}").get("applies", True), bool):
+                raise BadInputError(f"{path}: layers.{name}.{precision}.applies: expected true or false")
             checks.number(table(result, f"layers.{name}.{precision}").get("drop"), f"{path}: layers.{name}.{precision}"
                           ".drop", least=-MAX_DROP, most=MAX_DROP)
     for name, entry in table(doc.get("tensors"), "tensors").items():
         for codec, result in table(table(entry, f"tensors.{name}").get("codecs"), f"tensors.{name}.codecs").items():
             where = f"{path}: tensors.{name}.codecs.{codec}"
+            if codec not in codecs.CODECS:
+                raise BadInputError(f"{where}: unknown codec; known: {', '.join(codecs.CODECS)}")
             table(result, f"tensors.{name}.codecs.{codec}")
             checks.number(result.get("bytes"), f"{where}.bytes", least=0, most=MAX_BYTES)
             for key in ("encode_s", "decode_s"):

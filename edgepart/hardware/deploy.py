@@ -193,6 +193,8 @@ def _links(docs: list[dict[str, Any]], names: list[str], source: str) -> tuple[L
             else:
                 known = [k for k, v in presets.items() if v.get("radio")]
                 raise BadInputError(f"{where}.radio: unknown radio '{doc['radio']}'; known: none, {', '.join(known)}")
+        if tuple(ends) in by_pair:
+            raise BadInputError(f"{where}: a second link between '{doc['from']}' and '{doc['to']}'; give one")
         by_pair[tuple(ends)] = Link(name, uplink, downlink, rtt, radio)
     links = []
     for i in range(len(names) - 1):
@@ -222,10 +224,11 @@ def _pins(doc: dict[str, Any], names: list[str], source: str) -> Pins:
     nodes = checks.table(doc.get("nodes", {}), f"{where}.nodes")
     for node, tier in nodes.items():
         _tier_index(names, checks.text(tier, f"{where}.nodes.{node}"), f"{where}.nodes.{node}")
-    first = doc.get("first_layers", 0)
-    if not isinstance(first, int) or first < 0:
-        raise BadInputError(f"{where}.first_layers: expected a non-negative integer, got {first!r}")
-    return Pins(bool(doc.get("input_stays_on_device", False)), first, dict(nodes))
+    first = checks.whole(doc.get("first_layers", 0), f"{where}.first_layers")
+    stays = doc.get("input_stays_on_device", False)
+    if not isinstance(stays, bool):
+        raise BadInputError(f"{where}.input_stays_on_device: expected true or false, got {stays!r}")
+    return Pins(stays, first, dict(nodes))
 
 
 def _fraction(value: Any, where: str) -> float:

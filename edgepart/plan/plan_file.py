@@ -266,6 +266,11 @@ def _check(doc: Any, source: str) -> None:
                                    f"{source}: costs.source").items():
         checks.text(text, f"{source}: costs.source.{tier}")
     _check_cuts(doc["cuts"], source)
+    declared = [link["name"] for link in links]
+    for i, cut in enumerate(doc["cuts"]):
+        if cut["link"] not in declared:
+            raise BadInputError(f"{source}: cuts[{i}].link: '{cut['link']}' is not one of deployment.links "
+                                f"({', '.join(declared) or 'none'})")
     _check_predicted(doc.get("predicted", {}), source)
 
 
@@ -282,6 +287,9 @@ def _check_cuts(cuts: list, source: str) -> None:
             raise BadInputError(f"{where}: expected 'up' and 'down' lists")
         names.checked(cut.get("link"), f"{where}.link")
         for key in ("up", "down"):
+            listed = [entry.get("tensor") for entry in cut[key] if isinstance(entry, dict)]
+            if len(set(map(str, listed))) != len(listed):
+                raise BadInputError(f"{where}.{key}: a tensor is listed twice")
             for j, entry in enumerate(cut[key]):
                 checks.table(entry, f"{where}.{key}[{j}]")
                 for field in ("tensor", "codec") if key == "up" else ("tensor",):

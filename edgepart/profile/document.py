@@ -12,8 +12,10 @@ import numpy as np
 import onnxruntime as ort
 
 from edgepart import __version__, checks, schema
+from edgepart.compress.codecs import PRECISIONS
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
+from edgepart.hardware.backends import BUILT
 from edgepart.hardware.devices import DeviceProfile
 from edgepart.machine import host_description
 from edgepart.profile import idle, predict
@@ -296,10 +298,16 @@ def _check(doc: Any, source: str) -> None:
     for key in ("backend", "method"):
         if doc["provenance"].get(key) is not None:
             checks.text(doc["provenance"][key], f"{source}: provenance.{key}")
+    if doc["provenance"].get("backend", "onnxruntime") not in BUILT:
+        raise BadInputError(f"{source}: provenance.backend: unknown {doc['provenance']['backend']!r}; known: "
+                            f"{', '.join(BUILT)}")
     precisions = doc.get("precisions")
     if not isinstance(precisions, dict) or not precisions:
         raise BadInputError(f"{source}: precisions: expected a table of precisions with their layers")
     for precision, body in precisions.items():
+        if precision not in PRECISIONS:
+            raise BadInputError(f"{source}: precisions: unknown precision '{precision}'; known: "
+                                f"{', '.join(PRECISIONS)}")
         layers = body.get("layers") if isinstance(body, dict) else None
         if not isinstance(layers, dict):
             raise BadInputError(f"{source}: precisions.{precision}.layers: expected a table of layers")
@@ -317,7 +325,14 @@ def _check(doc: Any, source: str) -> None:
 
 def _date() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.datetime.fromtimestamp(int(epoch), datetime.UTC) if epoch else datetime.datetime.now(datetime.UTC)
+    if not epoch:
+        return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:  # reproducible-builds.org: seconds since 1970 as a whole number, not before it
+        moment = datetime.datetime.fromtimestamp(int(epoch), datetime.UTC)
+        if int(epoch) < 0:
+            raise ValueError(epoch)
+    except (ValueError, OverflowError, OSError):
+        raise BadInputError(f"SOURCE_DATE_EPOCH {epoch!r}: expected whole seconds since 1970") from None
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -147,7 +147,7 @@ def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | N
     chain = Chain(built, emulators or {})
     outputs = chain.run_many(list(dataset.samples()))
     measured_outputs = {name: np.stack([o[name] for o in outputs]) for name in reference}
-    score = scoring.scorer(metric, reference, dataset.labels)
+    score = scoring.scorer(metric, reference, dataset.labels, dataset.source)
     fp32, compressed = score(reference), score(measured_outputs)
     drop, budget = fp32 - compressed, planned.budget
     report = schema.document("accuracy", SCHEMA_VERSION, {

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from tests.cli.test_cli import assert_one_line_error, edgepart
-from tests.conftest import MODELS
+from tests.conftest import MODELS, REPO
 
 DIGITS = str(MODELS / "digits_cnn.onnx")
 TWO_TIERS = """[[tier]]
@@ -157,6 +159,8 @@ PROFILE_EDITS = {
     "a layer taking a year": (lambda d: _first_layer(d).__setitem__("calibrated_s", 3.2e7), "calibrated_s"),
     "backend a list": (lambda d: d["provenance"].__setitem__("backend", ["tvm"]), "provenance.backend"),
     "model hash with a line break": (lambda d: d["model"].__setitem__("sha256", "a\nb"), "model.sha256"),
+    "unknown backend": (lambda d: d["provenance"].__setitem__("backend", "pytorch"), "provenance.backend"),
+    "unknown precision": (lambda d: d["precisions"].__setitem__("fp64", d["precisions"]["fp32"]), "fp64"),
 }
 
 
@@ -224,6 +228,15 @@ def test_an_accuracy_budget_outside_zero_to_hundred_percent_is_refused(tmp_path,
     (["plan", DIGITS, "--deploy", "deploy.toml", "--objective", "weighted", "--energy-weight", "1e308"],
      "--energy-weight"),
     (["sweep", DIGITS, "--deploy", "deploy.toml", "--bandwidth", "1 Mbit/s..100 Mbit/s", "--plot", "x.xyz"], "--plot"),
+    (["sweep", DIGITS, "--deploy", "deploy.toml", "--energy-weight", "2"], "--energy-weight means something only"),
+    (["profile", DIGITS, "--predict", "--device", "rpi4", "--rpc", "127.0.0.1:9090"], "--rpc"),
+    (["compile", DIGITS, "--plan", "plan.json", "--byoc-report", "--tune", "5"], "--tune means something only"),
+    (["run", "build", "--rate", "nan"], "--rate"),
+    (["run", "build", "--rate", "1e-9"], "--rate"),
+    (["run", "build", "--timeout", "1e-9"], "--timeout"),
+    (["sensitivity", DIGITS, "--samples", "1000000000000"], "--samples"),
+    (["sensitivity", DIGITS, "--metric", "accuracy"], "--metric accuracy needs --data"),
+    (["sensitivity", DIGITS, "--precision", ","], "--precision"),
 ])
 def test_an_option_out_of_range_or_meaningless_is_refused(tmp_path, args, needle):
     (tmp_path / "deploy.toml").write_text(LOCAL)
@@ -348,6 +361,10 @@ DEPLOY_CASES = {
     "threads true": (lambda t: t.replace('backend = "onnxruntime"\n', 'backend = "onnxruntime"\nthreads = true\n', 1),
                      "threads"),
     "nested too deeply": (lambda t: t + "x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    "input stays as text": (lambda t: t.replace("first_layers = 2", 'input_stays_on_device = "no"'),
+                            "input_stays_on_device"),
+    "two links for one pair": (lambda t: t + '[[link]]\nfrom = "device"\nto = "edge"\npreset = "ethernet"\n',
+                               "a second link"),
 }
 
 
@@ -629,3 +646,27 @@ def test_a_broken_sample_in_the_build_is_bad_input(built, tmp_path, command, con
         sample.write_bytes(content)
     args = ["--requests", "1"] if command == "run" else []
     assert_one_line_error(edgepart(command, str(build), *args), 2, "sample_inputs.npz", needle)
+
+
+def test_a_bad_source_date_epoch_is_named(tmp_path):
+    result = subprocess_env(["profile", DIGITS, "--predict", "--device", "rpi4", "-o", str(tmp_path / "p.json")],
+                            SOURCE_DATE_EPOCH="yesterday")
+    assert_one_line_error(result, 2, "SOURCE_DATE_EPOCH")
+    assert not (tmp_path / "p.json").exists()
+
+
+def subprocess_env(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """edgepart with these environment variables set."""
+    return subprocess.run([sys.executable, "-m", "edgepart", *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_two_profiles_of_one_device_are_refused(tmp_path):
+    doc = _profile_doc(tmp_path)
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    for name in ("a.json", "b.json"):
+        (folder / name).write_text(json.dumps(doc))
+    (tmp_path / "deploy.toml").write_text(LOCAL)
+    result = edgepart("plan", DIGITS, "--deploy", str(tmp_path / "deploy.toml"), "--profiles", str(folder))
+    assert_one_line_error(result, 2, "a second profile of device")

@@ -28,6 +28,7 @@ from edgepart.runtime.run.transport import FAILED, UP, Message, Request, now
 SHAPING = ("auto", "netns", "pacing", "ideal")
 WARMUP = 5
 MAX_FAILURES = 10  # lost requests after which a run stops sending
+LOST = "no result within"  # how a lost request's error begins
 MAX_SOCKET_FOLDER = 60  # characters; the run folder and the socket names add about 35
 
 
@@ -76,8 +77,8 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         warmup_s = options.timeout_s or warmup_timeout_s(priced_s, load_s)
         client.stream(requests[:WARMUP], None, warmup_s, workers)  # warm caches, sockets, TCP windows
         broken = next((r.error for r in requests[:WARMUP] if r.error), None)
-        if broken:
-            raise ToolError(f"warm-up failed: {broken}")
+        if broken:  # requests lost within the time-out are a check not met (exit 1); a tier's failure is not
+            raise (CheckFailedError if broken.startswith(LOST) else ToolError)(f"warm-up failed: {broken}")
         timeout_s = options.timeout_s or request_timeout_s(priced_s, requests[:WARMUP])
         rate = (report.slowest_stage_rate(requests[:WARMUP], layout, shaping_mode) if options.rate_max
                 else options.rate)
@@ -192,7 +193,7 @@ class _Client:
             for request in list(pending.values()):
                 if dead or now() - request.sent_at > timeout_s:
                     request.error = (f"tier '{dead}' stopped (exit code {workers.exit_code(dead)})" if dead
-                                     else f"no result within {timeout_s:g} s (a lost message or a dropped link)")
+                                     else f"{LOST} {timeout_s:g} s (a lost message or a dropped link)")
                     pending.pop(request.id)
                     failures += 1
             if dead or failures >= MAX_FAILURES:  # nothing more would come through: stop sending
