@@ -93,6 +93,7 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
     as compile builds it; on a board with `rpc`), or with `predict` from a device profile (fitted
     first to `calibrate_with`, a measured profile of another model on that device). `data`: int8
     calibration data (.npz). `progress` is called with the rounds done."""
+    output_apart(output, model, calibrate_with, data)
     chosen = profiler(device=device, backend=backend, predict=predict, calibrate_with=calibrate_with,
                       precisions=precisions, threads=threads, warmup=warmup, repeat=repeat, optimization=optimization,
                       check_segments=check_segments, data=data, target=target, rpc=rpc)
@@ -117,6 +118,8 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
     from edgepart.plan import planner  # noqa: PLC0415
     from edgepart.plan.ilp import IlpOptions  # noqa: PLC0415
 
+    profile_paths = [] if isinstance(profiles, (str, Path)) else list(profiles)
+    output_apart(output, model, deploy, sensitivity, *profile_paths)
     _check_objective(objective, energy_weight)
     if not 0 < time_limit_s <= MAX_TIME_LIMIT_S:
         raise BadInputError(f"--time-limit {time_limit_s:g}: must be above 0 and at most {MAX_TIME_LIMIT_S:g} seconds")
@@ -175,6 +178,7 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
     from edgepart.compress import sensitivity as measuring  # noqa: PLC0415
     from edgepart.hardware.devices import load_device  # noqa: PLC0415
 
+    output_apart(output, model, data)
     precisions = tuple(precisions)
     unknown = sorted(set(precisions) - {"fp16", "int8"})
     if unknown or not precisions:
@@ -207,6 +211,7 @@ def sweep(model: Model, deploy: str | Path, low_bps: float, high_bps: float, *, 
     from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
     from edgepart.plan import sweep as sweeps  # noqa: PLC0415
 
+    output_apart(output, model, deploy)
     _check_objective(objective, energy_weight)
     deployment = deploy_file.load(deploy)
     if not deployment.links:
@@ -289,6 +294,18 @@ def _check_objective(objective: str, energy_weight: float) -> None:
     if objective == "weighted" and not 0 < energy_weight <= MAX_ENERGY_WEIGHT:  # NaN fails too
         raise BadInputError(f"--objective weighted needs --energy-weight above 0 and at most {MAX_ENERGY_WEIGHT:g} "
                             f"(seconds per joule), got {energy_weight:g}")
+
+
+def output_apart(output: str | Path | None, *inputs: Model | str | Path | None) -> None:
+    """Refuse an output file that is one of the command's inputs: writing it would destroy the input."""
+    if not output:
+        return
+    target = Path(output).resolve()
+    for given in inputs:
+        path = given.path if isinstance(given, LoadedModel) else given
+        if path is not None and not isinstance(path, (dict, Profile, Plan, Sensitivity)) and \
+                Path(path).resolve() == target:
+            raise BadInputError(f"-o {output}: is an input of this command ({path}); write the result elsewhere")
 
 
 def _loaded(model: Model) -> LoadedModel:

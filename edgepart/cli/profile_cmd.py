@@ -56,6 +56,7 @@ def profile_command(out: OutputOptions, model: str, device: str, backend: str, p
     needs("--target", "target", not predict and (backend == "tvm" or rpc is not None), "with --backend tvm or --rpc")
     needs("--warmup", "warmup", not predict, "when measuring (not with --predict)")
     needs("--repeat", "repeat", not predict, "when measuring (not with --predict)")
+    api.output_apart(output, model, calibration, data_path)
     profiler = api.profiler(device=device, backend=backend, predict=predict, calibrate_with=calibration,
                             precisions=precisions, threads=threads, warmup=warmup, repeat=repeat,
                             optimization=optimization, check_segments=check_segments, data=data_path, target=target,

@@ -670,3 +670,15 @@ def test_two_profiles_of_one_device_are_refused(tmp_path):
     (tmp_path / "deploy.toml").write_text(LOCAL)
     result = edgepart("plan", DIGITS, "--deploy", str(tmp_path / "deploy.toml"), "--profiles", str(folder))
     assert_one_line_error(result, 2, "a second profile of device")
+
+
+@pytest.mark.parametrize("command", ["plan", "profile"])
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path, command):
+    (tmp_path / "deploy.toml").write_text(LOCAL)
+    model = tmp_path / "m.onnx"
+    shutil.copy(DIGITS, model)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    args = (["plan", str(model), "--deploy", "deploy.toml", "-o", "deploy.toml"] if command == "plan"
+            else ["profile", str(model), "--predict", "--device", "rpi4", "-o", str(model)])
+    assert_one_line_error(edgepart(*args, cwd=tmp_path), 2, "is an input of this command")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
