@@ -76,6 +76,8 @@ def parse_input_shapes(specs: tuple[str, ...] | list[str]) -> dict[str, tuple[in
             shape = ()
         if not sep or not name or not shape or min(shape) <= 0:
             raise BadInputError(f"--input-shape '{spec}': expected NAME=DxDx..., e.g. input=1x3x224x224")
+        if shapes.get(name, shape) != shape:
+            raise BadInputError(f"--input-shape '{spec}': input '{name}' was given another shape before")
         shapes[name] = shape
     return shapes
 

@@ -112,6 +112,10 @@ def fix_input_shapes(
                     f"{source}: --input-shape {vi.name} has rank {len(new_shape)}, "
                     f"the model's input has rank {len(dims)}"
                 )
+            for axis, (dim, size) in enumerate(zip(dims, new_shape)):
+                if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:
+                    raise BadInputError(f"{source}: --input-shape {vi.name}: axis {axis} is {dim.dim_value} in the "
+                                        f"model, not {size}; only dynamic dimensions can be fixed")
             vi.type.tensor_type.shape.ClearField("dim")
             for size in new_shape:
                 vi.type.tensor_type.shape.dim.add().dim_value = size

@@ -237,6 +237,8 @@ def test_an_accuracy_budget_outside_zero_to_hundred_percent_is_refused(tmp_path,
     (["sensitivity", DIGITS, "--samples", "1000000000000"], "--samples"),
     (["sensitivity", DIGITS, "--metric", "accuracy"], "--metric accuracy needs --data"),
     (["sensitivity", DIGITS, "--precision", ","], "--precision"),
+    (["inspect", DIGITS, "--input-shape", "image=1x1x9x9"], "only dynamic dimensions"),
+    (["inspect", DIGITS, "--input-shape", "image=1x1x8x8", "--input-shape", "image=2x1x8x8"], "another shape"),
 ])
 def test_an_option_out_of_range_or_meaningless_is_refused(tmp_path, args, needle):
     (tmp_path / "deploy.toml").write_text(LOCAL)
