@@ -189,14 +189,14 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
     if metric == "accuracy" and not data:
         raise BadInputError("--metric accuracy needs --data with a 'labels' array (seeded inputs have no labels)")
     loaded = _loaded(model)
-    if not data:
-        log.warning("no --data: measuring on %d seeded inputs against the fp32 outputs; pass calibration data "
-                    "for task accuracy", samples or SEEDED_SAMPLES)
     dataset = (datasets.load(str(data), loaded).head(samples) if data
                else datasets.seeded(loaded, samples or SEEDED_SAMPLES))
     found = Sensitivity.of(measuring.measure(loaded, dataset, metric, precisions,
                                              load_device("local").memory_bandwidth, progress=progress),
                            str(output or "sensitivity"))
+    if not data:  # said once it worked, so that a failure stays one line
+        log.warning("no --data: measured on %d seeded inputs against the fp32 outputs; pass calibration data "
+                    "for task accuracy", samples or SEEDED_SAMPLES)
     if output:
         found.dump(output)
     return found
@@ -300,11 +300,11 @@ def output_apart(output: str | Path | None, *inputs: Model | str | Path | None) 
     """Refuse an output file that is one of the command's inputs: writing it would destroy the input."""
     if not output:
         return
-    target = Path(output).resolve()
+    target = os.path.realpath(output)  # realpath, not resolve: a symbolic-link loop is for the reader to refuse
     for given in inputs:
         path = given.path if isinstance(given, LoadedModel) else given
         if path is not None and not isinstance(path, (dict, Profile, Plan, Sensitivity)) and \
-                Path(path).resolve() == target:
+                os.path.realpath(path) == target:
             raise BadInputError(f"-o {output}: is an input of this command ({path}); write the result elsewhere")
 
 

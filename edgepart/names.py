@@ -21,8 +21,11 @@ def checked(value: object, where: str) -> str:
 
 def inside(folder: str | Path, relative: str | Path, where: str) -> Path:
     """folder / relative, resolved (symbolic links followed), refused when it leaves `folder`."""
-    root = Path(folder).resolve()
-    path = (root / relative).resolve()
+    try:
+        root = Path(folder).resolve()
+        path = (root / relative).resolve()
+    except (RuntimeError, OSError):  # a symbolic-link loop
+        raise BadInputError(f"{where}: '{relative}' cannot be resolved (a loop of symbolic links?)") from None
     if not path.is_relative_to(root):
-        raise BadInputError(f"{where}: '{relative}' resolves to {path}, outside {Path(folder)}")
+        raise BadInputError(f"{where}: '{relative}' resolves to {path}, outside {Path(folder)}: it escapes the folder")
     return path

@@ -282,6 +282,15 @@ class Manifest:
     def accuracy(self) -> BuildAccuracy:
         return BuildAccuracy.of(self.doc.get("accuracy"), f"{self.build_dir / FILE}: accuracy")
 
+    def check_inputs(self, model_inputs: list[str], model: str | Path) -> None:
+        """Each tier input no tier makes must be an input of the model (verify and run feed those)."""
+        made = {spec.name for tier in self.tiers for spec in tier.outputs}
+        for tier in self.tiers:
+            stray = [spec.name for spec in tier.inputs if spec.name not in made and spec.name not in model_inputs]
+            if stray:
+                raise BadInputError(f"{self.build_dir / FILE}: tier '{tier.name}' input '{stray[0]}' is made by no "
+                                    f"tier and is not an input of {model} ({', '.join(model_inputs)})")
+
     def tier(self, name: str) -> BuiltTier:
         for tier in self.tiers:
             if tier.name == name:
@@ -369,11 +378,7 @@ def artifact_path(build_dir: str | Path, tier: BuiltTier, key: str = "artifact")
     """The tier's file, refused when its path leaves the build folder or its sha256 differs."""
     relative, expected = (tier.artifact, tier.artifact_sha256) if key == "artifact" else \
         (tier.submodel, tier.submodel_sha256)
-    root = Path(build_dir).resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key} path '{relative}' "
-                            "escapes the build folder")
+    path = names.inside(build_dir, relative, f"{Path(build_dir) / FILE}: tier '{tier.name}' {key}")
     try:
         present = path.is_file()
         actual = sha256(path) if present else ""
@@ -389,11 +394,23 @@ def artifact_path(build_dir: str | Path, tier: BuiltTier, key: str = "artifact")
 
 def checked_submodel(build_dir: str | Path, tier: BuiltTier) -> Path:
     """The tier's sub-model (hash checked), refused when the manifest's inputs and outputs for the
-    tier (names, shapes, dtypes) are not the sub-model's: the chain feeds and reads a tier by them."""
-    import onnx  # noqa: PLC0415 - only the graph's interface is read
-
+    tier (names, shapes, dtypes) are not the sub-model's: the chain feeds and reads a tier by them.
+    An onnxruntime tier's artifact, a model too, is held to the same."""
     path = artifact_path(build_dir, tier, "submodel")
-    graph = onnx.load(str(path), load_external_data=False).graph
+    _check_interface(build_dir, tier, path)
+    if tier.backend == "onnxruntime":
+        _check_interface(build_dir, tier, artifact_path(build_dir, tier))
+    return path
+
+
+def _check_interface(build_dir: str | Path, tier: BuiltTier, path: Path) -> None:
+    import onnx  # noqa: PLC0415 - only the graph's interface is read
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except (DecodeError, ValueError, OSError):
+        raise BadInputError(f"{path}: tier '{tier.name}' file is not an ONNX model") from None
     weights = {init.name for init in graph.initializer}
 
     def described(value: onnx.ValueInfoProto) -> tuple[str, tuple, str]:
@@ -407,6 +424,5 @@ def checked_submodel(build_dir: str | Path, tier: BuiltTier) -> Path:
         listed = sorted((spec.name, spec.shape, spec.dtype) for spec in specs)
         if listed != actual[key]:
             odd = next((x for x in listed if x not in actual[key]), listed[0] if listed else None)
-            raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key}: {odd} is not its sub-model's "
-                                f"({', '.join(f'{n} {list(sh)} {dt}' for n, sh, dt in actual[key])})")
-    return path
+            raise BadInputError(f"{Path(build_dir) / FILE}: tier '{tier.name}' {key}: {odd} is not those of "
+                                f"{path.name} ({', '.join(f'{n} {list(sh)} {dt}' for n, sh, dt in actual[key])})")

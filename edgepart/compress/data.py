@@ -29,7 +29,7 @@ class Dataset:
 
     def samples(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
-            yield {name: array[i] for name, array in self.inputs.items()}
+            yield {name: np.asarray(array[i]) for name, array in self.inputs.items()}
 
     def head(self, n: int | None) -> Dataset:
         if n is None or n >= len(self):

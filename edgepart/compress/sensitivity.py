@@ -147,7 +147,7 @@ def _check(doc: dict, path: str) -> None:
         raise BadInputError(f"{path}: model.sha256: missing; write the file with edgepart sensitivity -o")
     checks.text(doc["model"]["sha256"], f"{path}: model.sha256")
     metric = table(doc.get("metric"), "metric")
-    if metric.get("name") not in METRICS:
+    if not isinstance(metric.get("name"), str) or metric["name"] not in METRICS:
         raise BadInputError(f"{path}: metric.name: unknown {metric.get('name')!r}; known: {', '.join(METRICS)}")
     for key in ("fp32",):
         if key in metric:

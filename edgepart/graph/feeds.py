@@ -16,6 +16,7 @@ import numpy as np
 from edgepart import checks
 from edgepart.errors import BadInputError
 
+MAX_VALUE = 1e30  # of a float in a data file
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
               "tensor(bool)": "bool"}
@@ -41,6 +42,9 @@ def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
             raise BadInputError(f"{option} {path}: array '{name}' is {array.dtype}, not numbers")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise BadInputError(f"{option} {path}: array '{name}' holds NaN or infinite values")
+        if array.dtype.kind == "f" and array.size and np.abs(array).max() > MAX_VALUE:
+            raise BadInputError(f"{option} {path}: array '{name}' holds values beyond ±{MAX_VALUE:g}, which overflow "
+                                "a model's float32 arithmetic")
     return arrays
 
 

@@ -8,6 +8,7 @@ data (over 2 GB) load without reading the weights.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from onnx import external_data_helper
 from edgepart.errors import BadInputError
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph import sessions
+
+FLOAT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16,
+               onnx.TensorProto.DOUBLE: np.float64}
 
 # Initializers at most this large keep their data in the skeleton: shape tensors for Reshape,
 # Slice starts and the like, which shape inference needs to propagate values.
@@ -50,6 +54,7 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     if not graph_input_names(model):
         raise BadInputError(f"{path}: the model has no inputs (every graph input is an initializer): its outputs are "
                             "constants, there is nothing to run or split")
+    _check_weights_are_numbers(model, path)
     try:
         _check_external_data(model, path.parent)
     except ValueError as exc:  # onnx's reading of a malformed location, offset or length
@@ -237,10 +242,20 @@ def _external_locations(model: onnx.ModelProto) -> set[str]:
     return locations
 
 
+def _check_weights_are_numbers(model: onnx.ModelProto, path: Path) -> None:
+    """Float weights stored in the file are numbers: a NaN weight makes every output NaN, and the int8
+    calibration and the accuracy checks after it meaningless. (Infinities stay: attention masks use them.)"""
+    for init in model.graph.initializer:
+        if init.data_type in FLOAT_TYPES and init.data_location != onnx.TensorProto.EXTERNAL:
+            values = (np.frombuffer(init.raw_data, FLOAT_TYPES[init.data_type]) if init.raw_data
+                      else np.asarray(init.float_data or init.double_data))
+            if values.size and np.isnan(values).any():
+                raise BadInputError(f"{path}: weight '{init.name}' holds NaN values")
+
+
 def _check_external_data(model: onnx.ModelProto, folder: Path) -> None:
     for location in sorted(_external_locations(model)):
-        target = (folder / location).resolve()
-        if not target.is_file():
+        if not os.path.isfile(os.path.realpath(folder / location)):
             raise BadInputError(f"{folder / location}: external data file of the model is missing")
 
 

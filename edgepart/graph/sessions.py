@@ -4,6 +4,7 @@ LayerGraph does (so a profiler's kernels and a cut's nodes trace back to layers)
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import onnx
@@ -23,9 +24,14 @@ QUIET = 4  # onnxruntime log severity: fatal only; edgepart reports its errors i
 
 
 def named_model(loaded: Loaded) -> onnx.ModelProto:
-    """A copy whose ONNX nodes carry their LayerGraph names, so kernels can be traced back."""
+    """A copy whose ONNX nodes carry their LayerGraph names, so kernels can be traced back, with
+    weights stored beside the model read in (a model handed over as bytes has no folder to find them)."""
     model = onnx.ModelProto()
     model.CopyFrom(loaded.model)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        from onnx import external_data_helper  # noqa: PLC0415
+
+        external_data_helper.load_external_data_for_model(model, str(Path(loaded.path).parent))
     for node in loaded.graph.layers:
         model.graph.node[node.onnx_index].name = node.name
     return model

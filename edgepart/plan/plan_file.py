@@ -309,5 +309,6 @@ def _check_predicted(predicted: Any, source: str) -> None:
     for group, keys in (("per_tier", ("compute_s", "layers", "macs", "memory_bytes")), ("per_link", ("transfer_s",))):
         for name, entry in checks.table(predicted.get(group, {}), f"{source}: predicted.{group}").items():
             checks.table(entry, f"{source}: predicted.{group}.{name}")
-            for key in keys:
-                checks.number(entry.get(key, 0), f"{source}: predicted.{group}.{name}.{key}", least=0)
+            for key in keys:  # the first is what compile and run read; the others only describe
+                default = None if key == keys[0] else 0
+                checks.number(entry.get(key, default), f"{source}: predicted.{group}.{name}.{key}", least=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from edgepart import schema
@@ -20,6 +21,7 @@ from edgepart.compress import codecs, data
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph import sessions
+from edgepart.graph.load import graph_input_names
 from edgepart.runtime import price
 from edgepart.runtime.reports import SCHEMA_VERSION, AccuracyReport, VerifyReport
 from edgepart.runtime.runners import runner_for
@@ -171,6 +173,7 @@ def original_model(built: Manifest, model_path: str | None) -> Path:
         raise BadInputError(f"{model}: sha256 {actual[:12]} differs from the model this build was made from "
                             f"({built.model_sha256[:12]}, {built.model_path})"
                             + ("" if model_path else "; if it moved, pass it with --model"))
+    built.check_inputs(graph_input_names(onnx.load(str(model), load_external_data=False)), model)
     return model
 
 

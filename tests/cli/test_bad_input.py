@@ -437,12 +437,12 @@ MANIFEST_CASES = {
                        "tiers[0].inputs[0]"),
     "negative price": (lambda m: {**m, "tiers": [{**m["tiers"][0], "priced_s": -1.0}]}, "tiers[0].priced_s"),
     "artifact outside": (lambda m: {**m, "tiers": [{**m["tiers"][0], "artifact": "../../etc/passwd"}]},
-                         "escapes the build folder"),
+                         "escapes the folder"),
     "no output tier": (lambda m: {k: v for k, v in m.items() if k != "output_tier"}, "output_tier"),
     "no outputs": (lambda m: {**m, "outputs": []}, "outputs"),
     "an output no tier makes": (lambda m: {**m, "outputs": ["ghost"]}, "made by none of the tiers"),
     "input renamed": (lambda m: {**m, "tiers": [{**m["tiers"][0], "inputs": [{**m["tiers"][0]["inputs"][0],
-                                                                            "name": "ghost"}]}]}, "sub-model"),
+                                                                            "name": "ghost"}]}]}, "input 'ghost'"),
     "index NaN": (lambda m: {**m, "tiers": [{**m["tiers"][0], "index": float("nan")}]}, "tiers[0].index"),
     "threads a list": (lambda m: {**m, "tiers": [{**m["tiers"][0], "threads": [1]}]}, "tiers[0].threads"),
     "precisions text": (lambda m: {**m, "tiers": [{**m["tiers"][0], "precisions": "fp32"}]}, "tiers[0].precisions"),
@@ -627,7 +627,7 @@ def test_an_artifact_that_is_not_a_model_is_bad_input_even_with_its_hash(built, 
     shutil.copytree(built / "build", build)
     _rewritten(build, 0, b"not a model at all")
     args = ["--requests", "1"] if command == "run" else []
-    assert_one_line_error(edgepart(command, str(build), *args), 2, "cannot be loaded")
+    assert_one_line_error(edgepart(command, str(build), *args), 2, "not an ONNX model")
 
 
 @pytest.mark.parametrize("content, needle", [

@@ -117,7 +117,7 @@ def test_tampering_and_escaping_paths_are_refused(tmp_path):
     doc = json.loads((build / "manifest.json").read_text())
     doc["tiers"][0]["artifact"] = "../../etc/passwd"
     (build / "manifest.json").write_text(json.dumps(doc))
-    assert_one_line_error(edgepart("verify", str(build)), 2, "escapes the build folder")
+    assert_one_line_error(edgepart("verify", str(build)), 2, "escapes the folder")
 
 
 def test_compile_refuses_another_models_plan_and_unknown_targets(tmp_path):
