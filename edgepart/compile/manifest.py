@@ -212,7 +212,8 @@ class BuildAccuracy:
         doc = doc or {}
         if not isinstance(doc, dict):
             raise BadInputError(f"{where}: expected predicted_drop, budget, sensitivity")
-        values = [checks.optional_number(doc.get(key), f"{where}.{key}") for key in ("predicted_drop", "budget")]
+        values = [checks.optional_number(doc.get("predicted_drop"), f"{where}.predicted_drop"),
+                  checks.optional_number(doc.get("budget"), f"{where}.budget", least=0, most=1)]
         sensitivity = doc.get("sensitivity") or {}
         metric = sensitivity.get("metric", {}).get("name") if isinstance(sensitivity, dict) else None
         if sensitivity and not isinstance(metric, str):

@@ -100,6 +100,10 @@ class Sensitivity:
         if self.doc["model"]["sha256"] != loaded.sha256:
             raise BadInputError(f"{self.source}: sensitivity of model sha256 {self.doc['model']['sha256'][:12]}, but "
                                 f"{loaded.path} has sha256 {loaded.sha256[:12]}; measure this model")
+        for key, known in (("layers", {n.name for n in loaded.graph.layers}), ("tensors", set(loaded.graph.tensors))):
+            ghost = sorted(set(self.doc[key]) - known)
+            if ghost:
+                raise BadInputError(f"{self.source}: {key}.{ghost[0]}: not a {key[:-1]} of {loaded.path}")
         return self
 
     def dump(self, path: str | os.PathLike) -> None:

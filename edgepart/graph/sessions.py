@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import onnx
 
+from edgepart.errors import BadInputError
+
 if TYPE_CHECKING:
     import onnxruntime as ort
 
@@ -31,7 +33,10 @@ def named_model(loaded: Loaded) -> onnx.ModelProto:
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         from onnx import external_data_helper  # noqa: PLC0415
 
-        external_data_helper.load_external_data_for_model(model, str(Path(loaded.path).parent))
+        try:
+            external_data_helper.load_external_data_for_model(model, str(Path(loaded.path).parent))
+        except (ValueError, OSError) as exc:  # an offset or length past the end of the weights file
+            raise BadInputError(f"{loaded.path}: its external weights cannot be read ({exc})") from None
     for node in loaded.graph.layers:
         model.graph.node[node.onnx_index].name = node.name
     return model

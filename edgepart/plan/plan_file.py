@@ -296,7 +296,7 @@ def _check_cuts(cuts: list, source: str) -> None:
                     checks.text(entry.get(field), f"{where}.{key}[{j}].{field}")
                 if key == "up":
                     _known(entry["codec"], CODECS, f"{where}.up[{j}].codec")
-                checks.whole(entry.get("bytes"), f"{where}.{key}[{j}].bytes")
+                checks.whole(entry.get("bytes"), f"{where}.{key}[{j}].bytes", most=2**50)
                 checks.optional_number(entry.get("seconds"), f"{where}.{key}[{j}].seconds", least=0)
 
 
