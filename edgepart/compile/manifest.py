@@ -255,7 +255,9 @@ class Manifest:
         if not isinstance(doc.get("output_tier"), str):
             raise BadInputError(f"{path}: output_tier: expected a tier name")
         _check_flow(built, outputs, str(path))
-        return cls(build_dir, doc, built)
+        loaded = cls(build_dir, doc, built)
+        _ = loaded.network, loaded.accuracy  # checked now, whichever command reads them
+        return loaded
 
     @property
     def model_path(self) -> str:

@@ -31,6 +31,8 @@ def calibrated_on(device: DeviceProfile, path: str) -> DeviceProfile:
     measured = Profile.load(path)
     if "fp32" not in measured.precisions:
         raise BadInputError(f"{path}: precisions: --calibrate-with fits fp32 efficiencies; the profile has no fp32")
+    if not any(measured.layer_times("fp32").values()):
+        raise BadInputError(f"{path}: precisions.fp32.layers: no layer with a measured time; nothing to fit")
     if measured.device != device.name or measured.predicted:
         raise BadInputError(f"{path}: --calibrate-with needs a measured profile of device '{device.name}'")
     measured_model = graphs.load(measured.model_path)
