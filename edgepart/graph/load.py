@@ -130,7 +130,7 @@ def fix_input_shapes(
                 f"{source}: input '{vi.name}' has no shape; give one with --input-shape {vi.name}=1x3x224x224"
             )
         for axis, dim in enumerate(dims):
-            if not dim.HasField("dim_value") or dim.dim_value <= 0:
+            if not dim.HasField("dim_value") or dim.dim_value < 0:  # 0 is an empty tensor, not unknown
                 label = dim.dim_param or "?"
                 shape = "x".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
                 raise BadInputError(

@@ -93,7 +93,7 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     output_names = [o.name for o in reference_session.get_outputs()]
     expected = [dict(zip(output_names, reference_session.run(None, feeds))) for feeds in samples]
     chain = Chain(built, emulators or {})
-    errors = _errors(built.outputs, expected, chain.run_many(samples))
+    errors = output_errors(built.outputs, expected, chain.run_many(samples))
     worst = chain.precision
     tolerance = TOLERANCE[worst]
     held = chain.held_to_price()
@@ -102,6 +102,12 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
         "build": str(build_dir), "tiers": tiers, "outputs": errors,
         "tolerance": {"relative_error": tolerance, "precision": worst}, "inputs": source, "samples": len(samples),
         "held_to_price": {"limit": price.STRICT_RATIO, "over": price.over_price(held), "strict": strict}})
+    broken = next(((name, e) for name, e in errors.items() if e["relative_error"] is None), None)
+    if broken is not None:
+        report["passed"] = False
+        where = f" (sample {broken[1]['worst_sample']})" if len(samples) > 1 else ""
+        raise CheckFailedError(f"output '{broken[0]}' differs from onnxruntime{where}: {broken[1]['problem']}",
+                               report)
     name, error = max(errors.items(), key=lambda item: item[1]["relative_error"])
     report["passed"] = error["relative_error"] <= tolerance
     if not report["passed"]:
@@ -113,18 +119,27 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     return VerifyReport.of(report, f"the report of {build_dir}")
 
 
-def _errors(names: list[str], expected: list[dict], got: list[dict]) -> dict[str, dict]:
+def output_errors(names: list[str], expected: list[dict], got: list[dict]) -> dict[str, dict]:
     """Per output, the largest error over the samples: max |error|, and max |error| / max |reference|
     with the sample where it is largest."""
     errors = {}
     for name in names:
         absolute, relative = [], []
-        for reference, output in zip(expected, got):
-            ref, out = reference[name].astype(np.float64), output[name].astype(np.float64)
-            absolute.append(float(np.max(np.abs(out - ref))))
-            relative.append(absolute[-1] / (float(np.max(np.abs(ref))) or 1.0))
-        worst = int(np.argmax(relative))
-        errors[name] = {"max_abs_error": max(absolute), "relative_error": relative[worst], "worst_sample": worst}
+        for sample, (reference, output) in enumerate(zip(expected, got)):
+            ref, out = np.asarray(reference[name], np.float64), np.asarray(output[name], np.float64)
+            if out.shape != ref.shape or (np.isnan(out) != np.isnan(ref)).any():
+                # no number says how far apart they are (JSON has no NaN or infinity)
+                errors[name] = {"max_abs_error": None, "relative_error": None, "worst_sample": sample,
+                                "problem": f"shape {list(out.shape)}, onnxruntime's {list(ref.shape)}"
+                                if out.shape != ref.shape else "NaN where onnxruntime has a number (or the reverse)"}
+                break
+            # NaN where onnxruntime has NaN too counts as equal; an empty output as exact
+            absolute.append(float(np.abs(np.nan_to_num(out - ref)).max()) if out.size else 0.0)
+            scale = float(np.abs(np.nan_to_num(ref)).max()) if ref.size else 0.0
+            relative.append(absolute[-1] / (scale or 1.0))
+        else:
+            worst = int(np.argmax(relative))
+            errors[name] = {"max_abs_error": max(absolute), "relative_error": relative[worst], "worst_sample": worst}
     return errors
 
 

@@ -61,12 +61,12 @@ class TvmTier:
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if not self._host_memory:
-            return [t.numpy() for t in _flatten(self._main(*self._device_tensors(inputs)))]
+            return [_array(t, lambda x: x.numpy()) for t in _flatten(self._main(*self._device_tensors(inputs)))]
         # On this host's CPU the inputs are copied into buffers TVM already wraps, and outputs read
         # through DLPack: tvm.runtime.tensor() and .numpy() cost ~20 and ~8 us each, more than a
         # small tier's kernels (the digits CNN runs in 13 us).
         result = self._main(*[self._staged(i, x) for i, x in enumerate(inputs)])
-        return [np.from_dlpack(t).copy() for t in _flatten(result)]
+        return [_array(t, lambda x: np.from_dlpack(x).copy()) for t in _flatten(result)]
 
     def _staged(self, index: int, value: np.ndarray):
         """A TVM tensor holding `value`, in a reused buffer aligned as TVM's kernels require."""
@@ -116,8 +116,13 @@ def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype, alignment: int = 64)
     return raw[start:start + size].view(dtype).reshape(shape)
 
 
+def _array(value, convert) -> np.ndarray:
+    """A TVM tensor through `convert`; a scalar a function returned (a shape value, say) as a 0-d array."""
+    return convert(value) if hasattr(value, "numpy") else np.asarray(value)
+
+
 def _flatten(result) -> list:
-    if hasattr(result, "numpy"):
+    if hasattr(result, "numpy") or np.isscalar(result):
         return [result]
     items = []
     for item in result:

@@ -92,7 +92,7 @@ def report(built: Manifest, network: Network, layout: Layout, requests: list[Req
 def check(built: Manifest, model: Path, requests: list[Request], report: dict) -> None:
     """Every result against onnxruntime on the original model, and in the order sent."""
 
-    from edgepart.runtime.verify import TOLERANCE, Chain  # noqa: PLC0415
+    from edgepart.runtime.verify import TOLERANCE, Chain, output_errors  # noqa: PLC0415
 
     session = sessions.session(model)
     names = [o.name for o in session.get_outputs()]
@@ -100,13 +100,14 @@ def check(built: Manifest, model: Path, requests: list[Request], report: dict) -
     worst = 0.0
     for request in requests:
         expected = dict(zip(names, session.run(None, request.inputs)))
-        for name in built.outputs:
-            ref = expected[name].astype(np.float64)
-            error = float(np.max(np.abs(request.outputs[name].astype(np.float64) - ref)) / (np.max(np.abs(ref)) or 1))
-            worst = max(worst, error)
-            if not error <= tolerance:  # NaN included: an output of NaN matches nothing
+        for name, error in output_errors(built.outputs, [expected], [request.outputs]).items():
+            if error["relative_error"] is None:
                 raise CheckFailedError(f"request {request.id}: output '{name}' differs from onnxruntime "
-                                       f"(relative error {error:.3g} > {tolerance:g})", report)
+                                       f"({error['problem']})", report)
+            worst = max(worst, error["relative_error"])
+            if error["relative_error"] > tolerance:
+                raise CheckFailedError(f"request {request.id}: output '{name}' differs from onnxruntime "
+                                       f"(relative error {error['relative_error']:.3g} > {tolerance:g})", report)
     arrival = [r.id for r in sorted(requests, key=lambda r: r.done_at)]
     report["checked"] = {"against": "onnxruntime on the original model", "worst_relative_error": worst,
                          "tolerance": tolerance, "in_order": arrival == sorted(arrival)}
