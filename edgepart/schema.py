@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from edgepart import checks
 from edgepart.errors import BadInputError
@@ -76,3 +77,33 @@ def load_json(path: str | os.PathLike[str], kind: str, max_version: int) -> dict
             f"({max_version}); upgrade edgepart or regenerate the file"
         )
     return doc
+
+
+@dataclass(frozen=True)
+class Document:
+    """A stage's file as the next stage reads it: `load(path)` checks the envelope (KIND, VERSION)
+    and then the fields (`check`, each type's own), `of(doc)` checks a document already in memory,
+    `dump(path)` writes it. `source` names the file (or what the document came from) in errors."""
+
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    doc: dict[str, Any]
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Self:
+        return cls.of(load_json(path, cls.KIND, cls.VERSION), str(path))
+
+    @classmethod
+    def of(cls, doc: dict[str, Any], source: str | None = None) -> Self:
+        source = source or cls.KIND
+        cls.check(doc, source)
+        return cls(doc, source)
+
+    @classmethod
+    def check(cls, doc: Any, source: str) -> None:
+        """Raise BadInputError naming `source` and the field when `doc` is not a valid document."""
+
+    def dump(self, path: str | os.PathLike) -> None:
+        write_json(path, self.doc)

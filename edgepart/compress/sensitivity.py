@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import onnx
@@ -79,22 +80,21 @@ def steps(loaded: LoadedModel, which: tuple[str, ...]) -> int:
 
 
 @dataclass(frozen=True)
-class Sensitivity:
+class Sensitivity(schema.Document):
     """A sensitivity document, checked field by field (_check), and what the planner asks of it."""
 
-    doc: dict
-    source: str = "sensitivity"
+    KIND: ClassVar[str] = "sensitivity"
+    VERSION: ClassVar[int] = SCHEMA_VERSION
 
     @classmethod
     def load(cls, path: str | os.PathLike, loaded: LoadedModel | None = None) -> Sensitivity:
         """The file at `path`; with `loaded`, refused when measured on another model (both hashes named)."""
-        found = cls.of(schema.load_json(str(path), "sensitivity", SCHEMA_VERSION), str(path))
+        found = super().load(path)
         return found.of_model(loaded) if loaded is not None else found
 
     @classmethod
-    def of(cls, doc: dict, source: str = "sensitivity") -> Sensitivity:
+    def check(cls, doc: Any, source: str) -> None:
         _check(doc, source)
-        return cls(doc, source)
 
     def of_model(self, loaded: LoadedModel) -> Sensitivity:
         if self.doc["model"]["sha256"] != loaded.sha256:

@@ -4,11 +4,10 @@ plan fits its model and deployment is edgepart.plan.validate's."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from edgepart import checks, names, schema
 from edgepart.compress.codecs import CODECS, PRECISIONS
@@ -77,21 +76,13 @@ class Predicted:
 
 
 @dataclass(frozen=True)
-class Plan:
-    doc: dict[str, Any]
-    source: str = "plan"
+class Plan(schema.Document):
+    KIND: ClassVar[str] = "plan"
+    VERSION: ClassVar[int] = SCHEMA_VERSION
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Plan:
-        return cls.of(schema.load_json(str(path), "plan", SCHEMA_VERSION), str(path))
-
-    @classmethod
-    def of(cls, doc: dict[str, Any], source: str = "plan") -> Plan:
+    def check(cls, doc: Any, source: str) -> None:
         _check(doc, source)
-        return cls(doc, source)
-
-    def dump(self, path: str | os.PathLike) -> None:
-        schema.write_json(str(path), self.doc)
 
     @property
     def model_path(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -196,18 +196,18 @@ def predicted_document(loaded: LoadedModel, device: DeviceProfile, precisions: l
 
 
 @dataclass(frozen=True)
-class Profile:
+class Profile(schema.Document):
     """A profile document, checked field by field, and what later stages ask of it: the planner
     reads profiles only through this (docs/architecture.md)."""
 
-    doc: dict[str, Any]
-    source: str = "profile"  # the file, or what the document came from, for errors
+    KIND: ClassVar[str] = "profile"
+    VERSION: ClassVar[int] = SCHEMA_VERSION
 
     @classmethod
     def load(cls, path: str | os.PathLike, loaded: LoadedModel | None = None) -> Profile:
         """The profile file at `path`; with `loaded`, refused when made for another model (both
         hashes named)."""
-        profile = cls.of(schema.load_json(str(path), "profile", SCHEMA_VERSION), str(path))
+        profile = super().load(path)
         return profile.of_model(loaded) if loaded is not None else profile
 
     def of_model(self, loaded: LoadedModel) -> Profile:
@@ -218,12 +218,8 @@ class Profile:
         return self
 
     @classmethod
-    def of(cls, doc: dict[str, Any], source: str = "profile") -> Profile:
+    def check(cls, doc: Any, source: str) -> None:
         _check(doc, source)
-        return cls(doc, source)
-
-    def dump(self, path: str | os.PathLike) -> None:
-        schema.write_json(str(path), self.doc)
 
     @property
     def device(self) -> str:

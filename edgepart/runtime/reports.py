@@ -5,7 +5,6 @@ the accessors read; `of(doc)`, `dump(path)`. Nothing later in the flow reads the
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,27 +15,16 @@ SCHEMA_VERSION = 1  # of all three reports
 
 
 @dataclass(frozen=True)
-class Report:
-    KIND: ClassVar[str] = ""
+class Report(schema.Document):
+    VERSION: ClassVar[int] = SCHEMA_VERSION
     FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {}  # what the accessors read, by JSON type
 
-    doc: dict[str, Any]
-    source: str = "report"
-
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Report:
-        return cls.of(schema.load_json(str(path), cls.KIND, SCHEMA_VERSION), str(path))
-
-    @classmethod
-    def of(cls, doc: dict[str, Any], source: str = "report") -> Report:
+    def check(cls, doc: Any, source: str) -> None:
         for key, kind in {"build": str, **cls.FIELDS}.items():
             if not isinstance(doc.get(key), kind):
                 raise BadInputError(f"{source}: {key}: missing or of the wrong type; is this an "
                                     f"{schema.KIND_PREFIX}{cls.KIND} report?")
-        return cls(doc, source)
-
-    def dump(self, path: str | os.PathLike) -> None:
-        schema.write_json(str(path), self.doc)
 
     @property
     def build(self) -> str:
