@@ -28,7 +28,7 @@ from edgepart.graph import LoadedModel
 from edgepart.graph.sessions import named_model
 from edgepart.profile import energy, idle
 from edgepart.profile.ort_profiler import RunOptions, Stats, sample_inputs
-from edgepart.toolchain import compilers, targets
+from edgepart.toolchain import compilers, packing, targets
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -120,7 +120,8 @@ def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset
     host's, as compile decides for a tier here (TvmCompiler.kernel_spec)."""
     here = preset.device == "cpu" and preset.elf_machine == _host_machine()
     tensors = loaded.graph.tensors
-    kernels = (compilers.TvmCompiler().kernel_spec(preset.elf_machine if here else _host_machine(), "profile")
+    kernels = (compilers.TvmCompiler().kernel_spec(preset.elf_machine if here else _host_machine(), "profile",
+                                                   here and packing.has_avx512(preset.target))
                if offloaded and preset.device == "cpu" else None)
     spec = {"onnx": str(source), "target": preset.target if here else {"kind": "llvm"}, "kernels": kernels,
             "input_shapes": {n: list(tensors[n].shape) for n in loaded.graph.inputs},

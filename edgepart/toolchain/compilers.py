@@ -22,7 +22,7 @@ import onnx
 from edgepart.cache import cache_dir
 from edgepart.children import die_with_parent
 from edgepart.errors import BadInputError, ToolError
-from edgepart.toolchain import cuda_env, elf, kernel_library
+from edgepart.toolchain import cuda_env, elf, kernel_library, packing
 from edgepart.toolchain.targets import TargetPreset
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class TvmCompiler:
                 "device": preset.device, "cc": preset.cc if preset.cc != "g++" else None,
                 "input_shapes": shapes, "input_dtypes": dtypes, "export": "source" if source_only else "library"}
         if preset.device == "cpu":
-            spec["kernels"] = self.kernel_spec(preset.elf_machine, out_dir.name)
+            spec["kernels"] = self.kernel_spec(preset.elf_machine, out_dir.name, packing.has_avx512(preset.target))
         if self.tune_trials and _tunable_here(preset):
             database = tuning_database(preset, self.tuning_db)
             spec["tune"] = {"trials": self.tune_trials, "database": str(database)}
@@ -85,18 +85,20 @@ class TvmCompiler:
                 "cuda-source" if b"__global__" in data else "none")
         return Artifact(out, self.name, summary)
 
-    def kernel_spec(self, elf_machine: str, tier: str) -> dict:
+    def kernel_spec(self, elf_machine: str, tier: str, packed: bool = False) -> dict:
         """The worker's `kernels` spec for a CPU target of this ELF machine: the library to link, or
         None and why (recorded in the manifest; the TVM profiler times its per-layer kernels with the
-        same). A library that should be there and is not costs a warning: the tier still builds,
-        its convolutions as TVM's loops, tens of times slower untuned."""
+        same); `packed`: convolutions with constant weights run on native/gemm.c with weights packed
+        at compile time (AVX-512 targets, edgepart.toolchain.packing). A library that should be there
+        and is not costs a warning: the tier still builds, its convolutions as TVM's loops, tens of
+        times slower untuned."""
         if not self.kernels:
             return {"library": None, "reason": "TVM kernels asked for"}
         library, reason = kernel_library.find(elf_machine)
         if library is None and elf_machine in kernel_library.ARCHES:
             log.warning("tier '%s': %s; its convolutions and matrix products get TVM's own kernels (slow untuned)",
                         tier, reason)
-        return {"library": library.to_spec() if library else None, "reason": reason}
+        return {"library": library.to_spec() if library else None, "reason": reason, "packed": packed}
 
 
 class OnnxRuntimeCompiler:

@@ -22,10 +22,10 @@ from pathlib import Path
 from edgepart.cache import cache_dir
 
 NATIVE = Path(str(resources.files("edgepart.toolchain") / "native"))
-C_SOURCES = ("kernels.c", "winograd.c")
+C_SOURCES = ("kernels.c", "winograd.c", "gemm.c")
 KERNEL_SOURCES = (*C_SOURCES, "kernels.h")
 # The functions of the C sources that the per-model wrappers call; every other symbol is made local.
-KERNEL_ENTRY_POINTS = ("ep_conv2d_nchw", "ep_conv2d_winograd", "ep_matmul")
+KERNEL_ENTRY_POINTS = ("ep_conv2d_nchw", "ep_conv2d_winograd", "ep_conv2d_packed", "ep_matmul")
 # Loop kernels are vectorised by gcc only when floating-point exceptions and errno may be ignored
 # (the SiLU epilogue's polynomial exp); results do not change.
 C_FLAGS = ("-O3", "-fPIC", "-std=gnu11", "-fno-trapping-math", "-fno-math-errno")

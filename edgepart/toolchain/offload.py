@@ -30,10 +30,12 @@ CODEGEN = "edgepart"  # the Codegen attribute; TVM looks the generator up as rel
 WINOGRAD = offload_c.WINOGRAD
 
 
-def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary,
+def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary, packed: bool = False,
             inspect: Callable[[tvm.IRModule, tvm.IRModule], None] | None = None) -> tuple[tvm.IRModule, dict]:
     """The module with every call the patterns take replaced by a call into the kernel library,
-    and the count of such call sites (`offloaded_calls`; `winograd_calls` of them Winograd).
+    and the count of such call sites (`offloaded_calls`; `winograd_calls` of them Winograd,
+    `packed_calls` on gemm.c's packed kernels). `packed`: convolutions with constant weights get
+    them packed at compile time for native/gemm.c (AVX-512 targets, edgepart.toolchain.packing).
     `inspect(folded, partitioned)`, when given, sees the module just before and just after
     partitioning (the profiler maps call sites back to ONNX nodes)."""
     tvm.register_global_func(f"relax.ext.{CODEGEN}", _codegen, override=True)
@@ -46,8 +48,11 @@ def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary,
     if inspect is not None:
         inspect(folded, mod)
     winograd_calls = _winograd_functions(mod)
-    mod = relax.transform.RunCodegen({CODEGEN: {"library": json.dumps(library.to_spec())}})(mod)
-    return mod, {"offloaded_calls": _external_calls(mod), "winograd_calls": winograd_calls}
+    packed_calls = _packed_functions(mod) if packed else 0
+    options = {"library": json.dumps(library.to_spec()), "packed": "1" if packed else "0"}
+    mod = relax.transform.RunCodegen({CODEGEN: options})(mod)
+    return mod, {"offloaded_calls": _external_calls(mod), "winograd_calls": winograd_calls,
+                 "packed_calls": packed_calls}
 
 
 def patterns() -> list[FusionPattern]:
@@ -145,7 +150,8 @@ def _codegen(functions, options, constant_names) -> list:
     exported = [offload_c.FFI_PREFIX + symbol for symbol in symbols]
     includes = [tvm_ffi.libinfo.find_include_path(), tvm_ffi.libinfo.find_dlpack_include_path(), library.include]
     with tempfile.TemporaryDirectory(prefix="edgepart-kernels-") as workdir:
-        source = offload_c.source([(symbol, func) for symbol, func in zip(symbols, functions)], Path(workdir))
+        source = offload_c.source([(symbol, func) for symbol, func in zip(symbols, functions)], Path(workdir),
+                                  packed=str(options["packed"]) == "1")
         obj = kernel_library.link(library, source, exported, includes, Path(workdir))
         # load_static_library reads the object now, so the folder may go
         return [tvm.runtime.load_static_library(str(obj), symbols)]
@@ -153,12 +159,21 @@ def _codegen(functions, options, constant_names) -> list:
 
 def _winograd_functions(mod: tvm.IRModule) -> int:
     """Offloaded functions of the partitioned module that hold a Winograd convolution."""
-    found = 0
+    return sum(WINOGRAD in str(composite.attrs["Composite"]) for composite in _composites(mod))
+
+
+def _packed_functions(mod: tvm.IRModule) -> int:
+    """Offloaded functions of the partitioned module whose product runs on packed weights."""
+    return sum(offload_c.runs_packed(str(composite.attrs["Composite"]), composite) for composite in _composites(mod))
+
+
+def _composites(mod: tvm.IRModule) -> list[relax.Function]:
+    """The pattern functions (Composite attribute) of the partitioned module."""
+    found = []
 
     def visit(expr):
-        nonlocal found
         if isinstance(expr, relax.Function) and expr.attrs is not None and "Composite" in expr.attrs:
-            found += WINOGRAD in str(expr.attrs["Composite"])
+            found.append(expr)
 
     for func in mod.functions.values():
         if isinstance(func, relax.Function):

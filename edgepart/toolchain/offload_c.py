@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import tvm
 from tvm import relax
 
-from edgepart.toolchain import winograd
+from edgepart.toolchain import packing, winograd
 
 FFI_PREFIX = "__tvm_ffi_"
 WINOGRAD = "winograd_conv2d"  # the pattern name's stem of a Winograd convolution (offload)
@@ -71,15 +72,26 @@ def shape(expr) -> list[int]:
     return [int(d) for d in expr.ty.shape.values]
 
 
-def source(functions: list[tuple[str, relax.Function]], workdir: Path) -> str:
+def source(functions: list[tuple[str, relax.Function]], workdir: Path, packed: bool = False) -> str:
     """The C file for (symbol, offloaded function) pairs; constants it assembles in are written to
-    `workdir`, where the file is compiled."""
-    return PRELUDE + "\n".join(_wrapper(symbol, func, workdir) for symbol, func in functions)
+    `workdir`, where the file is compiled. `packed`: products with constant weights run on
+    native/gemm.c, their weights packed here (edgepart.toolchain.packing)."""
+    return PRELUDE + "\n".join(_wrapper(symbol, func, workdir, packed) for symbol, func in functions)
 
 
-def _wrapper(symbol: str, func: relax.Function, workdir: Path) -> str:
+def runs_packed(name: str, composite: relax.Function) -> bool:
+    """Whether a pattern's product can run on packed weights: a Winograd convolution, or a
+    convolution of one group whose weights are a constant."""
+    if WINOGRAD in name:
+        return True
+    conv = _operator_calls(composite).get("relax.nn.conv2d")
+    return conv is not None and int(conv.attrs.groups) == 1 and isinstance(conv.args[1], tvm.ir.expr.Constant)
+
+
+def _wrapper(symbol: str, func: relax.Function, workdir: Path, packed: bool) -> str:
     name, inner = _composite(func)
     calls = _operator_calls(inner)
+    packed = packed and runs_packed(name, inner)
     # The outer function calls the composite with its own parameters in order: operand -> position.
     position = {param: i for i, param in enumerate(inner.params)}
     assembled: list[str] = []  # constants assembled into the object
@@ -87,8 +99,8 @@ def _wrapper(symbol: str, func: relax.Function, workdir: Path) -> str:
     def data(expr) -> str:
         if isinstance(expr, tvm.ir.expr.Constant):  # bound in by the pattern
             values = expr.value.numpy()
-            if WINOGRAD in name and expr.same_as(calls["relax.nn.conv2d"].args[1]):
-                values = winograd.transform(values)
+            if "relax.nn.conv2d" in calls and expr.same_as(calls["relax.nn.conv2d"].args[1]):
+                values = _conv_weights(values, WINOGRAD in name, packed)
             label = f"ep_const_{symbol}_{len(assembled)}"
             assembled.append(_embedded(label, values, workdir))
             return label
@@ -109,8 +121,9 @@ def _wrapper(symbol: str, func: relax.Function, workdir: Path) -> str:
         f"    if (!ep_matches(&args[{i}], {len(shape(t))}, s)) return ep_fail(\"{symbol}: argument {i} is not a "
         f"compact float32 CPU tensor of shape {shape(t)}\"); }}\n" for i, t in enumerate(tensors))
     if "relax.nn.conv2d" in calls:
-        kernel = "ep_conv2d_winograd" if WINOGRAD in name else "ep_conv2d_nchw"
-        call = _conv_call(symbol, calls["relax.nn.conv2d"], data, bias, act, len(func.params), kernel)
+        kernel = ("ep_conv2d_winograd" if WINOGRAD in name else "ep_conv2d_packed" if packed
+                  else "ep_conv2d_nchw")
+        call = _conv_call(symbol, calls["relax.nn.conv2d"], data, bias, act, len(func.params), kernel, packed)
     else:
         call = _matmul_call(calls["relax.matmul"], data, bias, act, len(func.params))
     return ("".join(assembled) +
@@ -129,16 +142,28 @@ def _embedded(label: str, values, workdir: Path) -> str:
             f'extern const float {label}[] __attribute__((visibility("hidden")));\n')
 
 
-def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int, kernel: str = "ep_conv2d_nchw") -> str:
+def _conv_weights(weights: np.ndarray, is_winograd: bool, packed: bool) -> np.ndarray:
+    """A convolution's constant OIHW weights as its kernel reads them: Winograd-transformed (36 x O x
+    C), and with `packed` as packed panels (each of the 36 matrices, or the O x C*KH*KW matrix)."""
+    if is_winograd:
+        transformed = winograd.transform(weights)
+        return np.concatenate([packing.panels(m) for m in transformed]) if packed else transformed
+    return packing.panels(weights.reshape(weights.shape[0], -1)) if packed else weights
+
+
+def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int, kernel: str, packed: bool) -> str:
     attrs = conv.attrs
     n, c, h, w = shape(conv.args[0])
     o, _, kh, kw = shape(conv.args[1])
     _, _, oh, ow = shape(conv)
     fields = [n, c, h, w, o, kh, kw, *map(int, attrs.strides), *map(int, attrs.padding), *map(int, attrs.dilation),
               int(attrs.groups), oh, ow]
-    return (f"  static const ep_conv_t p = {{{', '.join(map(str, fields))}, {act}}};\n"
-            f"  if ({kernel}({data(conv.args[0])}, {data(conv.args[1])}, {bias}, EP_DATA({out}), &p))\n"
-            f"    return ep_fail(\"{symbol}: out of memory for the convolution's scratch buffer\");\n")
+    residual = "NULL, " if kernel == "ep_conv2d_packed" else ""
+    return (f"  static const ep_conv_t p = {{{', '.join(map(str, fields))}, {act}, {int(packed)}}};\n"
+            f"  const int failed = {kernel}({data(conv.args[0])}, {data(conv.args[1])}, {bias}, {residual}"
+            f"EP_DATA({out}), &p);\n"
+            f"  if (failed) return ep_fail(failed == -2 ? \"{symbol}: this CPU lacks AVX-512F, which the tier was "
+            f"built for\" : \"{symbol}: out of memory for the convolution's scratch buffer\");\n")
 
 
 def _matmul_call(matmul, data, bias: str, act: str, out: int) -> str:

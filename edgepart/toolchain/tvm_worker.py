@@ -108,9 +108,10 @@ def cpu_kernels(mod, kernels: dict, inspect=None) -> tuple:
     from edgepart.toolchain.kernel_library import KernelLibrary
 
     if kernels["library"] is None:
-        return mod, {"library": None, "offloaded_calls": 0, "winograd_calls": 0, "reason": kernels["reason"]}
+        return mod, {"library": None, "offloaded_calls": 0, "winograd_calls": 0, "packed_calls": 0,
+                     "reason": kernels["reason"]}
     library = KernelLibrary(**kernels["library"])
-    mod, calls = offload.offload(mod, library, inspect)
+    mod, calls = offload.offload(mod, library, kernels.get("packed", False), inspect)
     return mod, {"library": library.name, **calls}
 
 

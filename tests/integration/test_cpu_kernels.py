@@ -12,7 +12,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from edgepart.runtime import emulate
-from edgepart.toolchain import compilers, kernel_library, targets
+from edgepart.toolchain import compilers, kernel_library, packing, targets
 from tests.conftest import make_model, vi
 
 pytestmark = pytest.mark.tvm
@@ -87,6 +87,11 @@ CASES = {  # name -> (nodes, input, output, initializers, calls it should offloa
     "winograd_no_pads_no_bias": _conv("winograd_no_pads_no_bias", 32, 32, 3, 1, [0, 0, 0, 0], act=None,
                                       bias=False, size=18),
     "winograd_asymmetric_pads": _conv("winograd_asymmetric_pads", 40, 32, 3, 1, [1, 0, 2, 1], act=None, size=17),
+    # packed products (native/gemm.c, AVX-512 targets): outputs 70 = 48 + 16 + 6 and 460 = 9 x 48 + 16
+    # + 12 wide, so every strip width and the column tail run; 20 and 10 output channels fill part
+    # of a panel
+    "pointwise_7x10": _conv("pointwise_7x10", 8, 20, 1, 1, [0, 0, 0, 0], size=7),
+    "wide_3x3": _conv("wide_3x3", 6, 10, 3, 1, [1, 1, 1, 1], size=20),
     "batch_matmul": _batch_matmul("batch_matmul"),
     "gemm": _gemm("gemm"),
 }
@@ -106,14 +111,21 @@ def zoo(tmp_path_factory):
     return path, inputs, expected
 
 
+# cases whose convolution runs on packed weights where the target has AVX-512: one group
+PACKED = [name for name, case in CASES.items()
+          if case[0][0].op_type == "Conv" and all(a.i == 1 for a in case[0][0].attribute if a.name == "group")]
+
+
 def compile_cases(zoo, preset_name: str, tmp_path):
     path, _, _ = zoo
-    artifact = compilers.TvmCompiler().compile(path, targets.resolve(preset_name), tmp_path, "cases")
+    preset = targets.resolve(preset_name)
+    artifact = compilers.TvmCompiler().compile(path, preset, tmp_path, "cases")
     kernels = artifact.details["kernels"]
     assert kernels["library"].startswith("openblas-static ")
     # every Conv, MatMul and Gemm of every case went to the library, none to TVM's own loops
     assert kernels["offloaded_calls"] == sum(case[4] for case in CASES.values())
     assert kernels["winograd_calls"] == sum(name.startswith("winograd") for name in CASES)
+    assert kernels["packed_calls"] == (len(PACKED) if packing.has_avx512(preset.target) else 0)
     return artifact.path
 
 
@@ -144,6 +156,28 @@ def test_x86_kernels_match_onnxruntime(zoo, tmp_path):
     assert "NEEDED" in needed and not any(name in needed for name in ("blas", "gfortran", "lapack"))
 
 
+@needs_x86_library
+@pytest.mark.skipif("avx512f" not in open("/proc/cpuinfo").read(), reason="this CPU has no AVX-512")
+def test_packed_kernels_match_onnxruntime(zoo, tmp_path):
+    """x86-64-v4: one-group convolutions (1x1, strided, dilated, Winograd) on packed weights
+    (native/gemm.c), the rest as at x86-64."""
+    from edgepart.toolchain.tvm_tier import TvmTier
+
+    full_tvm_first()
+
+    assert_cases_match(TvmTier(compile_cases(zoo, "x86-64-v4", tmp_path)).run(zoo[1]), zoo[2])
+
+
+def test_packed_panels_layout():
+    """packing.panels writes what kernels.h documents: packed[(p * K + k) * 8 + i] = w[p * 8 + i][k]."""
+    weights = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
+    packed = packing.panels(weights)
+    assert packed.shape == (2 * 3 * 8,)
+    for p, k, i in [(0, 0, 0), (0, 2, 7), (1, 1, 1), (1, 0, 0)]:
+        assert packed[(p * 3 + k) * 8 + i] == weights[p * 8 + i, k]
+    assert packed.reshape(2, 3, 8)[1, :, 2:].sum() == 0  # rows 10-15 are padding
+
+
 @pytest.mark.arm
 @needs_arm_library
 def test_aarch64_kernels_match_onnxruntime_under_qemu(zoo, tmp_path):
@@ -162,7 +196,7 @@ def test_without_the_library_a_tier_builds_with_tvm_kernels_and_says_so(zoo, tmp
     path, inputs, expected = zoo
     artifact = compilers.TvmCompiler().compile(path, targets.resolve("x86-64"), tmp_path, "cases")
     assert artifact.details["kernels"] == {"library": None, "offloaded_calls": 0, "winograd_calls": 0,
-                                           "reason": "/usr/lib/x/libopenblas.a is missing"}
+                                           "packed_calls": 0, "reason": "/usr/lib/x/libopenblas.a is missing"}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "libopenblas.a is missing" in warnings[0] and "TVM's own kernels" in warnings[0]
     assert_cases_match(TvmTier(artifact.path).run(inputs), expected)

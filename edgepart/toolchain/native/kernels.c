@@ -9,18 +9,19 @@
 #include "kernels.h"
 
 
-/* Per-thread scratch (im2col columns, padded depthwise planes, Winograd's transformed tiles): grown to
- * the largest size a call has needed and kept, so a model's calls allocate once rather than per call. */
-static __thread float* scratch_buffer = NULL;
-static __thread size_t scratch_floats = 0;
+/* Per-thread scratch (im2col columns, padded depthwise planes, Winograd's transformed tiles; the
+ * packed product's column strips): each slot grown to the largest size a call has needed and kept, so
+ * a model's calls allocate once rather than per call. */
+static __thread float* scratch_buffer[EP_SCRATCH_SLOTS];
+static __thread size_t scratch_floats[EP_SCRATCH_SLOTS];
 
-float* ep_scratch(size_t floats) {
-  if (floats > scratch_floats) {
-    free(scratch_buffer);
-    scratch_buffer = (float*)aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
-    scratch_floats = scratch_buffer ? floats : 0;
+float* ep_scratch(int slot, size_t floats) {
+  if (floats > scratch_floats[slot]) {
+    free(scratch_buffer[slot]);
+    scratch_buffer[slot] = (float*)aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
+    scratch_floats[slot] = scratch_buffer[slot] ? floats : 0;
   }
-  return scratch_buffer;
+  return scratch_buffer[slot];
 }
 
 /* exp for the SiLU epilogue: Cephes polynomial (as topi.fast_exp), branch-free so it vectorises
@@ -94,7 +95,7 @@ EP_CLONES static int depthwise(const float* x, const float* w, const float* bias
   const int H = p->H, W = p->W, OH = p->OH, OW = p->OW, KH = p->KH, KW = p->KW;
   const int HP = H + p->PT + p->PB + 1, WP = W + p->PL + p->PR; /* +1 row: stride-1 overrun */
   const size_t plane_p = (size_t)HP * WP;
-  float* pad = ep_scratch(plane_p + (size_t)OH * WP + (size_t)OW + 32);
+  float* pad = ep_scratch(EP_SCRATCH_WORK, plane_p + (size_t)OH * WP + (size_t)OW + 32);
   if (!pad) return -1;
   float* acc = pad + plane_p;
   memset(pad, 0, sizeof(float) * plane_p);
@@ -153,7 +154,7 @@ int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, 
     }
     const int direct = p->KH == 1 && p->KW == 1 && p->SH == 1 && p->SW == 1 && p->PT == 0 && p->PL == 0 &&
                        p->PB == 0 && p->PR == 0;
-    float* col = direct ? NULL : ep_scratch((size_t)K * OHW);
+    float* col = direct ? NULL : ep_scratch(EP_SCRATCH_WORK, (size_t)K * OHW);
     if (!direct && !col) return -1;
     for (int g = 0; g < G; ++g) {
       const float* xg = xn + (size_t)g * Cg * p->H * p->W;
@@ -163,6 +164,31 @@ int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, 
                   yn + (size_t)g * Og * OHW, OHW);
     }
     epilogue(yn, bias, p->O, OHW, p);
+  }
+  return 0;
+}
+
+/* One group (G == 1) with weights packed as the O x C*KH*KW matrix (gemm.c); the bias, the residual
+ * and ReLU go into the product's stores, SiLU over each image's output afterwards. */
+int ep_conv2d_packed(const float* x, const float* w, const float* bias, const float* add, float* y,
+                     const ep_conv_t* p) {
+  const int OHW = p->OH * p->OW, K = p->C * p->KH * p->KW;
+  const int direct = p->KH == 1 && p->KW == 1 && p->SH == 1 && p->SW == 1 && p->PT == 0 && p->PL == 0 &&
+                     p->PB == 0 && p->PR == 0;
+  float* col = direct ? NULL : ep_scratch(EP_SCRATCH_WORK, (size_t)K * OHW);
+  if (!direct && !col) return -1;
+  for (int n = 0; n < p->N; ++n) {
+    const float* xn = x + (size_t)n * p->C * p->H * p->W;
+    float* yn = y + (size_t)n * p->O * OHW;
+    if (!direct) im2col(xn, col, p->C, p);
+    const ep_gemm_t g = {p->O, OHW, K, OHW, OHW, OHW, bias, add ? add + (size_t)n * p->O * OHW : NULL,
+                         p->act == EP_ACT_RELU ? EP_ACT_RELU : EP_ACT_NONE};
+    const int failed = ep_gemm_packed(w, direct ? xn : col, yn, &g);
+    if (failed) return failed;
+    if (p->act == EP_ACT_SILU) {
+      const ep_conv_t silu_only = {.act = EP_ACT_SILU};
+      epilogue(yn, NULL, p->O, OHW, &silu_only);
+    }
   }
   return 0;
 }

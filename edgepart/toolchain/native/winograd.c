@@ -4,7 +4,8 @@
  * transformed (B^T d B), each of the 36 transformed positions is one matrix product over the
  * channels (cblas_sgemm: K x T = (K x C) . (C x T), T tiles), and the products are transformed
  * back (A^T m A) with the bias and activation. The weights come already transformed (G g G^T,
- * 36 x K x C), at compile time: edgepart.compile.winograd.
+ * 36 x K x C), at compile time: edgepart.toolchain.winograd; with `packed` set each of the 36
+ * matrices is also packed into panels and the products run on gemm.c instead of OpenBLAS.
  *
  * Layouts: x NCHW, y NKHW (K output channels), u [36][K][C]; any pads and batch; activation none or
  * ReLU. */
@@ -125,15 +126,25 @@ int ep_conv2d_winograd(const float* x, const float* u, const float* bias, float*
   const int C = p->C, K = p->O, TH = (p->OH + TILE - 1) / TILE, TW = (p->OW + TILE - 1) / TILE, T = TH * TW;
   const size_t v_size = (size_t)POSITIONS * C * T, m_size = (size_t)POSITIONS * K * T;
   const size_t rows = (size_t)2 * PATCH * (TILE * TW + 2), work = (size_t)(PATCH + TILE) * TILE * TW;
-  float* v = ep_scratch(v_size + m_size + rows + work);
+  float* v = ep_scratch(EP_SCRATCH_WORK, v_size + m_size + rows + work);
   if (!v) return -1;
   float* m = v + v_size;
   float* buffers = m + m_size;
+  /* packed: each position's K x C matrix as ceil(K / EP_PANEL_ROWS) panels (kernels.h) */
+  const size_t panel_floats = (size_t)(K + EP_PANEL_ROWS - 1) / EP_PANEL_ROWS * EP_PANEL_ROWS * C;
   for (int n = 0; n < p->N; ++n) {
     input_transform(x + (size_t)n * C * p->H * p->W, v, buffers, p, TH, TW);
-    for (int xi = 0; xi < POSITIONS; ++xi)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, T, C, 1.f, u + (size_t)xi * K * C, C,
-                  v + (size_t)xi * C * T, T, 0.f, m + (size_t)xi * K * T, T);
+    for (int xi = 0; xi < POSITIONS; ++xi) {
+      float* product = m + (size_t)xi * K * T;
+      if (p->packed) {
+        const ep_gemm_t g = {K, T, C, T, T, T, NULL, NULL, EP_ACT_NONE};
+        const int failed = ep_gemm_packed(u + (size_t)xi * panel_floats, v + (size_t)xi * C * T, product, &g);
+        if (failed) return failed;
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, T, C, 1.f, u + (size_t)xi * K * C, C,
+                    v + (size_t)xi * C * T, T, 0.f, product, T);
+      }
+    }
     output_transform(m, bias, y + (size_t)n * K * p->OH * p->OW, buffers, p, TH, TW);
   }
   return 0;
