@@ -43,8 +43,8 @@ def offload(mod: tvm.IRModule, library: kernel_library.KernelLibrary, packed: bo
     folded = relax.transform.FoldConstant()(mod)
     # bind_constants: weights and biases come to the code generator as values, which it assembles
     # into the library (a Winograd convolution's transformed first); the VM's constant pool keeps none.
-    mod = relax.transform.FuseOpsByPattern(winograd_patterns() + patterns(), bind_constants=True,
-                                           annotate_codegen=True)(folded)
+    taken = winograd_patterns() + (residual_patterns() if packed else []) + patterns()
+    mod = relax.transform.FuseOpsByPattern(taken, bind_constants=True, annotate_codegen=True)(folded)
     if inspect is not None:
         inspect(folded, mod)
     winograd_calls = _winograd_functions(mod)
@@ -81,7 +81,18 @@ def winograd_patterns() -> list[FusionPattern]:
     return sorted(found, key=lambda p: -len(p.name))
 
 
-def _pattern(op: str, bias: bool, act: str | None):
+def residual_patterns() -> list[FusionPattern]:
+    """conv2d (+ bias) + a residual tensor (+ ReLU): a ResNet block's last convolution and its
+    shortcut, or MobileNetV2's projection and its skip, in one call whose stores add the residual
+    (packed kernels only: ep_conv2d_packed takes it). Tried after the Winograd patterns, which take
+    a 3x3 convolution's product faster than the add saves, and before `patterns()`."""
+    found = [FusionPattern(f"{CODEGEN}.conv2d" + ("_bias" if bias else "") + "_residual" + ("_relu" if act else ""),
+                           *_pattern("relax.nn.conv2d", bias, act, residual=True), _check_residual)
+             for bias in (True, False) for act in ("relu", None)]
+    return sorted(found, key=lambda p: -len(p.name))
+
+
+def _pattern(op: str, bias: bool, act: str | None, residual: bool = False):
     lhs, rhs = wildcard(), wildcard()
     root = is_op(op)(lhs, rhs)
     annotations = {"root": root, "lhs": lhs, "rhs": rhs}
@@ -89,6 +100,9 @@ def _pattern(op: str, bias: bool, act: str | None):
     if bias:
         annotations["bias"] = wildcard()
         out = is_op("relax.add")(out, annotations["bias"])
+    if residual:
+        annotations["residual"] = wildcard()
+        out = is_op("relax.add")(out, annotations["residual"]) | is_op("relax.add")(annotations["residual"], out)
     if act == "silu":
         sigmoid = is_op("relax.sigmoid")(out)
         out = is_op("relax.multiply")(out, sigmoid) | is_op("relax.multiply")(sigmoid, out)
@@ -123,6 +137,17 @@ def _check_winograd(context: PatternCheckContext) -> bool:
         offload_c.shape(conv.args[1])
     return winograd.eligible(channels, outputs, (kh, kw), tuple(map(int, attrs.strides)),
                              tuple(map(int, attrs.dilation)), int(attrs.groups), tuple(offload_c.shape(conv)[2:]))
+
+
+def _check_residual(context: PatternCheckContext) -> bool:
+    """A convolution the packed kernel takes (one group, constant weights and bias) and a residual of
+    exactly its output's shape (no broadcasting)."""
+    conv = context.annotated_expr["root"]
+    bias, residual = context.annotated_expr.get("bias"), context.annotated_expr["residual"]
+    return (_check_conv(context) and int(conv.attrs.groups) == 1 and isinstance(conv.args[1], tvm.ir.expr.Constant)
+            and (bias is None or isinstance(bias, tvm.ir.expr.Constant))
+            and not isinstance(residual, tvm.ir.expr.Constant) and offload_c.static_f32(residual)
+            and offload_c.shape(residual) == offload_c.shape(conv))
 
 
 def _check_matmul(context: PatternCheckContext) -> bool:

@@ -108,12 +108,15 @@ def _wrapper(symbol: str, func: relax.Function, workdir: Path, packed: bool) -> 
             raise ValueError(f"{symbol}: an operand of {name} is not a parameter of the offloaded function")
         return f"EP_DATA({position[expr]})"
 
-    bias = "NULL"
-    if "_bias" in name:  # the add's operand other than the operator's result
-        operands = [a for a in calls["relax.add"].args if a in position or isinstance(a, tvm.ir.expr.Constant)]
-        if len(operands) != 1:
-            raise ValueError(f"{symbol}: cannot tell which operand of the add is the bias")
-        bias = data(operands[0])
+    def operand(add):  # the add's operand from outside the pattern (the other is a result inside it)
+        outside = [a for a in add.args if a in position or isinstance(a, tvm.ir.expr.Constant)]
+        if len(outside) != 1:
+            raise ValueError(f"{symbol}: cannot tell which operand of the add is the bias or residual")
+        return data(outside[0])
+
+    bias_add, residual_add = _adds(inner)
+    bias = "NULL" if bias_add is None else operand(bias_add)
+    residual = None if residual_add is None else operand(residual_add)
     act = "EP_ACT_SILU" if name.endswith("_silu") else "EP_ACT_RELU" if name.endswith("_relu") else "EP_ACT_NONE"
     tensors = [*func.params, func.body]
     checks = "".join(
@@ -123,7 +126,8 @@ def _wrapper(symbol: str, func: relax.Function, workdir: Path, packed: bool) -> 
     if "relax.nn.conv2d" in calls:
         kernel = ("ep_conv2d_winograd" if WINOGRAD in name else "ep_conv2d_packed" if packed
                   else "ep_conv2d_nchw")
-        call = _conv_call(symbol, calls["relax.nn.conv2d"], data, bias, act, len(func.params), kernel, packed)
+        call = _conv_call(symbol, calls["relax.nn.conv2d"], data, bias, act, len(func.params), kernel, packed,
+                          residual)
     else:
         call = _matmul_call(calls["relax.matmul"], data, bias, act, len(func.params))
     return ("".join(assembled) +
@@ -151,14 +155,15 @@ def _conv_weights(weights: np.ndarray, is_winograd: bool, packed: bool) -> np.nd
     return packing.panels(weights.reshape(weights.shape[0], -1)) if packed else weights
 
 
-def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int, kernel: str, packed: bool) -> str:
+def _conv_call(symbol: str, conv, data, bias: str, act: str, out: int, kernel: str, packed: bool,
+               residual: str | None) -> str:
     attrs = conv.attrs
     n, c, h, w = shape(conv.args[0])
     o, _, kh, kw = shape(conv.args[1])
     _, _, oh, ow = shape(conv)
     fields = [n, c, h, w, o, kh, kw, *map(int, attrs.strides), *map(int, attrs.padding), *map(int, attrs.dilation),
               int(attrs.groups), oh, ow]
-    residual = "NULL, " if kernel == "ep_conv2d_packed" else ""
+    residual = f"{residual or 'NULL'}, " if kernel == "ep_conv2d_packed" else ""
     return (f"  static const ep_conv_t p = {{{', '.join(map(str, fields))}, {act}, {int(packed)}}};\n"
             f"  const int failed = {kernel}({data(conv.args[0])}, {data(conv.args[1])}, {bias}, {residual}"
             f"EP_DATA({out}), &p);\n"
@@ -190,6 +195,24 @@ def _composite(func: relax.Function) -> tuple[str, relax.Function]:
     if len(found) != 1:
         raise ValueError(f"expected one composite function in an offloaded function, found {len(found)}")
     return str(found[0].attrs["Composite"]), found[0]
+
+
+def _adds(func: relax.Function) -> tuple:
+    """A pattern's bias add and residual add, each None where the pattern has none: with two adds
+    the inner one (post order visits it first) adds the bias; a lone add is the residual where the
+    pattern's name says "_residual"."""
+    adds = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.add":
+            adds.append(expr)
+
+    relax.analysis.post_order_visit(func.body, visit)
+    if len(adds) == 2:
+        return adds[0], adds[1]
+    if len(adds) == 1:
+        return (None, adds[0]) if "_residual" in str(func.attrs["Composite"]) else (adds[0], None)
+    return None, None
 
 
 def _operator_calls(func: relax.Function) -> dict:

@@ -46,6 +46,17 @@ def _conv(case: str, cin: int, cout: int, k: int, stride: int, pads: list[int], 
     return nodes, vi(x, [1, cin, size, size + 3]), vi(y, None), weights, 1
 
 
+def _residual(case: str, bias: bool, act: str | None) -> tuple:
+    """A 1x1 Conv (+ bias) whose output adds its own input (+ Relu): ResNet's shortcut, MobileNetV2's
+    skip. Packed targets fuse the add and the Relu into the convolution's call."""
+    nodes, x, y, weights, calls = _conv(case, 8, 8, 1, 1, [0, 0, 0, 0], act=None, bias=bias)
+    summed = f"sum_{case}" if act else f"z_{case}"
+    nodes = [*nodes, helper.make_node("Add", [x.name, y.name], [summed])]
+    if act:
+        nodes.append(helper.make_node("Relu", [summed], [f"z_{case}"]))
+    return nodes, x, vi(f"z_{case}", None), weights, calls
+
+
 def _batch_matmul(case: str) -> tuple:
     """MatMul + bias (a dense layer over [4, 7, 24]), then a batch matmul of its [1, 4, 7, 40]
     reshape with its transpose: two offloaded calls."""
@@ -92,6 +103,8 @@ CASES = {  # name -> (nodes, input, output, initializers, calls it should offloa
     # of a panel
     "pointwise_7x10": _conv("pointwise_7x10", 8, 20, 1, 1, [0, 0, 0, 0], size=7),
     "wide_3x3": _conv("wide_3x3", 6, 10, 3, 1, [1, 1, 1, 1], size=20),
+    "residual_relu": _residual("residual_relu", bias=True, act="relu"),
+    "residual_no_bias": _residual("residual_no_bias", bias=False, act=None),
     "batch_matmul": _batch_matmul("batch_matmul"),
     "gemm": _gemm("gemm"),
 }
