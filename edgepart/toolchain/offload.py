@@ -21,6 +21,7 @@ from pathlib import Path
 import tvm
 import tvm_ffi
 from tvm import relax
+from tvm.relax.backend.utils import has_leaking_intermediate_variables
 from tvm.relax.dpl import is_op, wildcard
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
@@ -113,7 +114,9 @@ def _pattern(op: str, bias: bool, act: str | None, residual: bool = False):
 
 def _check_conv(context: PatternCheckContext) -> bool:
     """fp32, static shapes, NCHW/OIHW (a tuned build converts layouts later, after this), bias per
-    output channel."""
+    output channel, and no value inside the match used outside it (the call has one output)."""
+    if has_leaking_intermediate_variables(context):
+        return False
     conv = context.annotated_expr["root"]
     attrs = conv.attrs
     if (attrs.data_layout, attrs.kernel_layout, attrs.out_layout) != ("NCHW", "OIHW", "NCHW"):
@@ -153,6 +156,8 @@ def _check_residual(context: PatternCheckContext) -> bool:
 def _check_matmul(context: PatternCheckContext) -> bool:
     """fp32, static shapes, a 2-D right operand or equal batch dimensions (no broadcasting), bias
     along the last axis."""
+    if has_leaking_intermediate_variables(context):
+        return False
     matmul = context.annotated_expr["root"]
     lhs, rhs = matmul.args
     if not all(offload_c.static_f32(e) for e in (lhs, rhs, matmul)):

@@ -57,6 +57,16 @@ def _residual(case: str, bias: bool, act: str | None) -> tuple:
     return nodes, x, vi(f"z_{case}", None), weights, calls
 
 
+def _self_residual(case: str) -> tuple:
+    """Conv + bias, then its output added to its own Relu: the add's other operand depends on the
+    convolution's result, so the residual pattern must not take the add (ConvNeXt has this shape;
+    taking it made a call with two outputs)."""
+    nodes, x, y, weights, calls = _conv(case, 8, 8, 1, 1, [0, 0, 0, 0], act=None)
+    nodes = [*nodes, helper.make_node("Relu", [y.name], [f"r_{case}"]),
+             helper.make_node("Add", [y.name, f"r_{case}"], [f"z_{case}"])]
+    return nodes, x, vi(f"z_{case}", None), weights, calls
+
+
 def _batch_matmul(case: str) -> tuple:
     """MatMul + bias (a dense layer over [4, 7, 24]), then a batch matmul of its [1, 4, 7, 40]
     reshape with its transpose: two offloaded calls."""
@@ -105,6 +115,7 @@ CASES = {  # name -> (nodes, input, output, initializers, calls it should offloa
     "wide_3x3": _conv("wide_3x3", 6, 10, 3, 1, [1, 1, 1, 1], size=20),
     "residual_relu": _residual("residual_relu", bias=True, act="relu"),
     "residual_no_bias": _residual("residual_no_bias", bias=False, act=None),
+    "self_residual": _self_residual("self_residual"),
     "batch_matmul": _batch_matmul("batch_matmul"),
     "gemm": _gemm("gemm"),
 }
