@@ -192,16 +192,6 @@ def test_packed_kernels_match_onnxruntime(zoo, tmp_path):
     assert_cases_match(TvmTier(compile_cases(zoo, "x86-64-v4", tmp_path)).run(zoo[1]), zoo[2])
 
 
-def test_packed_panels_layout():
-    """packing.panels writes what kernels.h documents: packed[(p * K + k) * 8 + i] = w[p * 8 + i][k]."""
-    weights = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
-    packed = packing.panels(weights)
-    assert packed.shape == (2 * 3 * 8,)
-    for p, k, i in [(0, 0, 0), (0, 2, 7), (1, 1, 1), (1, 0, 0)]:
-        assert packed[(p * 3 + k) * 8 + i] == weights[p * 8 + i, k]
-    assert packed.reshape(2, 3, 8)[1, :, 2:].sum() == 0  # rows 10-15 are padding
-
-
 @pytest.mark.arm
 @needs_arm_library
 def test_aarch64_kernels_match_onnxruntime_under_qemu(zoo, tmp_path):
