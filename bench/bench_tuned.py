@@ -1,5 +1,5 @@
 """`compile --tune` from an empty tuning database against onnxruntime, one thread, on this CPU
-(`python -m bench.bench_tuned MODEL.onnx [--trials N]`).
+(`python -m bench.bench_tuned [MODEL.onnx] [--trials N]`; default $EDGEPART_ZOO/resnet50.onnx).
 
 For one model: the untuned build; the tuned build with a fresh, empty MetaSchedule database (its
 wall time is the tuning cost a user pays the first time); the same tuned build again with that
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,10 +33,16 @@ GOAL_RATIO, GOAL_TUNING_S = 1.0, 30 * 60
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, nargs="?",
+                        default=Path(os.environ.get("EDGEPART_ZOO", "")) / "resnet50.onnx"
+                        if os.environ.get("EDGEPART_ZOO") else None)
     parser.add_argument("--trials", type=int, default=64, help="candidates per heavy kernel (compile --tune N)")
     parser.add_argument("--pairs", type=int, default=60, help="alternating timing rounds per build")
     args = parser.parse_args()
+    if args.model is None or not args.model.is_file():
+        print("bench_tuned: no model (give an ONNX file, or set EDGEPART_ZOO to a folder with resnet50.onnx)",
+              file=sys.stderr)
+        return
     os.environ["TVM_NUM_THREADS"] = "1"
     preset = targets.resolve(host_preset())
     rows = []
