@@ -11,10 +11,20 @@ from edgepart.graph.layergraph import GRAPH_OUTPUT, LayerGraph
 
 
 def typed(model: onnx.ModelProto, graph: LayerGraph) -> onnx.ModelProto:
-    """A copy with a value_info for every activation tensor of `graph`."""
+    """A copy with a value_info for every activation tensor of `graph`, and the declared ones whose
+    shape has an unknown dimension (a model output exported with a symbolic batch) given the static
+    shape edgepart inferred: a sub-model's inputs and outputs are then as static as the manifest
+    that describes them."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    known = {vi.name for vi in [*out.graph.input, *out.graph.output, *out.graph.value_info]}
+    declared = [*out.graph.input, *out.graph.output, *out.graph.value_info]
+    for vi in declared:
+        tensor = graph.tensors.get(vi.name)
+        dims = vi.type.tensor_type.shape.dim
+        if tensor is not None and vi.type.HasField("tensor_type") and not all(d.HasField("dim_value") for d in dims):
+            static = onnx.helper.make_tensor_type_proto(vi.type.tensor_type.elem_type, list(tensor.shape))
+            vi.type.tensor_type.shape.CopyFrom(static.tensor_type.shape)
+    known = {vi.name for vi in declared}
     for tensor in graph.tensors.values():
         if tensor.name not in known:
             elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype))

@@ -125,3 +125,22 @@ def test_a_tier_priced_for_a_board_is_not_measurable_here_and_this_hosts_tier_is
     assert "rpi4" in tiers["device"]["not_measurable"] and tiers["device"]["ratio"] is None
     assert tiers["edge"]["not_measurable"] is None and tiers["edge"]["ratio"] > 0
     assert "not measurable here" in edgepart("verify", str(build)).stdout
+
+
+def test_a_model_whose_output_declares_a_symbolic_batch_compiles_and_verifies(tmp_path):
+    """torchvision's Swin-T exports its output as [Gemmoutput_dim_0, 1000] with a static input: the
+    sub-model's interface gets the static shape edgepart inferred, so the manifest matches it
+    (compile refused its own build before)."""
+    import onnx
+
+    model = onnx.load(DIGITS)
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "Gemmoutput_dim_0"
+    path = tmp_path / "symbolic_output.onnx"
+    onnx.save(model, str(path))
+    (tmp_path / "deploy.toml").write_text(
+        '[[tier]]\nname = "host"\ndevice = "local"\ntarget = "x86-64"\nbackend = "onnxruntime"\n')
+    for step in (("plan", str(path), "--deploy", str(tmp_path / "deploy.toml"), "-o", str(tmp_path / "plan.json")),
+                 ("compile", str(path), "--plan", str(tmp_path / "plan.json"), "-o", str(tmp_path / "build"), "-q"),
+                 ("verify", str(tmp_path / "build"))):
+        result = edgepart(*step)
+        assert result.returncode == 0, f"{step[0]}: {result.stderr}"
