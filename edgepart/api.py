@@ -106,12 +106,14 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
 
 def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Path = (),
          sensitivity: Any = None, objective: str = "latency", energy_weight: float = 0.0,
-         solver: str = "auto", time_limit_s: float = 60.0, reproducible: bool = False,
+         solver: str = "auto", time_limit_s: float = 60.0, reproducible: bool = False, allow_lossy: bool = False,
          output: str | Path | None = None) -> Plan:
     """`edgepart plan`: where each layer runs, in what precision, each tier's backend. `profiles`: a
     folder of profile files, or profiles (documents or paths); each is refused when made for
     another model. A plan that misses a budget is returned; its `unmet_budgets` name them (the command
-    exits 1); a deployment no plan can meet raises CheckFailedError with the report as `details`."""
+    exits 1); a deployment no plan can meet raises CheckFailedError with the report as `details`.
+    Without sensitivity data the plan keeps to lossless precisions and codecs unless `allow_lossy`
+    (edgepart.plan.evidence); its `lossy` record says which were left out."""
     from edgepart.compress.sensitivity import Sensitivity  # noqa: PLC0415
     from edgepart.cost.model import Objective  # noqa: PLC0415
     from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
@@ -138,13 +140,14 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
                                 f"(the first: {other}); keep one")
     request = planner.PlanRequest(
         objective=Objective(objective, energy_weight), solver=solver, ilp=IlpOptions(time_limit_s=time_limit_s),
-        reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ, profiles=docs,
+        reproducible=reproducible or "SOURCE_DATE_EPOCH" in os.environ, profiles=docs, allow_lossy=allow_lossy,
         sensitivity=None if sensitivity is None else (
             sensitivity if isinstance(sensitivity, Sensitivity) else Sensitivity.of(sensitivity, "sensitivity")
             if isinstance(sensitivity, dict) else Sensitivity.load(sensitivity)).of_model(loaded))
     deployment = deploy_file.load(deploy)
-    if deployment.budgets.accuracy_drop is not None and request.sensitivity is None:
-        log.warning("an accuracy budget without sensitivity data: lower precisions and codecs count as free")
+    if deployment.budgets.accuracy_drop is not None and request.sensitivity is None and allow_lossy:
+        log.warning("an accuracy budget without sensitivity data: with --allow-lossy, lower precisions and lossy "
+                    "codecs count as free")
     plan = Plan.of(planner.plan(loaded, deployment, request), str(output or "plan"))
     if output:
         plan.dump(output)

@@ -35,6 +35,9 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @click.option("--sensitivity", "sensitivity_path", type=click.Path(dir_okay=False),
               help="Measured accuracy costs of precisions and codecs (edgepart sensitivity -o); needed for "
                    "an accuracy budget to mean anything.")
+@click.option("--allow-lossy", is_flag=True,
+              help="Without --sensitivity, still allow the deployment's lower precisions and lossy codecs, "
+                   "priced as costing no accuracy (otherwise a plan without accuracy data stays lossless).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan file here.")
 @click.option("--explain", is_flag=True,
               help="Print a readable breakdown: tiers, cuts, baselines (on stderr with --json).")
@@ -47,7 +50,7 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @output_options
 def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, objective: str,
                  energy_weight: float, time_limit: float, profiles_dir: str | None, sensitivity_path: str | None,
-                 output: str | None,
+                 allow_lossy: bool, output: str | None,
                  explain: bool, svg: str | None,
                  reproducible: bool, input_shapes: tuple[str, ...]) -> None:
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
@@ -57,7 +60,7 @@ def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, 
     try:
         planned = api.plan(loaded, deploy_path, profiles=profiles_dir or (), sensitivity=sensitivity_path,
                            objective=objective, energy_weight=energy_weight, solver=solver, time_limit_s=time_limit,
-                           reproducible=reproducible, output=output)
+                           reproducible=reproducible, allow_lossy=allow_lossy, output=output)
     except CheckFailedError as exc:
         if out.json and exc.details:  # a pipeline gets the reason as JSON too (exit code 1 all the same)
             emit(out, exc.details, render)
@@ -83,8 +86,11 @@ def summary(doc: dict[str, Any], output: str | None) -> str:
     p = doc["predicted"]
     split = ", ".join(f"{tier}: {info['layers']} layers" for tier, info in p["per_tier"].items())
     where = f" -> {output}" if output else ""
+    lossy = doc.get("lossy") or {}
+    left = " (lossy choices left out: no sensitivity data; --explain)" if (
+        "precisions_left_out" in lossy or "codecs_left_out" in lossy) else ""
     return (f"{doc['solver']['name']} ({doc['solver']['status']}): latency {_ms(p['latency_s'])}, "
-            f"device energy {_mj(p['energy_j'])}; {split}{where}")
+            f"device energy {_mj(p['energy_j'])}; {split}{left}{where}")
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -118,7 +124,23 @@ def render(doc: dict[str, Any]) -> str:
     for name, budget in doc["budgets"].items():
         lines.append(f"budget {name}: limit {budget['limit']:.4g}, predicted {budget['predicted']:.4g} "
                      f"({'met' if budget['met'] else 'NOT MET'})")
+    lines += _lossy_lines(doc.get("lossy"))
     return "\n".join(lines)
+
+
+def _lossy_lines(lossy: dict[str, Any] | None) -> list[str]:
+    """Why the plan could or could not choose lower precisions and lossy codecs."""
+    if not lossy:
+        return []
+    if lossy["allowed"]:
+        return [f"lossy choices allowed: {lossy['ground']}"]
+    left = [f"{tier}: {', '.join(precisions)}" for tier, precisions in lossy.get("precisions_left_out", {}).items()]
+    if lossy.get("codecs_left_out"):
+        left.append(f"codecs: {', '.join(lossy['codecs_left_out'])}")
+    if not left:
+        return []
+    return [f"lossy choices left out ({'; '.join(left)}): {lossy['ground']}; plan --sensitivity FILE to price "
+            "them, or --allow-lossy to take them as free"]
 
 
 def _ms(seconds: float | None) -> str:

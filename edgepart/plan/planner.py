@@ -14,7 +14,7 @@ from edgepart.errors import CheckFailedError
 from edgepart.graph import LoadedModel
 from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware.deploy import Deployment
-from edgepart.plan import chain, ilp, solvers
+from edgepart.plan import chain, evidence, ilp, solvers
 from edgepart.plan.document import infeasible_document, plan_document
 from edgepart.plan.ilp import IlpOptions
 from edgepart.plan.solution import Solution, best_choices, pin_conflict
@@ -29,11 +29,13 @@ class PlanRequest:
     reproducible: bool = False
     profiles: tuple[Profile, ...] = ()  # measured or predicted profiles of this model
     sensitivity: Sensitivity | None = None  # measured on this model
+    allow_lossy: bool = False  # lower precisions and lossy codecs even without sensitivity data
 
 
 def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = PlanRequest()) -> dict:
     """The plan document; CheckFailedError when no plan meets the pins and budgets, its `details` an
     `edgepart.infeasible` report (the budgets that cannot be met and the best values reachable)."""
+    deployment, lossy = evidence.restrict(deployment, request.sensitivity is not None, request.allow_lossy)
     measured = profile_lookup(request.profiles)
     compression = cost_compression.from_sensitivity(request.sensitivity) if request.sensitivity else None
     models = cost_build.variants(loaded.graph, deployment, measured, compression)
@@ -41,6 +43,9 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
         cost, solution, tried = solve_backends(models, request)
     except CheckFailedError as exc:  # no plan: the report names the budgets that cannot be met
         unmet = {} if pin_conflict(models[0]) else _unmet(models)
+        if "precisions_left_out" in lossy or "codecs_left_out" in lossy:
+            exc = CheckFailedError(f"{exc} (lossy precisions and codecs were left out: {evidence.WHY}; "
+                                   "plan --sensitivity FILE, or --allow-lossy to price them as free)")
         raise CheckFailedError(str(exc), infeasible_document(
             loaded.describe(), describe_deployment(deployment), request.objective, request.solver, str(exc),
             unmet)) from exc
@@ -49,6 +54,7 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
         solution, _baselines(models, request.objective), cost_sources(deployment, request.profiles, cost.backends),
         request.reproducible, tried,
     )
+    doc["lossy"] = lossy
     if request.sensitivity:
         doc["accuracy"] = {"sensitivity": {"metric": request.sensitivity.metric,
                                            "data": request.sensitivity.data},

@@ -14,7 +14,7 @@ from edgepart.cost import build as cost_build
 from edgepart.cost.model import CostModel, Objective
 from edgepart.graph import LoadedModel
 from edgepart.hardware.deploy import Deployment
-from edgepart.plan import envelope, solvers
+from edgepart.plan import envelope, evidence, solvers
 from edgepart.plan.solution import Solution
 
 SCHEMA_VERSION = 1
@@ -28,6 +28,8 @@ def at_bandwidth(deployment: Deployment, link: int, uplink_bps: float) -> Deploy
 
 def sweep_document(loaded: LoadedModel, deployment: Deployment, link: int, low_bps: float, high_bps: float,
                    objective: Objective, solver: str = "auto") -> dict[str, Any]:
+    # a sweep has no accuracy data: its plans keep to lossless choices, as `plan` without it does
+    deployment, lossy = evidence.restrict(deployment, has_evidence=False, allow_lossy=False)
     family = envelope.AffineFamily(
         cost_build.build(loaded.graph, at_bandwidth(deployment, link, high_bps)), 1 / high_bps,
         cost_build.build(loaded.graph, at_bandwidth(deployment, link, low_bps)), 1 / low_bps,
@@ -50,6 +52,7 @@ def sweep_document(loaded: LoadedModel, deployment: Deployment, link: int, low_b
         "range_bps": [low_bps, high_bps],
         "segments": [_segment(family, objective, s, base, layers) for s in segments],
         "pareto": [_pareto_point(base, s, layers) for s in front],
+        "lossy": lossy,
     })
 
 

@@ -93,10 +93,29 @@ def test_int8_plan_without_calibration_is_refused(tmp_path, sens):
     assert not (tmp_path / "b").exists()
 
 
+def test_without_sensitivity_the_plan_stays_lossless_and_says_why(tmp_path):
+    """The no-evidence rule (issue #19): int8 layers and lossy codecs allowed by the deployment, a 3G
+    link that makes them attractive, no accuracy data: fp32 and lossless codecs only, the plan's
+    `lossy` record and --explain name what was left out; --allow-lossy takes them and says so."""
+    _, doc = plan(tmp_path, "1%")
+    assert set(doc["precision"].values()) == {"fp32"}
+    assert {up["codec"] for cut in doc["cuts"] for up in cut["up"]} <= {"raw", "zlib"}
+    assert doc["lossy"]["allowed"] is False and doc["lossy"]["precisions_left_out"] == {"device": ["int8"],
+                                                                                         "edge": ["int8"]}
+    assert set(doc["lossy"]["codecs_left_out"]) == {"fp16", "int8", "fp16+zlib", "int8+zlib"}
+    deploy = tmp_path / "deploy.toml"
+    explained = edgepart("plan", DIGITS, "--deploy", str(deploy), "--solver", "ilp", "--explain")
+    assert explained.returncode == 0 and "lossy choices left out" in explained.stdout
+    assert "no sensitivity data" in explained.stdout and "--allow-lossy" in explained.stdout
+    _, doc = plan(tmp_path, "1%", "--allow-lossy")
+    assert "int8" in doc["precision"].values() and doc["lossy"]["allowed"] is True
+    assert "--allow-lossy" in doc["lossy"]["ground"]
+
+
 def test_measured_drop_over_budget_exits_1_with_both_numbers(tmp_path):
-    """Planned without sensitivities (int8 looks free) under a 0% budget; the cosine metric on
-    unlabelled held-out data then measures a real drop."""
-    plan_path, _ = plan(tmp_path, "0%")
+    """Planned without sensitivities, int8 taken as free (--allow-lossy), under a 0% budget; the
+    cosine metric on unlabelled held-out data then measures a real drop."""
+    plan_path, _ = plan(tmp_path, "0%", "--allow-lossy")
     build = tmp_path / "build"
     assert edgepart("compile", DIGITS, "--plan", str(plan_path), "-o", str(build), "--calibration", CALIB,
                     "-q").returncode == 0

@@ -59,12 +59,12 @@ TEXT = re.compile(r'<text x="([-\d.]+)" y="([-\d.]+)" font-size="([\d.]+)"([^>]*
 BOX = re.compile(r'<rect x="([-\d.]+)" y="([-\d.]+)" width="([\d.]+)" height="([\d.]+)"[^>]*class="box"')
 
 
-def planned(model, pins: str = "", path: str = "generated.onnx", tiers: str = THREE_TIERS):
+def planned(model, pins: str = "", path: str = "generated.onnx", tiers: str = THREE_TIERS, allow_lossy: bool = False):
     """(LayerGraph, plan document) of an in-memory model on the three-tier deployment with `pins`."""
     layers = graph.from_model(model)
     loaded = LoadedModel(Path(path), "0" * 64, model, layers)
     deployment = dataclasses.replace(deploy.parse(tomllib.loads(tiers + pins), "three.toml"), path="three.toml")
-    return layers, planner.plan(loaded, deployment, planner.PlanRequest(reproducible=True))
+    return layers, planner.plan(loaded, deployment, planner.PlanRequest(reproducible=True, allow_lossy=allow_lossy))
 
 
 def labels(picture: str) -> list[tuple[float, float, float, float, str, str]]:
@@ -226,9 +226,9 @@ def test_the_same_plan_draws_the_same_bytes_in_every_process(tmp_path):
 
 
 def test_a_precision_other_than_fp32_is_written_on_its_box():
-    """The edge may run int8, which is free without a sensitivity file."""
+    """The edge may run int8, which --allow-lossy takes as free without a sensitivity file."""
     int8_edge = THREE_TIERS.replace('target = "x86-64-v4"', 'target = "x86-64-v4"\nprecisions = ["fp32", "int8"]')
-    layers, plan = planned(graph.load(MODELS / "residual_cnn.onnx").model, tiers=int8_edge)
+    layers, plan = planned(graph.load(MODELS / "residual_cnn.onnx").model, tiers=int8_edge, allow_lossy=True)
     picture = plan_svg(layers, Plan.of(plan))
     lowered = [name for name, precision in plan["precision"].items() if precision != "fp32"]
     assert lowered
