@@ -68,6 +68,14 @@ def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None):
                                                f"({tier.verification})", native=False), submodel, tier)
 
 
+def reference_runner(build_dir: Path, tier: BuiltTier) -> OrtRunner:
+    """The tier's sub-model (its precisions applied) in onnxruntime: what the tier computes, by the
+    reference implementation, for measuring what the build's lossy choices cost."""
+    submodel = manifest.checked_submodel(build_dir, tier)
+    return _loaded(lambda: OrtRunner(submodel, "onnxruntime on the tier's sub-model (reference)", native=False),
+                   submodel, tier)
+
+
 def _library(artifact: Path, tier: BuiltTier) -> Path:
     """The tier's library, refused unless it is an ELF library for the machine the manifest names
     (before TVM's loader or qemu chokes on it)."""

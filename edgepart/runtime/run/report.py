@@ -92,25 +92,28 @@ def report(built: Manifest, network: Network, layout: Layout, requests: list[Req
 def check(built: Manifest, model: Path, requests: list[Request], report: dict) -> None:
     """Every result against onnxruntime on the original model, and in the order sent."""
 
-    from edgepart.runtime.verify import TOLERANCE, Chain, output_errors  # noqa: PLC0415
+    from edgepart.runtime.verify import output_errors, tolerance  # noqa: PLC0415
 
     session = sessions.session(model)
     names = [o.name for o in session.get_outputs()]
-    tolerance = TOLERANCE[Chain.least_precise(built)]
+    expected = [dict(zip(names, session.run(None, request.inputs))) for request in requests]
+    allowed = tolerance(built, [request.inputs for request in requests], expected)
+    limit = allowed["relative_error"]
     worst = 0.0
-    for request in requests:
-        expected = dict(zip(names, session.run(None, request.inputs)))
-        for name, error in output_errors(built.outputs, [expected], [request.outputs]).items():
+    for request, wanted in zip(requests, expected):
+        for name, error in output_errors(built.outputs, [wanted], [request.outputs]).items():
             if error["relative_error"] is None:
                 raise CheckFailedError(f"request {request.id}: output '{name}' differs from onnxruntime "
                                        f"({error['problem']})", report)
             worst = max(worst, error["relative_error"])
-            if error["relative_error"] > tolerance:
+            if error["relative_error"] > limit:
                 raise CheckFailedError(f"request {request.id}: output '{name}' differs from onnxruntime "
-                                       f"(relative error {error['relative_error']:.3g} > {tolerance:g})", report)
+                                       f"(relative error {error['relative_error']:.3g} > {limit:g}: "
+                                       f"{allowed['basis']})", report)
     arrival = [r.id for r in sorted(requests, key=lambda r: r.done_at)]
     report["checked"] = {"against": "onnxruntime on the original model", "worst_relative_error": worst,
-                         "tolerance": tolerance, "in_order": arrival == sorted(arrival)}
+                         "tolerance": limit, "tolerance_basis": allowed["basis"],
+                         "measured_cost": allowed["measured_cost"], "in_order": arrival == sorted(arrival)}
     if arrival != sorted(arrival):
         raise CheckFailedError("results came back out of order", report)
 
