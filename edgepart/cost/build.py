@@ -116,18 +116,23 @@ def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str,
     tier, device = deployment.tiers[k], deployment.tiers[0].device
     ratio = backend_kinds.factor(backend, tier.device.kind).ratio
     threads = backend_kinds.threads(backend, tier.threads)
+    fake_int8 = backend not in backend_kinds.INTEGER_KERNELS
     latency = np.full((len(graph.nodes), len(precisions)), np.inf)
     energy = np.full_like(latency, np.inf)
+
+    def reference(node, precision: str) -> float:  # onnxruntime's time: measured, else predicted
+        found = measured(tier, REFERENCE_BACKEND, node, precision) if measured else None
+        return predict.node_seconds(graph, node, tier.device, precision, threads) if found is None else found
+
     for v, node in enumerate(graph.nodes):
         for q, precision in enumerate(precisions):
             if precision not in tier.precisions:
                 continue
             seconds = measured(tier, backend, node, precision) if measured else None
             if seconds is None:
-                reference = measured(tier, REFERENCE_BACKEND, node, precision) if measured else None
-                if reference is None:
-                    reference = predict.node_seconds(graph, node, tier.device, precision, threads)
-                seconds = reference * ratio
+                seconds = reference(node, precision) * ratio
+                if precision == "int8" and fake_int8:  # quantize/dequantize around fp32 kernels
+                    seconds = max(seconds, reference(node, "fp32") * ratio)
             latency[v, q] = seconds
             energy[v, q] = (predict.node_energy(graph, node, device, precision, seconds) if k == 0
                             else device.idle_power_w * seconds)

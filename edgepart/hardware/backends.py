@@ -20,6 +20,10 @@ BUILT = ("tvm", "onnxruntime")  # backends compile builds
 BYOC = ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")  # accepted; compile reports their coverage and stops
 KNOWN = (*BUILT, *BYOC)
 ONNXRUNTIME_CPUS = ("x86-64", "AArch64")  # ELF machines of the CPUs onnxruntime ships builds for
+# Backends whose int8 layers run integer kernels. TVM imports a QDQ model as quantize/dequantize
+# around float kernels (fake quantisation): its int8 layers are never faster than fp32, so where they
+# were not measured they are priced at the fp32 time (edgepart.cost.build), not at a device's int8 rate.
+INTEGER_KERNELS = ("onnxruntime",)
 
 
 @dataclass(frozen=True)

@@ -145,3 +145,19 @@ def test_a_profiles_idle_factor_prices_each_tier_as_it_runs_between_requests():
         doc = planner.plan(loaded, deployment, planner.PlanRequest(profiles=(Profile.of(profile),)))
         assert doc["predicted"]["per_tier"]["t0"]["compute_s"] == pytest.approx(layers * 1e-4 * 1.25 * ratio)
         assert "x 1.250 for a run after 5 ms idle" in doc["costs"]["source"]["t0"]
+
+
+def test_int8_is_priced_no_faster_than_fp32_on_a_backend_without_integer_kernels():
+    """Issue #19: TVM runs int8 layers as quantize/dequantize around float kernels, so an unmeasured
+    TVM int8 layer costs what its fp32 one does; onnxruntime's integer kernels keep the device's int8 rate."""
+    from edgepart.cost import build as cost_build
+
+    loaded = graph.load(DIGITS)
+    for backend, cheaper in (("tvm", False), ("onnxruntime", True)):
+        deployment = _deployment({"device": "rpi4", "target": "rpi4", "backend": backend,
+                                  "precisions": ["fp32", "int8"]})
+        (cost,) = cost_build.variants(loaded.graph, deployment)
+        fp32, int8 = cost.precisions.index("fp32"), cost.precisions.index("int8")
+        heavy = [v for v, node in enumerate(loaded.graph.nodes) if node.op_type in ("Conv", "Gemm")]
+        latency = cost.node_latency[:, 0, :] if cost.node_latency.ndim == 3 else cost.node_latency
+        assert heavy and all(bool(latency[v, int8] < latency[v, fp32]) == cheaper for v in heavy), backend
