@@ -36,13 +36,22 @@ class Compression:
     drop: (node, precision) or ("tensor:<name>", codec) -> accuracy drop of that choice alone.
     wire_bytes: (tensor, codec) -> mean encoded bytes. codec_seconds: (tensor, codec) -> (encode,
     decode) seconds on the measuring host, whose memory bandwidth scales them to other devices.
-    fp32_only: nodes that stay fp32 when asked for int8 (onnxruntime does not quantise their op)."""
+    fp32_only: nodes that stay fp32 when asked for int8 (onnxruntime does not quantise their op).
+    evidence_only: a lower precision or lossy codec the measurement does not cover (a run limited by
+    `sensitivity --layers` or `--max-seconds`) is left out, as a plan without any data leaves them
+    all out (edgepart.plan.evidence); False with --allow-lossy, which prices them as free."""
 
     drop: Mapping[tuple[str, str], float] = field(default_factory=dict)
     wire_bytes: Mapping[tuple[str, str], float] = field(default_factory=dict)
     codec_seconds: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     host_memory_bandwidth: float | None = None
     fp32_only: frozenset[str] = frozenset()
+    evidence_only: bool = False
+
+    def unmeasured(self, key: tuple[str, str]) -> bool:
+        """Whether a lossy choice ((node, precision) or ("tensor:<name>", codec)) is left out for want
+        of a measurement."""
+        return self.evidence_only and key not in self.drop
 
 
 def build(graph: LayerGraph, deployment: Deployment, measured: MeasuredSeconds | None = None,
@@ -128,6 +137,8 @@ def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str,
         for q, precision in enumerate(precisions):
             if precision not in tier.precisions:
                 continue
+            if precision != "fp32" and not node.is_pseudo and compression.unmeasured((node.name, precision)):
+                continue  # no evidence of what it costs in accuracy: not a choice
             seconds = measured(tier, backend, node, precision) if measured else None
             if seconds is None:
                 seconds = reference(node, precision) * ratio
@@ -232,6 +243,10 @@ def _transfers(tensors: list[Tensor], links: tuple[Link, ...], codecs: tuple[str
     for t, tensor in enumerate(tensors):
         for li, link in enumerate(links):
             for c, codec in enumerate(codecs):
+                lossy = codec_formats.base(codec)
+                if lossy != "raw" and compression.unmeasured((f"tensor:{tensor.name}", lossy)):
+                    latency[t, li, c] = energy[t, li, c] = np.inf  # no evidence: never chosen
+                    continue
                 wire = codec_bytes(tensor, codec, compression)
                 encode, decode = codec_seconds(tensor, codec, tiers[li], tiers[li + 1], compression)
                 airtime = link.up_seconds(wire)

@@ -7,8 +7,9 @@ from edgepart.compress.sensitivity import Sensitivity
 from edgepart.cost.build import Compression
 
 
-def from_sensitivity(sensitivity: Sensitivity) -> Compression:
-    """The planner's view of a sensitivity measurement (edgepart.compress.sensitivity)."""
+def from_sensitivity(sensitivity: Sensitivity, allow_lossy: bool = False) -> Compression:
+    """The planner's view of a sensitivity measurement (edgepart.compress.sensitivity); a lossy
+    choice it does not cover is left out unless `allow_lossy`."""
     drop: dict[tuple[str, str], float] = {}
     wire: dict[tuple[str, str], float] = {}
     seconds: dict[tuple[str, str], tuple[float, float]] = {}
@@ -24,4 +25,5 @@ def from_sensitivity(sensitivity: Sensitivity) -> Compression:
             wire[(tensor, codec)] = result["bytes"]
         if codec != "raw":  # the transport sends raw buffers as they are
             seconds[(tensor, codec)] = (result["encode_s"], result["decode_s"])
-    return Compression(drop, wire, seconds, sensitivity.host_memory_bandwidth, frozenset(fp32_only))
+    return Compression(drop, wire, seconds, sensitivity.host_memory_bandwidth, frozenset(fp32_only),
+                       evidence_only=not allow_lossy)

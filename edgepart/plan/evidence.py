@@ -28,8 +28,11 @@ def lossless(codec: str) -> bool:
 def restrict(deployment: Deployment, has_evidence: bool, allow_lossy: bool) -> tuple[Deployment, dict[str, Any]]:
     """The deployment the planner may choose from, and the plan's `lossy` record: whether lossy
     choices were allowed, on what ground, and those left out (per tier, and of the codecs)."""
+    if has_evidence and allow_lossy:
+        return deployment, {"allowed": True, "ground": "sensitivity data; --allow-lossy: choices it does not "
+                                                       "cover priced as free"}
     if has_evidence:
-        return deployment, {"allowed": True, "ground": "sensitivity data"}
+        return deployment, {"allowed": True, "ground": "sensitivity data; choices it does not cover are left out"}
     if allow_lossy:
         return deployment, {"allowed": True, "ground": "--allow-lossy without sensitivity data: lower precisions "
                                                        "and lossy codecs priced as free of accuracy cost"}

@@ -75,12 +75,14 @@ class _Program:
             for level in range(1, k):
                 self.problem += self.at_or_above[u, level] <= self.at_or_above[v, level], f"flow_up_{u}_{v}_{level}"
         # Crossing: tensor t goes up link l (in one codec) when a consumer runs above it and its producer not.
+        # A codec with an infinite cost (a lossy one no measurement covers) gets no variable.
         kind = "Binary" if c > 1 else "Continuous"
+        sendable = np.isfinite(model.transfer_latency) & np.isfinite(model.transfer_energy)
         self.cross = {(ti, link, codec): pulp.LpVariable(f"x_{ti}_{link}_{codec}", 0, 1, cat=kind)
-                      for ti in range(t) for link in range(self.links) for codec in range(c)}
+                      for ti, link, codec in zip(*np.nonzero(sendable))}
         for ti, tensor in enumerate(model.tensors):
             for link in range(self.links):
-                sent = pulp.lpSum(self.cross[ti, link, codec] for codec in range(c))
+                sent = pulp.lpSum(self.cross[ti, link, codec] for codec in range(c) if (ti, link, codec) in self.cross)
                 for consumer in tensor.consumers:
                     self.problem += (sent >= self.at_or_above[consumer, link + 1]
                                      - self.at_or_above[tensor.producer, link + 1]), f"cross_{ti}_{link}_{consumer}"

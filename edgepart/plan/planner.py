@@ -37,7 +37,8 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
     `edgepart.infeasible` report (the budgets that cannot be met and the best values reachable)."""
     deployment, lossy = evidence.restrict(deployment, request.sensitivity is not None, request.allow_lossy)
     measured = profile_lookup(request.profiles)
-    compression = cost_compression.from_sensitivity(request.sensitivity) if request.sensitivity else None
+    compression = (cost_compression.from_sensitivity(request.sensitivity, request.allow_lossy)
+                   if request.sensitivity else None)
     models = cost_build.variants(loaded.graph, deployment, measured, compression)
     try:
         cost, solution, tried = solve_backends(models, request)

@@ -144,3 +144,20 @@ def test_sensitivity_bad_data_is_one_line(tmp_path):
     result = edgepart("sensitivity", DIGITS, "--data", str(bad))
     assert_one_line_error(result, 2, str(bad), "no array named 'image'")
     assert REPO.is_dir()
+
+
+def test_choices_a_partial_sensitivity_file_does_not_cover_are_left_out(tmp_path, sens):
+    """A measurement limited to some layers (sensitivity --layers / --max-seconds) is evidence for those
+    only: int8 goes nowhere else and no lossy codec is used for a tensor it did not measure."""
+    doc = json.loads(sens.read_text())
+    kept = next(name for name, entry in doc["layers"].items() if entry.get("int8", {}).get("applies"))
+    doc["layers"] = {kept: doc["layers"][kept]}
+    doc["tensors"] = {name: {**entry, "codecs": {c: {k: v for k, v in r.items() if k != "drop"}
+                                                 for c, r in entry["codecs"].items()}}
+                      for name, entry in doc["tensors"].items()}
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(doc))
+    _, planned = plan(tmp_path, "5%", "--sensitivity", str(partial))
+    assert {layer for layer, p in planned["precision"].items() if p != "fp32"} <= {kept}
+    assert {up["codec"] for cut in planned["cuts"] for up in cut["up"]} <= {"raw", "zlib"}
+    assert "does not cover are left out" in planned["lossy"]["ground"]
