@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -174,9 +175,12 @@ def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *
 
 def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | None = None,
                 metric: str | None = None, precisions: Iterable[str] = ("fp16", "int8"),
-                output: str | Path | None = None, progress: Progress = lambda n: None) -> Sensitivity:
+                max_seconds: float | None = None, output: str | Path | None = None,
+                progress: Progress = lambda n: None) -> Sensitivity:
     """`edgepart sensitivity`: the accuracy each layer's lower precision and each tensor codec costs,
-    on calibration `data` (.npz; default seeded inputs scored against the fp32 outputs)."""
+    on calibration `data` (.npz; default seeded inputs scored against the fp32 outputs).
+    `max_seconds`: stop then with what is measured (the model's first layers first); a plan treats
+    the choices not measured as it treats choices without data (edgepart.plan.evidence)."""
     from edgepart.compress import data as datasets  # noqa: PLC0415
     from edgepart.compress import sensitivity as measuring  # noqa: PLC0415
     from edgepart.hardware.devices import load_device  # noqa: PLC0415
@@ -189,13 +193,16 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
                             "choose from fp16, int8")
     if samples is not None and not 1 <= samples <= MAX_SAMPLES:
         raise BadInputError(f"--samples {samples}: must be from 1 to {MAX_SAMPLES}")
+    if max_seconds is not None and not (math.isfinite(max_seconds) and 0 < max_seconds <= MAX_TIME_LIMIT_S):
+        raise BadInputError(f"--max-seconds {max_seconds:g}: must be above 0 and at most {MAX_TIME_LIMIT_S:g}")
     if metric == "accuracy" and not data:
         raise BadInputError("--metric accuracy needs --data with a 'labels' array (seeded inputs have no labels)")
     loaded = _loaded(model)
     dataset = (datasets.load(str(data), loaded).head(samples) if data
                else datasets.seeded(loaded, samples or SEEDED_SAMPLES))
     found = Sensitivity.of(measuring.measure(loaded, dataset, metric, precisions,
-                                             load_device("local").memory_bandwidth, progress=progress),
+                                             load_device("local").memory_bandwidth, progress=progress,
+                                             max_seconds=max_seconds),
                            str(output or "sensitivity"))
     if not data:  # said once it worked, so that a failure stays one line
         log.warning("no --data: measured on %d seeded inputs against the fp32 outputs; pass calibration data "

@@ -26,19 +26,26 @@ log = logging.getLogger(__name__)
 @click.option("--metric", type=click.Choice(sorted(scoring.METRICS)),
               help="Default: accuracy when the data has labels, else cosine.")
 @click.option("--precision", default="fp16,int8", show_default=True, help="Precisions to measure per layer.")
+@click.option("--max-seconds", type=float,
+              help="Stop measuring after this long and write what was measured, the layers nearest the input "
+                   "first; plans leave the choices not measured out (coverage in the file).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the sensitivity file here.")
 @input_shape_option
 @output_options
 def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, samples: int | None,
-                        metric: str | None, precision: str, output: str | None,
+                        metric: str | None, precision: str, max_seconds: float | None, output: str | None,
                         input_shapes: tuple[str, ...]) -> None:
     """Measure the accuracy drop of each layer in fp16/int8 and of each tensor codec, one at a time."""
     which = tuple(p.strip() for p in precision.split(",") if p.strip())
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     with progress_bar(out, sensitivity.steps(loaded, which), "sensitivity") as update:
         doc = api.sensitivity(loaded, data=data_path, samples=samples, metric=metric, precisions=which,
-                              output=output, progress=update).doc
+                              max_seconds=max_seconds, output=output, progress=update).doc
     log.info("measured in %.1f s", doc["seconds"])
+    coverage = doc["coverage"]
+    if not coverage["complete"]:
+        log.warning("--max-seconds: %d of %d choices measured; plans leave the others out", coverage["measured"],
+                    coverage["choices"])
     emit(out, doc, render)
 
 

@@ -21,11 +21,8 @@ import numpy as np
 import onnx
 
 from edgepart import __version__, checks, schema
-from edgepart.compress import codecs
-from edgepart.compress import precision as precisions
-from edgepart.compress.codec_graph import with_codec
+from edgepart.compress import codecs, injection
 from edgepart.compress.data import Dataset, run
-from edgepart.compress.quantize import Quantizer, quantized_nodes
 from edgepart.compress.scoring import METRICS, scorer
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
@@ -39,10 +36,13 @@ TIMING_SAMPLES = 8
 
 def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             which: tuple[str, ...] = ("fp16", "int8"), memory_bandwidth_bps: float | None = None,
-            progress: Callable[[int], None] = lambda n: None) -> dict:
+            progress: Callable[[int], None] = lambda n: None, max_seconds: float | None = None) -> dict:
     """The sensitivity document of `loaded` on `dataset` for the precisions in `which`;
     `memory_bandwidth_bps`: this host's (its device profile `local`), recorded so the planner can
-    scale the codecs' measured times to other devices (None: they are not scaled but modelled)."""
+    scale the codecs' measured times to other devices (None: they are not scaled but modelled).
+    `max_seconds`: stop measuring then; the choices measured by then are the document's (in the
+    model's order, so the layers nearest the input, where a device tier runs, come first), and
+    `coverage` says how many of how many."""
     metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"{dataset.source}: metric 'accuracy' needs an array named 'labels'")
@@ -51,27 +51,81 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     reference = run(model, dataset)
     score = scorer(metric, reference, dataset.labels, dataset.source)
     baseline = score(reference)
+    graph = loaded.graph
+    coded = _float_tensors(loaded)
+    layer_outputs = {n.name: [t for t in n.outputs if graph.tensors.get(t) and graph.tensors[t].dtype == "float32"]
+                     for n in graph.layers}
+    injectable = injection.Injectable(model, {t: graph.tensors[t].shape
+                                              for t in {*coded, *(t for ts in layer_outputs.values() for t in ts)}})
 
-    def drop(variant: onnx.ModelProto) -> float:
-        result = float(baseline - score(run(variant, dataset)))
+    def drop(perturbation: dict[str, np.ndarray]) -> float:
         progress(1)
-        return result
+        if not any(delta.any() for delta in perturbation.values()):
+            return 0.0  # nothing changes: nothing to run
+        return float(baseline - score(injectable.run(dataset, perturbation)))
 
-    layers = _layers(loaded, model, dataset, which, drop)
-    tensors = _tensors(loaded, model, dataset, drop)
+    nodes = {node.name: node for node in model.graph.node}
+    weights = {init.name for init in model.graph.initializer}
+    first = [t for t in coded if graph.tensors[t].producer not in layer_outputs]  # graph inputs
+    groups = [first] if first else []
+    owners: list[str | None] = [None] if first else []
+    for layer in graph.layers:
+        inputs = [t for t in nodes[layer.name].input if t and t not in weights]
+        groups.append([*dict.fromkeys([*inputs, *layer_outputs[layer.name]])])
+        owners.append(layer.name)
+    nbytes = {t: graph.tensors[t].nbytes if t in graph.tensors else 0 for group in groups for t in group}
+    layers: dict[str, dict] = {layer.name: {} for layer in graph.layers}
+    tensors: dict[str, dict] = {}
+    total, done = steps(loaded, which), 0
+    for (group, values), owner in zip(injection.captured(model, dataset, groups, nbytes), owners):
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
+        if owner is not None:
+            done += _layer_choices(model, nodes[owner], values, layer_outputs[owner], which, drop, layers[owner])
+        for name in (t for t in (layer_outputs[owner] if owner else group) if t in coded):
+            tensors[name] = _tensor_choices(name, values[name], graph.tensors[name].nbytes, drop)
+            done += len(LOSSY_CODECS)
     return schema.document("sensitivity", SCHEMA_VERSION, {
         "model": {"path": str(loaded.path), "sha256": loaded.sha256},
         "data": dataset.describe(),
         "metric": {"name": metric, "description": METRICS[metric], "fp32": float(baseline)},
-        "method": "each choice alone on the whole model; int8: onnxruntime static QDQ (uint8 activations, "
-                  "int8 weights, min-max ranges); fp16: onnxruntime float16 converter; codecs: the runtime's "
-                  "arithmetic in-graph (Cast pair, DynamicQuantizeLinear + DequantizeLinear)",
+        "method": "each choice alone on the whole model, as a perturbation added to one tensor in one onnxruntime "
+                  "session (edgepart.compress.injection); int8: the layer alone through onnxruntime static QDQ "
+                  "(uint8 activations, int8 weights, min-max ranges of its inputs); fp16: the layer alone through "
+                  "onnxruntime's float16 converter; codecs: the runtime's encode/decode on the fp32 values",
+        "coverage": {"measured": done, "choices": total, "complete": done >= total,
+                     **({"max_seconds": max_seconds} if max_seconds is not None else {})},
         "host": {**host_description(), "memory_bandwidth_bps": memory_bandwidth_bps},
         "versions": {"edgepart": __version__},
         "seconds": time.perf_counter() - start,
-        "layers": layers,
+        "layers": {name: entry for name, entry in layers.items() if entry},
         "tensors": tensors,
     })
+
+
+def _layer_choices(model: onnx.ModelProto, node: onnx.NodeProto, values: dict[str, np.ndarray], outputs: list[str],
+                   which: tuple[str, ...], drop: Callable[[dict], float], entry: dict) -> int:
+    """One layer's precisions measured into `entry`; how many choices that was."""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute) or not outputs:
+        return len(which)  # a layer with subgraphs, or no float output: nothing to lower, not a choice
+    inputs = {t: values[t] for t in node.input if t in values}
+    for precision in which:
+        delta, applies = injection.layer_delta(model, node, inputs, {t: values[t] for t in outputs}, precision)
+        entry[precision] = {"drop": drop(delta) if applies else 0.0}
+        if precision == "int8":
+            entry[precision]["applies"] = applies
+    return len(which)
+
+
+def _tensor_choices(name: str, values: np.ndarray, nbytes: int, drop: Callable[[dict], float]) -> dict:
+    """One tensor's codecs: wire bytes and times on this host, and each lossy codec's drop."""
+    entry = {codec: _wire(values[:TIMING_SAMPLES], codec) for codec in codecs.CODECS}
+    for codec in LOSSY_CODECS:
+        lossy = drop({name: injection.codec_delta(values, codec)})
+        for full in codecs.CODECS:
+            if codecs.base(full) == codec:
+                entry[full]["drop"] = lossy
+    return {"bytes": nbytes, "codecs": entry}
 
 
 def steps(loaded: LoadedModel, which: tuple[str, ...]) -> int:
@@ -178,38 +232,6 @@ def _check(doc: dict, path: str) -> None:
                 checks.number(result.get(key), f"{where}.{key}", least=0, most=MAX_CODEC_S)
             if "drop" in result:
                 checks.number(result["drop"], f"{where}.drop", least=-MAX_DROP, most=MAX_DROP)
-
-
-def _layers(loaded: LoadedModel, model: onnx.ModelProto, dataset: Dataset, which: tuple[str, ...],
-            drop: Callable[[onnx.ModelProto], float]) -> dict:
-    names = [n.name for n in loaded.graph.layers]
-    result: dict[str, dict] = {name: {} for name in names}
-    if "int8" in which:
-        with Quantizer(model, dataset) as quantizer:
-            for name in names:
-                variant = quantizer.quantize([name])
-                applies = name in quantized_nodes(variant)
-                result[name]["int8"] = {"drop": drop(variant) if applies else 0.0, "applies": applies}
-    if "fp16" in which:
-        for name in names:
-            result[name]["fp16"] = {"drop": drop(precisions.to_fp16(model, [name]))}
-    return result
-
-
-def _tensors(loaded: LoadedModel, model: onnx.ModelProto, dataset: Dataset,
-             drop: Callable[[onnx.ModelProto], float]) -> dict:
-    names = _float_tensors(loaded)
-    values = run(model, dataset.head(TIMING_SAMPLES), names) if names else {}
-    result = {}
-    for name in names:
-        entry = {codec: _wire(values[name], codec) for codec in codecs.CODECS}
-        for codec in LOSSY_CODECS:
-            lossy = drop(with_codec(model, name, codec))
-            for full in codecs.CODECS:
-                if codecs.base(full) == codec:
-                    entry[full]["drop"] = lossy
-        result[name] = {"bytes": loaded.graph.tensors[name].nbytes, "codecs": entry}
-    return result
 
 
 def _float_tensors(loaded: LoadedModel) -> list[str]:

@@ -9,12 +9,13 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgepart import graph
-from edgepart.compress import codec_graph, codecs, data, precision, quantize, sensitivity
+from edgepart.compress import codecs, data, precision, quantize, sensitivity
 from edgepart.cost import build as cost_build
 from edgepart.cost import compression as cost_compression
 from edgepart.errors import BadInputError
 from edgepart.hardware import deploy
 from edgepart.hardware.devices import load_device
+from tests import codec_graph
 from tests.conftest import MODELS
 
 DIGITS = MODELS / "digits_cnn.onnx"
@@ -144,6 +145,45 @@ def test_sensitivity_detects_a_drop_without_labels():
     drops = [entry["int8"]["drop"] for entry in doc["layers"].values() if entry["int8"]["applies"]]
     assert doc["metric"]["name"] == "cosine" and drops and max(drops) > 1e-5
     assert all(entry["codecs"]["int8"]["drop"] >= -1e-9 for entry in doc["tensors"].values())
+
+
+def test_each_measured_drop_is_that_choice_alone_on_the_whole_model():
+    """The one-session measurement (edgepart.compress.injection) against the whole model rebuilt with
+    that one choice, layer precisions and codecs, on a CNN whose int8 and fp16 cost something."""
+    from edgepart.graph.sessions import named_model
+
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    dataset = data.seeded(loaded, 4)
+    doc = sensitivity.measure(loaded, dataset)
+    model = named_model(loaded)
+    reference = data.run(model, dataset)
+    score = sensitivity.scorer("cosine", reference, None)
+
+    def whole(variant: onnx.ModelProto) -> float:
+        return score(reference) - score(data.run(variant, dataset))
+
+    compared = 0
+    with quantize.Quantizer(model, dataset) as quantizer:
+        for name, entry in doc["layers"].items():
+            if entry.get("int8", {}).get("applies"):
+                assert entry["int8"]["drop"] == pytest.approx(whole(quantizer.quantize([name])), rel=0.05, abs=1e-6)
+                compared += 1
+            assert entry["fp16"]["drop"] == pytest.approx(whole(precision.to_fp16(model, [name])), rel=0.05, abs=1e-7)
+    for name, entry in list(doc["tensors"].items())[:4]:
+        for codec in ("fp16", "int8"):
+            assert entry["codecs"][codec]["drop"] == pytest.approx(whole(codec_graph.with_codec(model, name, codec)),
+                                                                   rel=0.02, abs=1e-7)
+    assert compared >= 2 and max(e["int8"]["drop"] for e in doc["layers"].values() if e["int8"]["applies"]) > 1e-5
+    assert doc["coverage"] == {"measured": sensitivity.steps(loaded, ("fp16", "int8")),
+                               "choices": sensitivity.steps(loaded, ("fp16", "int8")), "complete": True}
+
+
+def test_max_seconds_stops_with_what_was_measured():
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    doc = sensitivity.measure(loaded, data.seeded(loaded, 2), max_seconds=1e-9)
+    assert doc["coverage"]["complete"] is False and doc["coverage"]["max_seconds"] == 1e-9
+    assert doc["coverage"]["measured"] < doc["coverage"]["choices"]
+    assert len(doc["layers"]) < len(loaded.graph.layers)
 
 
 def test_cost_model_uses_measured_compression(digits_sensitivity, digits):

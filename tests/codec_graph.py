@@ -1,5 +1,6 @@
-"""A tensor's codec emulated inside the model (the runtime's arithmetic as ONNX nodes), so the
-accuracy a codec costs is measured by running the whole model once."""
+"""A tensor's codec emulated inside the model (the runtime's arithmetic as ONNX nodes): the whole
+model rebuilt with one codec, which the tests hold edgepart's one-session measurement
+(edgepart.compress.injection) to. edgepart measured codecs this way before."""
 
 from __future__ import annotations
 
