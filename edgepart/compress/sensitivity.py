@@ -1,27 +1,35 @@
 """Accuracy sensitivity per layer and per cut-tensor codec, measured on calibration data.
 
-Each choice is measured alone: the whole model with just that layer in fp16 or int8, or just that
-tensor sent through a codec (emulated in-graph with the same arithmetic as the runtime's codec),
-run over the calibration samples and scored against labels (accuracy) or against the fp32 outputs
-(top-1 agreement, or cosine similarity). The planner adds the drops up under the accuracy budget;
-`verify --validate-accuracy` then measures the composed plan for real. For every tensor the codecs'
-wire bytes and encode/decode times are measured on these activations too.
+Each choice is measured alone on the whole model (a layer in fp16 or int8, or a tensor sent through
+a codec), scored against labels (accuracy) or against the fp32 outputs (top-1 agreement, or cosine
+similarity), in one onnxruntime session for all choices (edgepart.compress.injection). The
+planner adds the drops up under the accuracy budget; `verify --validate-accuracy` then measures
+the composed plan for real. For every tensor the codecs' wire bytes and encode/decode times are
+measured on these activations too. Results are cached per model, data and metric (MeasuredBefore),
+so a rerun, or a run after one cut short by `max_seconds`, measures only what is missing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import onnx
 
 from edgepart import __version__, checks, schema
+from edgepart.cache import cache_dir
 from edgepart.compress import codecs, injection
+from edgepart.compress import precision as precisions
+from edgepart.compress import quantize as quantize_module
 from edgepart.compress.data import Dataset, run
 from edgepart.compress.scoring import METRICS, scorer
 from edgepart.errors import BadInputError
@@ -59,32 +67,48 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
                                               for t in {*coded, *(t for ts in layer_outputs.values() for t in ts)}})
 
     def drop(perturbation: dict[str, np.ndarray]) -> float:
-        progress(1)
         if not any(delta.any() for delta in perturbation.values()):
             return 0.0  # nothing changes: nothing to run
         return float(baseline - score(injectable.run(dataset, perturbation)))
 
     nodes = {node.name: node for node in model.graph.node}
     weights = {init.name for init in model.graph.initializer}
-    first = [t for t in coded if graph.tensors[t].producer not in layer_outputs]  # graph inputs
-    groups = [first] if first else []
-    owners: list[str | None] = [None] if first else []
+    cache = MeasuredBefore(loaded, dataset, metric)
+    layers, tensors = cache.layers, cache.tensors
+    # Groups in the model's order: the graph inputs a codec may carry, then each layer with the
+    # tensors its measurement reads; those measured before are not captured or run again.
+    todo: list[tuple[str | None, list[str], list[str]]] = []  # (layer or None, tensors to capture, coded ones)
+    first = [t for t in coded if graph.tensors[t].producer not in layer_outputs and t not in tensors]
+    if first:
+        todo.append((None, first, first))
     for layer in graph.layers:
+        fresh = [t for t in layer_outputs[layer.name] if t in coded and t not in tensors]
+        if all(p in layers.get(layer.name, {}) for p in which) and not fresh:
+            continue
         inputs = [t for t in nodes[layer.name].input if t and t not in weights]
-        groups.append([*dict.fromkeys([*inputs, *layer_outputs[layer.name]])])
-        owners.append(layer.name)
-    nbytes = {t: graph.tensors[t].nbytes if t in graph.tensors else 0 for group in groups for t in group}
-    layers: dict[str, dict] = {layer.name: {} for layer in graph.layers}
-    tensors: dict[str, dict] = {}
-    total, done = steps(loaded, which), 0
-    for (group, values), owner in zip(injection.captured(model, dataset, groups, nbytes), owners):
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
-            break
-        if owner is not None:
-            done += _layer_choices(model, nodes[owner], values, layer_outputs[owner], which, drop, layers[owner])
-        for name in (t for t in (layer_outputs[owner] if owner else group) if t in coded):
-            tensors[name] = _tensor_choices(name, values[name], graph.tensors[name].nbytes, drop)
-            done += len(LOSSY_CODECS)
+        todo.append((layer.name, [*dict.fromkeys([*inputs, *layer_outputs[layer.name]])], fresh))
+    done = _already(layers, tensors, graph, coded, which)
+    progress(done)
+    nbytes = {t: graph.tensors[t].nbytes if t in graph.tensors else 0 for _, group, _ in todo for t in group}
+    try:
+        captures = injection.captured(model, dataset, [group for _, group, _ in todo], nbytes)
+        for (owner, _, fresh), (_, values) in zip(todo, captures):
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                break
+            if owner is not None:
+                entry = layers.setdefault(owner, {})
+                missing = tuple(p for p in which if p not in entry)
+                _layer_choices(model, nodes[owner], values, layer_outputs[owner], missing, drop, entry)
+                done += len(missing)
+                progress(len(missing))
+            for name in fresh:
+                tensors[name] = _tensor_choices(name, values[name], graph.tensors[name].nbytes, drop)
+                done += len(LOSSY_CODECS)
+                progress(len(LOSSY_CODECS))
+            cache.save_now_and_then()
+    finally:
+        cache.save()
+    total = steps(loaded, which)
     return schema.document("sensitivity", SCHEMA_VERSION, {
         "model": {"path": str(loaded.path), "sha256": loaded.sha256},
         "data": dataset.describe(),
@@ -98,23 +122,69 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
         "host": {**host_description(), "memory_bandwidth_bps": memory_bandwidth_bps},
         "versions": {"edgepart": __version__},
         "seconds": time.perf_counter() - start,
-        "layers": {name: entry for name, entry in layers.items() if entry},
-        "tensors": tensors,
+        "layers": {name: {p: entry[p] for p in which if p in entry} for name, entry in layers.items()
+                   if any(p in entry for p in which)},
+        "tensors": {name: entry for name, entry in tensors.items() if name in coded},
     })
 
 
+def _already(layers: dict, tensors: dict, graph, coded: list[str], which: tuple[str, ...]) -> int:
+    """Choices measured before (from the cache), counted as `steps` counts them."""
+    return (sum(1 for layer in graph.layers for p in which if p in layers.get(layer.name, {}))
+            + len(LOSSY_CODECS) * sum(1 for t in coded if t in tensors))
+
+
+class MeasuredBefore:
+    """Choices measured before on this model, data and metric, kept in EDGEPART_CACHE/sensitivity/:
+    a rerun, or one after a run cut short by --max-seconds, measures only what is missing. Keyed by
+    the model's and the data's sha256, the metric, and the source of the code that measures (a
+    changed method never reads an old result)."""
+
+    SAVE_EVERY_S = 10.0
+
+    def __init__(self, loaded: LoadedModel, dataset: Dataset, metric: str) -> None:
+        digest = hashlib.sha256()
+        for name in sorted(dataset.inputs):
+            array = np.ascontiguousarray(dataset.inputs[name])
+            digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+            digest.update(array.tobytes())
+        if dataset.labels is not None:
+            digest.update(np.ascontiguousarray(dataset.labels).tobytes())
+        method = hashlib.sha256(b"".join(Path(module.__file__).read_bytes()
+                                         for module in (sys.modules[__name__], injection, codecs, quantize_module,
+                                                        precisions))).hexdigest()
+        key = hashlib.sha256(json.dumps([loaded.sha256, digest.hexdigest(), metric, method]).encode())
+        self.path = cache_dir() / "sensitivity" / f"{key.hexdigest()[:32]}.json"
+        found = {}
+        try:
+            found = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            pass  # nothing measured before, or a file cut short: measure again
+        self.layers: dict[str, dict] = found.get("layers", {}) if isinstance(found, dict) else {}
+        self.tensors: dict[str, dict] = found.get("tensors", {}) if isinstance(found, dict) else {}
+        self._saved = time.monotonic()
+
+    def save_now_and_then(self) -> None:
+        if time.monotonic() - self._saved > self.SAVE_EVERY_S:
+            self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        schema.write_atomic(str(self.path), json.dumps({"layers": self.layers, "tensors": self.tensors}))
+        self._saved = time.monotonic()
+
+
 def _layer_choices(model: onnx.ModelProto, node: onnx.NodeProto, values: dict[str, np.ndarray], outputs: list[str],
-                   which: tuple[str, ...], drop: Callable[[dict], float], entry: dict) -> int:
-    """One layer's precisions measured into `entry`; how many choices that was."""
+                   which: tuple[str, ...], drop: Callable[[dict], float], entry: dict) -> None:
+    """One layer's precisions measured into `entry`."""
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute) or not outputs:
-        return len(which)  # a layer with subgraphs, or no float output: nothing to lower, not a choice
+        return  # a layer with subgraphs, or no float output: nothing to lower, not a choice
     inputs = {t: values[t] for t in node.input if t in values}
     for precision in which:
         delta, applies = injection.layer_delta(model, node, inputs, {t: values[t] for t in outputs}, precision)
         entry[precision] = {"drop": drop(delta) if applies else 0.0}
         if precision == "int8":
             entry[precision]["applies"] = applies
-    return len(which)
 
 
 def _tensor_choices(name: str, values: np.ndarray, nbytes: int, drop: Callable[[dict], float]) -> dict:

@@ -198,3 +198,27 @@ def test_cost_model_uses_measured_compression(digits_sensitivity, digits):
     unmeasured = cost_build.build(digits.graph, deployment)
     assert unmeasured.wire_bytes[t, c] == unmeasured.wire_bytes[t, cost.codecs.index("int8")]
     assert (unmeasured.transfer_latency[t, :, c] > unmeasured.transfer_latency[t, :, cost.codecs.index("int8")]).all()
+
+
+def test_a_rerun_measures_only_what_is_missing(tmp_path, monkeypatch):
+    """The cache (EDGEPART_CACHE/sensitivity/, keyed by model, data and metric): fp16 measured first,
+    then fp16 and int8 runs only the int8 choices, a third run nothing, other data everything."""
+    from edgepart.compress import injection
+
+    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path))
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    dataset = data.seeded(loaded, 2)
+    runs = []
+    original = injection.Injectable.run
+    monkeypatch.setattr(injection.Injectable, "run", lambda self, *a, **k: runs.append(1) or original(self, *a, **k))
+    half = sensitivity.measure(loaded, dataset, which=("fp16",))
+    first = len(runs)
+    both = sensitivity.measure(loaded, dataset)
+    applies = sum(1 for entry in both["layers"].values() if entry["int8"]["applies"])
+    assert both["coverage"]["complete"] and 0 < len(runs) - first <= applies
+    assert all(both["layers"][name]["fp16"] == entry["fp16"] for name, entry in half["layers"].items())
+    before = len(runs)
+    again = sensitivity.measure(loaded, dataset)
+    assert len(runs) == before and again["layers"] == both["layers"] and again["tensors"] == both["tensors"]
+    sensitivity.measure(loaded, data.seeded(loaded, 3))  # other data: measured afresh
+    assert len(runs) > before
