@@ -175,12 +175,14 @@ def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *
 
 def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | None = None,
                 metric: str | None = None, precisions: Iterable[str] = ("fp16", "int8"),
-                max_seconds: float | None = None, output: str | Path | None = None,
+                max_seconds: float | None = None, exact: bool = False, output: str | Path | None = None,
                 progress: Progress = lambda n: None) -> Sensitivity:
     """`edgepart sensitivity`: the accuracy each layer's lower precision and each tensor codec costs,
     on calibration `data` (.npz; default seeded inputs scored against the fp32 outputs).
-    `max_seconds`: stop then with what is measured (the model's first layers first); a plan treats
-    the choices not measured as it treats choices without data (edgepart.plan.evidence)."""
+    `max_seconds`: the time to take (default edgepart.compress.sensitivity.EXACT_SECONDS): every
+    choice is run where that fits, else probes are run and the other choices estimated (marked);
+    `exact`: run every choice, stopping at `max_seconds` with what is measured (the model's first
+    layers first); a plan leaves the choices not measured out (edgepart.plan.evidence)."""
     from edgepart.compress import data as datasets  # noqa: PLC0415
     from edgepart.compress import sensitivity as measuring  # noqa: PLC0415
     from edgepart.hardware.devices import load_device  # noqa: PLC0415
@@ -202,7 +204,7 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
                else datasets.seeded(loaded, samples or SEEDED_SAMPLES))
     found = Sensitivity.of(measuring.measure(loaded, dataset, metric, precisions,
                                              load_device("local").memory_bandwidth, progress=progress,
-                                             max_seconds=max_seconds),
+                                             max_seconds=max_seconds, exact=exact),
                            str(output or "sensitivity"))
     if not data:  # said once it worked, so that a failure stays one line
         log.warning("no --data: measured on %d seeded inputs against the fp32 outputs; pass calibration data "

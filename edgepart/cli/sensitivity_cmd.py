@@ -27,25 +27,32 @@ log = logging.getLogger(__name__)
               help="Default: accuracy when the data has labels, else cosine.")
 @click.option("--precision", default="fp16,int8", show_default=True, help="Precisions to measure per layer.")
 @click.option("--max-seconds", type=float,
-              help="Stop measuring after this long and write what was measured, the layers nearest the input "
-                   "first; plans leave the choices not measured out (coverage in the file).")
+              help="The time to take (default 120): every choice is run on the whole model where that fits, "
+                   "else probe layers are and the other choices are estimated (marked in the file).")
+@click.option("--exact", is_flag=True,
+              help="Run every choice; with --max-seconds stop then with what was measured, the layers nearest "
+                   "the input first (plans leave the rest out).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the sensitivity file here.")
 @input_shape_option
 @output_options
 def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, samples: int | None,
-                        metric: str | None, precision: str, max_seconds: float | None, output: str | None,
+                        metric: str | None, precision: str, max_seconds: float | None, exact: bool,
+                        output: str | None,
                         input_shapes: tuple[str, ...]) -> None:
     """Measure the accuracy drop of each layer in fp16/int8 and of each tensor codec, one at a time."""
     which = tuple(p.strip() for p in precision.split(",") if p.strip())
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     with progress_bar(out, sensitivity.steps(loaded, which), "sensitivity") as update:
         doc = api.sensitivity(loaded, data=data_path, samples=samples, metric=metric, precisions=which,
-                              max_seconds=max_seconds, output=output, progress=update).doc
+                              max_seconds=max_seconds, exact=exact, output=output, progress=update).doc
     log.info("measured in %.1f s", doc["seconds"])
     coverage = doc["coverage"]
     if not coverage["complete"]:
         log.warning("--max-seconds: %d of %d choices measured; plans leave the others out", coverage["measured"],
                     coverage["choices"])
+    elif coverage.get("estimated"):
+        log.warning("the choices between every %d-th layer's were estimated, not run (--exact runs them all)",
+                    coverage["probe_every"])
     emit(out, doc, render)
 
 
@@ -70,4 +77,7 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def _drop(result: dict | None) -> str:
-    return "-" if result is None else f"{100 * result['drop']:+.2f}%"
+    """A drop in percent; "~" marks an estimate (not run on the whole model)."""
+    if result is None:
+        return "-"
+    return ("~" if result.get("estimated") else "") + f"{100 * result['drop']:+.2f}%"

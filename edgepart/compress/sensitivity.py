@@ -27,7 +27,7 @@ import onnx
 
 from edgepart import __version__, checks, schema
 from edgepart.cache import cache_dir
-from edgepart.compress import codecs, injection
+from edgepart.compress import codecs, estimate, injection
 from edgepart.compress import precision as precisions
 from edgepart.compress import quantize as quantize_module
 from edgepart.compress.data import Dataset, run
@@ -40,17 +40,21 @@ from edgepart.machine import host_description
 SCHEMA_VERSION = 1
 LOSSY_CODECS = ("fp16", "int8")
 TIMING_SAMPLES = 8
+EXACT_SECONDS = 120.0  # without --max-seconds: every choice is run when that takes at most this long
 
 
 def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             which: tuple[str, ...] = ("fp16", "int8"), memory_bandwidth_bps: float | None = None,
-            progress: Callable[[int], None] = lambda n: None, max_seconds: float | None = None) -> dict:
+            progress: Callable[[int], None] = lambda n: None, max_seconds: float | None = None,
+            exact: bool = False) -> dict:
     """The sensitivity document of `loaded` on `dataset` for the precisions in `which`;
     `memory_bandwidth_bps`: this host's (its device profile `local`), recorded so the planner can
     scale the codecs' measured times to other devices (None: they are not scaled but modelled).
-    `max_seconds`: stop measuring then; the choices measured by then are the document's (in the
-    model's order, so the layers nearest the input, where a device tier runs, come first), and
-    `coverage` says how many of how many."""
+    Every choice is run on the whole model when that fits the time (`max_seconds`, default
+    EXACT_SECONDS) or `exact`; otherwise probes (edgepart.compress.estimate): the choices at evenly
+    spread tensors are run, and every other choice's drop is estimated from the size of the change it
+    makes and the probes' gains, marked `estimated`. With `max_seconds` and `exact`, measuring stops
+    then (the layers nearest the input first) and `coverage` says how many of how many."""
     metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"{dataset.source}: metric 'accuracy' needs an array named 'labels'")
@@ -65,15 +69,24 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
                      for n in graph.layers}
     injectable = injection.Injectable(model, {t: graph.tensors[t].shape
                                               for t in {*coded, *(t for ts in layer_outputs.values() for t in ts)}})
+    position = {t: i for i, layer in enumerate(graph.layers) for t in layer.outputs}
+    gains = estimate.Gains()
 
-    def drop(perturbation: dict[str, np.ndarray]) -> float:
+    def exact_drop(kind: str, perturbation: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> float:
         if not any(delta.any() for delta in perturbation.values()):
             return 0.0  # nothing changes: nothing to run
-        return float(baseline - score(injectable.run(dataset, perturbation)))
+        found = float(baseline - score(injectable.run(dataset, perturbation)))
+        gains.add(kind, _position(perturbation, position), found, estimate.relative_energy(perturbation, values))
+        return found
+
+    def estimated_drop(kind: str, perturbation: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> float:
+        return gains.drop(kind, _position(perturbation, position), estimate.relative_energy(perturbation, values))
+
+    estimated_drop.estimated = True  # its entries say so
 
     nodes = {node.name: node for node in model.graph.node}
     weights = {init.name for init in model.graph.initializer}
-    cache = MeasuredBefore(loaded, dataset, metric)
+    cache = MeasuredBefore(loaded, dataset, metric, keep_estimates=not exact)
     layers, tensors = cache.layers, cache.tensors
     # Groups in the model's order: the graph inputs a codec may carry, then each layer with the
     # tensors its measurement reads; those measured before are not captured or run again.
@@ -89,11 +102,21 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
         todo.append((layer.name, [*dict.fromkeys([*inputs, *layer_outputs[layer.name]])], fresh))
     done = _already(layers, tensors, graph, coded, which)
     progress(done)
+    budget = max_seconds if max_seconds is not None else EXACT_SECONDS
+    choices = steps(loaded, which) - done
+    probe_every = 1
+    if todo and not exact:  # one run of the injectable model, timed, sizes the probes
+        timed = time.perf_counter()
+        injectable.run(dataset)
+        run_s = time.perf_counter() - timed
+        probe_every = estimate.probe_spacing(choices, len(todo), run_s, budget - (time.perf_counter() - start))
     nbytes = {t: graph.tensors[t].nbytes if t in graph.tensors else 0 for _, group, _ in todo for t in group}
-    try:
-        captures = injection.captured(model, dataset, [group for _, group, _ in todo], nbytes)
-        for (owner, _, fresh), (_, values) in zip(todo, captures):
-            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+
+    def measure_groups(groups: list[tuple[str | None, list[str], list[str]]], drop) -> None:
+        nonlocal done
+        captures = injection.captured(model, dataset, [group for _, group, _ in groups], nbytes)
+        for (owner, _, fresh), (_, values) in zip(groups, captures):
+            if exact and max_seconds is not None and time.perf_counter() - start > max_seconds:
                 break
             if owner is not None:
                 entry = layers.setdefault(owner, {})
@@ -102,10 +125,16 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
                 done += len(missing)
                 progress(len(missing))
             for name in fresh:
-                tensors[name] = _tensor_choices(name, values[name], graph.tensors[name].nbytes, drop)
+                tensors[name] = _tensor_choices(name, values, graph.tensors[name].nbytes, drop)
                 done += len(LOSSY_CODECS)
                 progress(len(LOSSY_CODECS))
             cache.save_now_and_then()
+
+    try:  # the probes first (every choice of every probe_every-th group run), then the rest
+        probes = todo[::probe_every]
+        measure_groups(probes, exact_drop)
+        if probe_every > 1:
+            measure_groups([g for i, g in enumerate(todo) if i % probe_every], estimated_drop)
     finally:
         cache.save()
     total = steps(loaded, which)
@@ -118,6 +147,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
                   "(uint8 activations, int8 weights, min-max ranges of its inputs); fp16: the layer alone through "
                   "onnxruntime's float16 converter; codecs: the runtime's encode/decode on the fp32 values",
         "coverage": {"measured": done, "choices": total, "complete": done >= total,
+                     "estimated": probe_every > 1, **({"probe_every": probe_every} if probe_every > 1 else {}),
                      **({"max_seconds": max_seconds} if max_seconds is not None else {})},
         "host": {**host_description(), "memory_bandwidth_bps": memory_bandwidth_bps},
         "versions": {"edgepart": __version__},
@@ -126,6 +156,11 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
                    if any(p in entry for p in which)},
         "tensors": {name: entry for name, entry in tensors.items() if name in coded},
     })
+
+
+def _position(perturbation: dict[str, np.ndarray], position: dict[str, int]) -> int:
+    """Where in the model's order a perturbation enters (its first tensor's producer; graph inputs 0)."""
+    return min(position.get(name, 0) for name in perturbation)
 
 
 def _already(layers: dict, tensors: dict, graph, coded: list[str], which: tuple[str, ...]) -> int:
@@ -142,7 +177,8 @@ class MeasuredBefore:
 
     SAVE_EVERY_S = 10.0
 
-    def __init__(self, loaded: LoadedModel, dataset: Dataset, metric: str) -> None:
+    def __init__(self, loaded: LoadedModel, dataset: Dataset, metric: str, keep_estimates: bool = True) -> None:
+        """`keep_estimates`: False for an exact run, which measures what was only estimated before."""
         digest = hashlib.sha256()
         for name in sorted(dataset.inputs):
             array = np.ascontiguousarray(dataset.inputs[name])
@@ -162,6 +198,11 @@ class MeasuredBefore:
             pass  # nothing measured before, or a file cut short: measure again
         self.layers: dict[str, dict] = found.get("layers", {}) if isinstance(found, dict) else {}
         self.tensors: dict[str, dict] = found.get("tensors", {}) if isinstance(found, dict) else {}
+        if not keep_estimates:
+            self.layers = {name: {p: r for p, r in entry.items() if not r.get("estimated")}
+                           for name, entry in self.layers.items()}
+            self.tensors = {name: entry for name, entry in self.tensors.items()
+                            if not any(r.get("estimated") for r in entry["codecs"].values())}
         self._saved = time.monotonic()
 
     def save_now_and_then(self) -> None:
@@ -175,26 +216,30 @@ class MeasuredBefore:
 
 
 def _layer_choices(model: onnx.ModelProto, node: onnx.NodeProto, values: dict[str, np.ndarray], outputs: list[str],
-                   which: tuple[str, ...], drop: Callable[[dict], float], entry: dict) -> None:
+                   which: tuple[str, ...], drop: Callable, entry: dict) -> None:
     """One layer's precisions measured into `entry`."""
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute) or not outputs:
         return  # a layer with subgraphs, or no float output: nothing to lower, not a choice
     inputs = {t: values[t] for t in node.input if t in values}
     for precision in which:
         delta, applies = injection.layer_delta(model, node, inputs, {t: values[t] for t in outputs}, precision)
-        entry[precision] = {"drop": drop(delta) if applies else 0.0}
+        entry[precision] = {"drop": drop(f"layer {precision}", delta, values) if applies else 0.0}
         if precision == "int8":
             entry[precision]["applies"] = applies
+        if applies and getattr(drop, "estimated", False):
+            entry[precision]["estimated"] = True
 
 
-def _tensor_choices(name: str, values: np.ndarray, nbytes: int, drop: Callable[[dict], float]) -> dict:
+def _tensor_choices(name: str, values: dict[str, np.ndarray], nbytes: int, drop: Callable) -> dict:
     """One tensor's codecs: wire bytes and times on this host, and each lossy codec's drop."""
-    entry = {codec: _wire(values[:TIMING_SAMPLES], codec) for codec in codecs.CODECS}
+    entry = {codec: _wire(values[name][:TIMING_SAMPLES], codec) for codec in codecs.CODECS}
     for codec in LOSSY_CODECS:
-        lossy = drop({name: injection.codec_delta(values, codec)})
+        lossy = drop(f"codec {codec}", {name: injection.codec_delta(values[name], codec)}, values)
         for full in codecs.CODECS:
             if codecs.base(full) == codec:
                 entry[full]["drop"] = lossy
+                if getattr(drop, "estimated", False):
+                    entry[full]["estimated"] = True
     return {"bytes": nbytes, "codecs": entry}
 
 
