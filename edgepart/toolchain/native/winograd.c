@@ -27,6 +27,31 @@ enum { BLOCK = 16, ROW_SLACK = 4 * BLOCK + 8 };
 #define BT4(d0, d1, d2, d3, d4, d5) (2.f * (d1) - (d2) - 2.f * (d3) + (d4))
 #define BT5(d0, d1, d2, d3, d4, d5) (4.f * (d1) - 5.f * (d3) + (d5))
 
+/* The six input rows of tile row `th` of one channel's plane, zero-padded into `rows` (WP wide), and
+ * transformed down the columns (B^T d, contiguous and vectorised over the width) into
+ * s[i * WS + w], i the transformed row. */
+EP_CLONES static void column_transform(const float* plane, float* rows, float* s, int WS, const ep_conv_t* p, int th,
+                                       int WP) {
+  const int H = p->H, W = p->W;
+  for (int r = 0; r < PATCH; ++r) {
+    float* row = rows + r * WP;
+    const int ih = th * TILE - p->PT + r;
+    memset(row, 0, sizeof(float) * WP);
+    /* PL + W <= WP: the tiles cover OW = W + PL + PR - 2 columns, WP = 4 TW + 2 >= OW + 2 */
+    if (ih >= 0 && ih < H) memcpy(row + p->PL, plane + (size_t)ih * W, sizeof(float) * W);
+  }
+  const float *d0 = rows, *d1 = rows + WP, *d2 = rows + 2 * WP, *d3 = rows + 3 * WP, *d4 = rows + 4 * WP,
+              *d5 = rows + 5 * WP;
+  for (int w = 0; w < WP; ++w) {
+    s[w] = BT0(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
+    s[WS + w] = BT1(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
+    s[2 * WS + w] = BT2(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
+    s[3 * WS + w] = BT3(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
+    s[4 * WS + w] = BT4(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
+    s[5 * WS + w] = BT5(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
+  }
+}
+
 /* v[xi][c][t] for one image: per channel and tile row, the six input rows (zero-padded into
  * `rows`, WP wide) are transformed down the columns first, contiguous and vectorised over the
  * width, then across each tile's six columns. */
@@ -36,23 +61,7 @@ EP_CLONES static void input_transform(const float* x, float* v, float* rows, con
   for (int c = 0; c < C; ++c) {
     const float* plane = x + (size_t)c * H * W;
     for (int th = 0; th < TH; ++th) {
-      for (int r = 0; r < PATCH; ++r) {
-        float* row = rows + r * WP;
-        const int ih = th * TILE - p->PT + r;
-        memset(row, 0, sizeof(float) * WP);
-        /* PL + W <= WP: the tiles cover OW = W + PL + PR - 2 columns, WP = 4 TW + 2 >= OW + 2 */
-        if (ih >= 0 && ih < H) memcpy(row + p->PL, plane + (size_t)ih * W, sizeof(float) * W);
-      }
-      const float *d0 = rows, *d1 = rows + WP, *d2 = rows + 2 * WP, *d3 = rows + 3 * WP, *d4 = rows + 4 * WP,
-                  *d5 = rows + 5 * WP;
-      for (int w = 0; w < WP; ++w) {
-        s[w] = BT0(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[WP + w] = BT1(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[2 * WP + w] = BT2(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[3 * WP + w] = BT3(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[4 * WP + w] = BT4(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[5 * WP + w] = BT5(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-      }
+      column_transform(plane, rows, s, WP, p, th, WP);
       for (int i = 0; i < PATCH; ++i) {
         const float* si = s + i * WP;
         float* out = v + ((size_t)(i * PATCH) * C + c) * T + (size_t)th * TW;
@@ -175,22 +184,7 @@ EP_AVX512 static void input_transform_avx512(const float* x, float* v, float* ro
   for (int c = 0; c < C; ++c) {
     const float* plane = x + (size_t)c * H * W;
     for (int th = 0; th < TH; ++th) {
-      for (int r = 0; r < PATCH; ++r) {
-        float* row = rows + r * WP;
-        const int ih = th * TILE - p->PT + r;
-        memset(row, 0, sizeof(float) * WP);
-        if (ih >= 0 && ih < H) memcpy(row + p->PL, plane + (size_t)ih * W, sizeof(float) * W);
-      }
-      const float *d0 = rows, *d1 = rows + WP, *d2 = rows + 2 * WP, *d3 = rows + 3 * WP, *d4 = rows + 4 * WP,
-                  *d5 = rows + 5 * WP;
-      for (int w = 0; w < WP; ++w) {
-        s[w] = BT0(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[WS + w] = BT1(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[2 * WS + w] = BT2(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[3 * WS + w] = BT3(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[4 * WS + w] = BT4(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-        s[5 * WS + w] = BT5(d0[w], d1[w], d2[w], d3[w], d4[w], d5[w]);
-      }
+      column_transform(plane, rows, s, WS, p, th, WP);
       for (int i = 0; i < PATCH; ++i)
         row_transform(s + i * WS, TW, v + ((size_t)(i * PATCH) * C + c) * T + (size_t)th * TW, (size_t)C * T);
     }
