@@ -145,7 +145,9 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
         "method": "each choice alone on the whole model, as a perturbation added to one tensor in one onnxruntime "
                   "session (edgepart.compress.injection); int8: the layer alone through onnxruntime static QDQ "
                   "(uint8 activations, int8 weights, min-max ranges of its inputs); fp16: the layer alone through "
-                  "onnxruntime's float16 converter; codecs: the runtime's encode/decode on the fp32 values",
+                  "onnxruntime's float16 converter; codecs: the runtime's encode/decode on the fp32 values"
+                  + (f"; run for every {probe_every}th group of choices, the others estimated as gain x relative "
+                     "energy of their change (edgepart.compress.estimate)" if probe_every > 1 else ""),
         "coverage": {"measured": done, "choices": total, "complete": done >= total,
                      "estimated": probe_every > 1, **({"probe_every": probe_every} if probe_every > 1 else {}),
                      **({"max_seconds": max_seconds} if max_seconds is not None else {})},
