@@ -175,14 +175,16 @@ def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *
 
 def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | None = None,
                 metric: str | None = None, precisions: Iterable[str] = ("fp16", "int8"),
-                max_seconds: float | None = None, exact: bool = False, output: str | Path | None = None,
-                progress: Progress = lambda n: None) -> Sensitivity:
+                max_seconds: float | None = None, exact: bool = False, confirm: Plan | str | Path | None = None,
+                output: str | Path | None = None, progress: Progress = lambda n: None) -> Sensitivity:
     """`edgepart sensitivity`: the accuracy each layer's lower precision and each tensor codec costs,
     on calibration `data` (.npz; default seeded inputs scored against the fp32 outputs).
     `max_seconds`: the time to take (default edgepart.compress.sensitivity.EXACT_SECONDS): every
     choice is run where that fits, else probes are run and the other choices estimated (marked);
     `exact`: run every choice, stopping at `max_seconds` with what is measured (the model's first
-    layers first); a plan leaves the choices not measured out (edgepart.plan.evidence)."""
+    layers first); a plan leaves the choices not measured out (edgepart.plan.evidence).
+    `confirm`: a plan of this model whose lossy choices are run on the whole model (not estimated);
+    the document's `confirmed` gives each one's earlier estimate beside the run."""
     from edgepart.compress import data as datasets  # noqa: PLC0415
     from edgepart.compress import sensitivity as measuring  # noqa: PLC0415
     from edgepart.hardware.devices import load_device  # noqa: PLC0415
@@ -202,9 +204,16 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
     loaded = _loaded(model)
     dataset = (datasets.load(str(data), loaded).head(samples) if data
                else datasets.seeded(loaded, samples or SEEDED_SAMPLES))
+    chosen = frozenset()
+    if confirm is not None:
+        planned = confirm if isinstance(confirm, Plan) else Plan.load(confirm)
+        if planned.model_sha256 != loaded.sha256:
+            raise BadInputError(f"--confirm {planned.source}: a plan of model sha256 {planned.model_sha256[:12]}, but "
+                                f"{loaded.path} has sha256 {loaded.sha256[:12]}")
+        chosen = frozenset(planned.lossy_choices())
     found = Sensitivity.of(measuring.measure(loaded, dataset, metric, precisions,
                                              load_device("local").memory_bandwidth, progress=progress,
-                                             max_seconds=max_seconds, exact=exact),
+                                             max_seconds=max_seconds, exact=exact, confirm=chosen),
                            str(output or "sensitivity"))
     if not data:  # said once it worked, so that a failure stays one line
         log.warning("no --data: measured on %d seeded inputs against the fp32 outputs; pass calibration data "

@@ -32,19 +32,23 @@ log = logging.getLogger(__name__)
 @click.option("--exact", is_flag=True,
               help="Run every choice; with --max-seconds stop then with what was measured, the layers nearest "
                    "the input first (plans leave the rest out).")
+@click.option("--confirm", "confirm_path", type=click.Path(dir_okay=False),
+              help="A plan made with this model's sensitivity file: run its lossy choices on the whole model "
+                   "instead of estimating them, and list each estimate beside the run (plan again after).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the sensitivity file here.")
 @input_shape_option
 @output_options
 def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, samples: int | None,
                         metric: str | None, precision: str, max_seconds: float | None, exact: bool,
-                        output: str | None,
+                        confirm_path: str | None, output: str | None,
                         input_shapes: tuple[str, ...]) -> None:
     """Measure the accuracy drop of each layer in fp16/int8 and of each tensor codec, one at a time."""
     which = tuple(p.strip() for p in precision.split(",") if p.strip())
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     with progress_bar(out, sensitivity.steps(loaded, which), "sensitivity") as update:
         doc = api.sensitivity(loaded, data=data_path, samples=samples, metric=metric, precisions=which,
-                              max_seconds=max_seconds, exact=exact, output=output, progress=update).doc
+                              max_seconds=max_seconds, exact=exact, confirm=confirm_path, output=output,
+                              progress=update).doc
     log.info("measured in %.1f s", doc["seconds"])
     coverage = doc["coverage"]
     if not coverage["complete"]:
@@ -53,6 +57,10 @@ def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, s
     elif coverage.get("estimated"):
         log.warning("the choices between every %d-th layer's were estimated, not run (--exact runs them all)",
                     coverage["probe_every"])
+    for each in doc.get("confirmed", []):  # the plan's own choices: the estimate beside the run
+        where = f"layer {each['layer']}" if "layer" in each else f"tensor {each['tensor']}"
+        estimate = "not estimated before" if each["estimate"] is None else f"estimated {100 * each['estimate']:+.3f}%"
+        log.warning("confirmed %s %s: %+.3f%% run (%s)", where, each["choice"], 100 * (each["run"] or 0.0), estimate)
     emit(out, doc, render)
 
 

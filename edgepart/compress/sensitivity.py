@@ -46,7 +46,7 @@ EXACT_SECONDS = 120.0  # without --max-seconds: every choice is run when that ta
 def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             which: tuple[str, ...] = ("fp16", "int8"), memory_bandwidth_bps: float | None = None,
             progress: Callable[[int], None] = lambda n: None, max_seconds: float | None = None,
-            exact: bool = False) -> dict:
+            exact: bool = False, confirm: frozenset[tuple[str, str]] = frozenset()) -> dict:
     """The sensitivity document of `loaded` on `dataset` for the precisions in `which`;
     `memory_bandwidth_bps`: this host's (its device profile `local`), recorded so the planner can
     scale the codecs' measured times to other devices (None: they are not scaled but modelled).
@@ -54,7 +54,10 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     EXACT_SECONDS) or `exact`; otherwise probes (edgepart.compress.estimate): the choices at evenly
     spread tensors are run, and every other choice's drop is estimated from the size of the change it
     makes and the probes' gains, marked `estimated`. With `max_seconds` and `exact`, measuring stops
-    then (the layers nearest the input first) and `coverage` says how many of how many."""
+    then (the layers nearest the input first) and `coverage` says how many of how many.
+    `confirm`: choices a plan picked ((layer, precision) or ("tensor:<name>", codec)): run on the
+    whole model even where an estimate would do or was cached; `confirmed` lists each with its
+    earlier estimate, so the estimate's error on the plan's own choices is on record."""
     metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"{dataset.source}: metric 'accuracy' needs an array named 'labels'")
@@ -88,6 +91,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     weights = {init.name for init in model.graph.initializer}
     cache = MeasuredBefore(loaded, dataset, metric, keep_estimates=not exact)
     layers, tensors = cache.layers, cache.tensors
+    earlier = _forget_estimates(layers, tensors, confirm)
     # Groups in the model's order: the graph inputs a codec may carry, then each layer with the
     # tensors its measurement reads; those measured before are not captured or run again.
     todo: list[tuple[str | None, list[str], list[str]]] = []  # (layer or None, tensors to capture, coded ones)
@@ -130,11 +134,15 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
                 progress(len(LOSSY_CODECS))
             cache.save_now_and_then()
 
-    try:  # the probes first (every choice of every probe_every-th group run), then the rest
-        probes = todo[::probe_every]
-        measure_groups(probes, exact_drop)
+    def run_in_full(i: int, group: tuple[str | None, list[str], list[str]]) -> bool:
+        owner, _, fresh = group
+        return i % probe_every == 0 or any((owner, p) in confirm for p in which) or any(
+            (f"tensor:{t}", c) in confirm for t in fresh for c in LOSSY_CODECS)
+
+    try:  # the probes and confirmed choices first (every choice of their groups run), then the rest
+        measure_groups([g for i, g in enumerate(todo) if run_in_full(i, g)], exact_drop)
         if probe_every > 1:
-            measure_groups([g for i, g in enumerate(todo) if i % probe_every], estimated_drop)
+            measure_groups([g for i, g in enumerate(todo) if not run_in_full(i, g)], estimated_drop)
     finally:
         cache.save()
     total = steps(loaded, which)
@@ -154,10 +162,37 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
         "host": {**host_description(), "memory_bandwidth_bps": memory_bandwidth_bps},
         "versions": {"edgepart": __version__},
         "seconds": time.perf_counter() - start,
+        **({"confirmed": [{"layer" if not key.startswith("tensor:") else "tensor": key.removeprefix("tensor:"),
+                            "choice": choice, "estimate": estimate_was,
+                            "run": _drop_of(layers, tensors, key, choice)}
+                           for (key, choice), estimate_was in sorted(earlier.items())]} if confirm else {}),
         "layers": {name: {p: entry[p] for p in which if p in entry} for name, entry in layers.items()
                    if any(p in entry for p in which)},
         "tensors": {name: entry for name, entry in tensors.items() if name in coded},
     })
+
+
+def _forget_estimates(layers: dict, tensors: dict, confirm: frozenset) -> dict[tuple[str, str], float | None]:
+    """Drop the cached estimates of the choices to confirm (so they are run); each choice's earlier
+    estimate, None where there was none."""
+    earlier: dict[tuple[str, str], float | None] = {}
+    for key, choice in confirm:
+        if key.startswith("tensor:"):
+            entry = tensors.get(key.removeprefix("tensor:"), {}).get("codecs", {}).get(choice, {})
+            if entry.get("estimated"):
+                del tensors[key.removeprefix("tensor:")]
+        else:
+            entry = layers.get(key, {}).get(choice, {})
+            if entry.get("estimated"):
+                del layers[key][choice]
+        earlier[(key, choice)] = entry.get("drop") if entry.get("estimated") else None
+    return earlier
+
+
+def _drop_of(layers: dict, tensors: dict, key: str, choice: str) -> float | None:
+    entry = (tensors.get(key.removeprefix("tensor:"), {}).get("codecs", {}) if key.startswith("tensor:")
+             else layers.get(key, {})).get(choice, {})
+    return entry.get("drop")
 
 
 def _position(perturbation: dict[str, np.ndarray], position: dict[str, int]) -> int:

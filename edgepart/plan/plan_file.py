@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from edgepart import checks, names, schema
+from edgepart.compress import codecs as codec_formats
 from edgepart.compress.codecs import CODECS, PRECISIONS
 from edgepart.errors import BadInputError
 from edgepart.plan.document import SCHEMA_VERSION
@@ -143,6 +144,15 @@ class Plan(schema.Document):
     def precisions(self) -> dict[str, str]:
         """Node -> precision, for the nodes not in fp32."""
         return {n: p for n, p in self.doc.get("precision", {}).items() if p != "fp32"}
+
+    def lossy_choices(self) -> set[tuple[str, str]]:
+        """The plan's lossy choices as sensitivity names them: (layer, precision) and
+        ("tensor:<name>", lossy codec) for each tensor sent up a link in an fp16/int8 codec."""
+        chosen = set(self.precisions.items())
+        for link in self.links:
+            chosen |= {(f"tensor:{up.tensor}", codec_formats.base(up.codec)) for up in link.up
+                       if codec_formats.base(up.codec) != "raw"}
+        return chosen
 
     def int8_layers(self, layers: Iterable[str]) -> list[str]:
         return [n for n in layers if self.precision_of(n) == "int8"]

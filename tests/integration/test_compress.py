@@ -161,3 +161,16 @@ def test_choices_a_partial_sensitivity_file_does_not_cover_are_left_out(tmp_path
     assert {layer for layer, p in planned["precision"].items() if p != "fp32"} <= {kept}
     assert {up["codec"] for cut in planned["cuts"] for up in cut["up"]} <= {"raw", "zlib"}
     assert "does not cover are left out" in planned["lossy"]["ground"]
+
+
+def test_sensitivity_confirms_a_plans_lossy_choices(tmp_path, sens):
+    plan_path, doc = plan(tmp_path, "1%", "--sensitivity", str(sens))
+    result = edgepart("sensitivity", DIGITS, "--data", CALIB, "--samples", "90", "--confirm", str(plan_path),
+                      "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    confirmed = json.loads(result.stdout)["confirmed"]
+    lowered = {layer for layer, precision in doc["precision"].items() if precision != "fp32"}
+    assert lowered and lowered <= {c["layer"] for c in confirmed if "layer" in c}
+    assert all(c["run"] is not None for c in confirmed)
+    other = edgepart("sensitivity", str(MODELS / "chain_cnn.onnx"), "--confirm", str(plan_path))
+    assert_one_line_error(other, 2, "--confirm", "sha256")

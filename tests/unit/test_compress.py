@@ -247,3 +247,27 @@ def test_a_rerun_measures_only_what_is_missing(tmp_path, monkeypatch):
     assert len(runs) == before and again["layers"] == both["layers"] and again["tensors"] == both["tensors"]
     sensitivity.measure(loaded, data.seeded(loaded, 3), exact=True)  # other data: measured afresh
     assert len(runs) > before
+
+
+def test_confirming_a_plans_choices_runs_what_was_estimated(tmp_path, monkeypatch):
+    """--confirm: the plan's lossy choices are run on the whole model even where they were estimated
+    (and cached as estimates); `confirmed` keeps each estimate beside the run, which equals an exact run."""
+    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path / "exact"))
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    dataset = data.seeded(loaded, 4)
+    exact = sensitivity.measure(loaded, dataset, exact=True)
+    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path / "estimated"))
+    monkeypatch.setattr(sensitivity.estimate, "probe_spacing", lambda *args: 2)
+    estimated = sensitivity.measure(loaded, dataset)
+    layer = next(n for n, e in estimated["layers"].items() if e.get("int8", {}).get("estimated"))
+    tensor = next(n for n, e in estimated["tensors"].items() if e["codecs"]["int8"].get("estimated"))
+    chosen = frozenset({(layer, "int8"), (f"tensor:{tensor}", "int8")})
+    confirmed = sensitivity.measure(loaded, dataset, confirm=chosen)
+    records = {(c.get("layer") or "tensor:" + c["tensor"], c["choice"]): c for c in confirmed["confirmed"]}
+    assert set(records) == chosen
+    assert records[(layer, "int8")]["estimate"] == estimated["layers"][layer]["int8"]["drop"]
+    assert records[(layer, "int8")]["run"] == pytest.approx(exact["layers"][layer]["int8"]["drop"], rel=1e-6, abs=1e-12)
+    assert records[(f"tensor:{tensor}", "int8")]["run"] == pytest.approx(
+        exact["tensors"][tensor]["codecs"]["int8"]["drop"], rel=1e-6, abs=1e-12)
+    assert "estimated" not in confirmed["layers"][layer]["int8"]
+    assert "estimated" not in confirmed["tensors"][tensor]["codecs"]["int8"]
