@@ -188,18 +188,25 @@ def test_exact_with_max_seconds_stops_with_what_was_measured(tmp_path, monkeypat
     assert len(doc["layers"]) < len(loaded.graph.layers)
 
 
+def exact_and_estimated(tmp_path, monkeypatch) -> tuple:
+    """chain_cnn on 4 seeded samples measured twice, each with a cache of its own: every choice run,
+    and with every other group's choices estimated; (loaded, dataset, exact, estimated). The
+    estimating measurement's cache stays set for what the test does next."""
+    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path / "exact"))
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    dataset = data.seeded(loaded, 4)
+    exact = sensitivity.measure(loaded, dataset, exact=True)
+    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path / "estimated"))
+    monkeypatch.setattr(sensitivity.estimate, "probe_spacing", lambda *args: 2)
+    return loaded, dataset, exact, sensitivity.measure(loaded, dataset)
+
+
 def test_over_budget_the_choices_between_probes_are_estimated(tmp_path, monkeypatch):
     """Too little time to run every choice: probes run, the rest estimated from the change's size and
     the probes' gains, complete and marked; on this CNN the estimates' median ratio to the runs is
     within 4x, each within 30x (per-choice estimates are rough: a random-weight CNN on 4 samples;
     the composed plan is measured by verify)."""
-    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path))
-    loaded = graph.load(MODELS / "chain_cnn.onnx")
-    dataset = data.seeded(loaded, 4)
-    exact = sensitivity.measure(loaded, dataset, exact=True)
-    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path / "other"))
-    monkeypatch.setattr(sensitivity.estimate, "probe_spacing", lambda *args: 2)
-    estimated = sensitivity.measure(loaded, dataset)
+    _, _, exact, estimated = exact_and_estimated(tmp_path, monkeypatch)
     assert estimated["coverage"]["complete"] and estimated["coverage"]["estimated"]
     pairs = [(result["drop"], exact["layers"][name][p]["drop"]) for name, entry in estimated["layers"].items()
              for p, result in entry.items() if result.get("estimated") and exact["layers"][name][p]["drop"] > 1e-6]
@@ -252,13 +259,7 @@ def test_a_rerun_measures_only_what_is_missing(tmp_path, monkeypatch):
 def test_confirming_a_plans_choices_runs_what_was_estimated(tmp_path, monkeypatch):
     """--confirm: the plan's lossy choices are run on the whole model even where they were estimated
     (and cached as estimates); `confirmed` keeps each estimate beside the run, which equals an exact run."""
-    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path / "exact"))
-    loaded = graph.load(MODELS / "chain_cnn.onnx")
-    dataset = data.seeded(loaded, 4)
-    exact = sensitivity.measure(loaded, dataset, exact=True)
-    monkeypatch.setenv("EDGEPART_CACHE", str(tmp_path / "estimated"))
-    monkeypatch.setattr(sensitivity.estimate, "probe_spacing", lambda *args: 2)
-    estimated = sensitivity.measure(loaded, dataset)
+    loaded, dataset, exact, estimated = exact_and_estimated(tmp_path, monkeypatch)
     layer = next(n for n, e in estimated["layers"].items() if e.get("int8", {}).get("estimated"))
     tensor = next(n for n, e in estimated["tensors"].items() if e["codecs"]["int8"].get("estimated"))
     chosen = frozenset({(layer, "int8"), (f"tensor:{tensor}", "int8")})
