@@ -50,18 +50,22 @@ class Gains:
 
     def __init__(self) -> None:
         self._by_kind: dict[str, dict[int, list[float]]] = {}
+        self._table: dict[str, tuple[list[int], list[float]]] = {}  # kind -> sorted positions, median gains
 
     def add(self, kind: str, position: int, drop: float, r2: float) -> None:
         if r2 > 0:
             self._by_kind.setdefault(kind, {}).setdefault(position, []).append(max(drop, 0.0) / r2)
+            self._table.pop(kind, None)
 
     def drop(self, kind: str, position: int, r2: float) -> float:
         """The estimated drop of a change of relative energy r2 of this kind entering at `position`."""
         measured = self._by_kind.get(kind)
         if r2 <= 0 or not measured:
             return 0.0
-        positions = sorted(measured)
-        gain = [statistics.median(measured[p]) for p in positions]
+        if kind not in self._table:
+            ordered = sorted(measured)
+            self._table[kind] = (ordered, [statistics.median(measured[p]) for p in ordered])
+        positions, gain = self._table[kind]
         at = bisect.bisect_left(positions, position)
         if at < len(positions) and positions[at] == position:
             return gain[at] * r2

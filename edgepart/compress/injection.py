@@ -114,35 +114,34 @@ def codec_delta(values: np.ndarray, codec: str) -> np.ndarray:
     return out
 
 
-def layer_delta(model: onnx.ModelProto, node: onnx.NodeProto, inputs: dict[str, np.ndarray],
-                outputs: dict[str, np.ndarray], precision: str) -> tuple[dict[str, np.ndarray], bool]:
-    """What running `node` alone in `precision` changes in its float outputs, given its fp32 inputs,
-    and whether the precision applies to it at all (onnxruntime does not quantise every op)."""
-    alone = _alone(model, node, inputs, outputs)
-    dataset = Dataset(f"the inputs of layer '{node.name}'", inputs, None)
-    if precision == "int8":
-        with Quantizer(alone, dataset) as quantizer:
-            variant = quantizer.quantize([node.name])
-        if node.name not in quantized_nodes(variant):
-            return {}, False
-    else:
-        variant = precisions.to_fp16(alone, [node.name])
-    changed = run(variant, dataset)
-    reference = run(alone, dataset)
-    return {name: (changed[name] - reference[name]).astype(np.float32) for name in outputs}, True
+class LayerAlone:
+    """One layer as a model of its own, fed its captured fp32 inputs: what running it in fp16 or int8
+    changes in its float outputs. The model and its fp32 outputs are made once for every precision."""
 
+    def __init__(self, model: onnx.ModelProto, node: onnx.NodeProto, weights: dict[str, onnx.TensorProto],
+                 inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        def declared(name: str, value: np.ndarray) -> onnx.ValueInfoProto:
+            return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype),
+                                                 list(value.shape[1:]))
 
-def _alone(model: onnx.ModelProto, node: onnx.NodeProto, inputs: dict[str, np.ndarray],
-           outputs: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """A model of just `node`: its activation inputs as graph inputs, its weights as initializers."""
-    weights = {init.name: init for init in model.graph.initializer}
-    graph = helper.make_graph(
-        [node], f"{node.name}_alone",
-        [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape[1:]))
-         for name, value in inputs.items()],
-        [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape[1:]))
-         for name, value in outputs.items()],
-        [weights[name] for name in node.input if name in weights])
-    alone = helper.make_model(graph, opset_imports=list(model.opset_import))
-    alone.ir_version = model.ir_version
-    return alone
+        graph = helper.make_graph([node], f"{node.name}_alone", [declared(n, v) for n, v in inputs.items()],
+                                  [declared(n, v) for n, v in outputs.items()],
+                                  [weights[name] for name in node.input if name in weights])
+        self.model = helper.make_model(graph, opset_imports=list(model.opset_import))
+        self.model.ir_version = model.ir_version
+        self.name = node.name
+        self.dataset = Dataset(f"the inputs of layer '{node.name}'", inputs, None)
+        self.reference = run(self.model, self.dataset)
+
+    def delta(self, precision: str) -> tuple[dict[str, np.ndarray], bool]:
+        """The change to each float output in `precision`, and whether the precision applies to the
+        layer at all (onnxruntime does not quantise every op)."""
+        if precision == "int8":
+            with Quantizer(self.model, self.dataset) as quantizer:
+                variant = quantizer.quantize([self.name])
+            if self.name not in quantized_nodes(variant):
+                return {}, False
+        else:
+            variant = precisions.to_fp16(self.model, [self.name])
+        changed = run(variant, self.dataset)
+        return {name: (changed[name] - value).astype(np.float32) for name, value in self.reference.items()}, True

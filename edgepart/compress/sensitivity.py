@@ -88,7 +88,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     estimated_drop.estimated = True  # its entries say so
 
     nodes = {node.name: node for node in model.graph.node}
-    weights = {init.name for init in model.graph.initializer}
+    weights = {init.name: init for init in model.graph.initializer}
     cache = MeasuredBefore(loaded, dataset, metric, keep_estimates=not exact)
     layers, tensors = cache.layers, cache.tensors
     earlier = _forget_estimates(layers, tensors, confirm)
@@ -125,7 +125,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             if owner is not None:
                 entry = layers.setdefault(owner, {})
                 missing = tuple(p for p in which if p not in entry)
-                _layer_choices(model, nodes[owner], values, layer_outputs[owner], missing, drop, entry)
+                _layer_choices(model, nodes[owner], weights, values, layer_outputs[owner], missing, drop, entry)
                 done += len(missing)
                 progress(len(missing))
             for name in fresh:
@@ -252,14 +252,17 @@ class MeasuredBefore:
         self._saved = time.monotonic()
 
 
-def _layer_choices(model: onnx.ModelProto, node: onnx.NodeProto, values: dict[str, np.ndarray], outputs: list[str],
-                   which: tuple[str, ...], drop: Callable, entry: dict) -> None:
+def _layer_choices(model: onnx.ModelProto, node: onnx.NodeProto, weights: dict[str, onnx.TensorProto],
+                   values: dict[str, np.ndarray], outputs: list[str], which: tuple[str, ...], drop: Callable,
+                   entry: dict) -> None:
     """One layer's precisions measured into `entry`."""
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute) or not outputs:
-        return  # a layer with subgraphs, or no float output: nothing to lower, not a choice
-    inputs = {t: values[t] for t in node.input if t in values}
+    subgraphs = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+    if subgraphs or not outputs or not which:
+        return  # nothing left to measure, or nothing to lower (subgraphs, no float output): not a choice
+    alone = injection.LayerAlone(model, node, weights, {t: values[t] for t in node.input if t in values},
+                                 {t: values[t] for t in outputs})
     for precision in which:
-        delta, applies = injection.layer_delta(model, node, inputs, {t: values[t] for t in outputs}, precision)
+        delta, applies = alone.delta(precision)
         entry[precision] = {"drop": drop(f"layer {precision}", delta, values) if applies else 0.0}
         if precision == "int8":
             entry[precision]["applies"] = applies

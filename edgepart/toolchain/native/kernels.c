@@ -61,6 +61,11 @@ EP_CLONES static void epilogue(float* y, const float* bias, int channels, int hw
   }
 }
 
+/* A 1x1, stride-1, unpadded convolution: its input already is the product's right operand (no im2col). */
+static int pointwise(const ep_conv_t* p) {
+  return p->KH == 1 && p->KW == 1 && p->SH == 1 && p->SW == 1 && p->PT == 0 && p->PL == 0 && p->PB == 0 && p->PR == 0;
+}
+
 /* im2col of one group: rows (c, kh, kw), columns (oh, ow) */
 EP_CLONES static void im2col(const float* x, float* col, int C, const ep_conv_t* p) {
   const int H = p->H, W = p->W, OH = p->OH, OW = p->OW;
@@ -152,8 +157,7 @@ int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, 
       if (depthwise(xn, w, bias, yn, p)) return -1;
       continue;
     }
-    const int direct = p->KH == 1 && p->KW == 1 && p->SH == 1 && p->SW == 1 && p->PT == 0 && p->PL == 0 &&
-                       p->PB == 0 && p->PR == 0;
+    const int direct = pointwise(p);
     float* col = direct ? NULL : ep_scratch(EP_SCRATCH_WORK, (size_t)K * OHW);
     if (!direct && !col) return -1;
     for (int g = 0; g < G; ++g) {
@@ -173,8 +177,7 @@ int ep_conv2d_nchw(const float* x, const float* w, const float* bias, float* y, 
 int ep_conv2d_packed(const float* x, const float* w, const float* bias, const float* add, float* y,
                      const ep_conv_t* p) {
   const int OHW = p->OH * p->OW, K = p->C * p->KH * p->KW;
-  const int direct = p->KH == 1 && p->KW == 1 && p->SH == 1 && p->SW == 1 && p->PT == 0 && p->PL == 0 &&
-                     p->PB == 0 && p->PR == 0;
+  const int direct = pointwise(p);
   float* col = direct ? NULL : ep_scratch(EP_SCRATCH_WORK, (size_t)K * OHW);
   if (!direct && !col) return -1;
   for (int n = 0; n < p->N; ++n) {
