@@ -1,9 +1,11 @@
 """Make the example models in this folder, deterministically (`make models`).
 
 Four architectures with seeded random weights (a chain CNN, a residual CNN, an Inception-style
-multi-branch CNN, a transformer encoder) and one CNN trained here, in numpy, on scikit-learn's
-digits data set, saved with its calibration and held-out test splits (digits_calib.npz, digits_test.npz) so that
-accuracy budgets can be measured for real.
+multi-branch CNN, a transformer encoder) and two models trained here, in numpy, on scikit-learn's
+digits data set, saved with its calibration and held-out test splits so that accuracy budgets can
+be measured for real: a CNN classifier (digits_calib.npz, digits_test.npz: images and labels) and a
+transformer embedding model (digits_encoder.py; digits_encoder_calib.npz, digits_encoder_test.npz:
+the same images, no labels, so the metric is cosine similarity).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from digits_encoder import DigitsEncoder  # models/ is on sys.path when this file runs as a script
 from onnx import TensorProto
 
 from edgepart.graph.builder import GraphBuilder
@@ -214,6 +217,18 @@ def digits_cnn(out: Path) -> tuple[onnx.ModelProto, float]:
     return model, float(np.mean(np.array(predictions) == split["test_y"]))
 
 
+def digits_encoder(out: Path) -> tuple[onnx.ModelProto, float]:
+    """Train the encoder with a classifier head on the digits split; save it without the head and the
+    split's images without labels; return the model and the trained classifier's test accuracy."""
+    split = digits_split()
+    rng = np.random.default_rng(7)
+    net = DigitsEncoder(rng)
+    net.train(split["train_x"], split["train_y"], rng)
+    for part in ("calib", "test"):
+        np.savez_compressed(out / f"digits_encoder_{part}.npz", image=split[f"{part}_x"])
+    return net.to_onnx(), net.accuracy(split["test_x"], split["test_y"])
+
+
 MODELS = {
     "chain_cnn": chain_cnn,
     "residual_cnn": residual_cnn,
@@ -233,6 +248,10 @@ def main() -> None:
     model, accuracy = digits_cnn(args.out)
     onnx.save(model, args.out / "digits_cnn.onnx")
     print(f"digits_cnn.onnx (test accuracy {accuracy:.4f} on {540} held-out images), digits_calib.npz, digits_test.npz")
+    model, accuracy = digits_encoder(args.out)
+    onnx.save(model, args.out / "digits_encoder.onnx")
+    print(f"digits_encoder.onnx (its classifier: test accuracy {accuracy:.4f}), digits_encoder_calib.npz, "
+          "digits_encoder_test.npz")
 
 
 if __name__ == "__main__":

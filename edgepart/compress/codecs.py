@@ -3,7 +3,9 @@
 - fp16: half precision.
 - int8: 8-bit affine quantisation with a scale and zero point computed per tensor, per call, exactly
   as ONNX DynamicQuantizeLinear does (uint8, range stretched to include 0), so the accuracy cost can
-  be measured in-graph (edgepart.compress.sensitivity) and matches what the runtime does.
+  be measured in-graph (edgepart.compress.sensitivity) and matches what the runtime does. A tensor
+  holding inf or NaN (a transformer's additive attention mask) is sent raw instead: an affine uint8
+  code cannot hold them. The header says which, so the receiver needs no notice.
 - `+zlib`: lossless DEFLATE (Python's zlib, level 1: fast) on top of the bytes; `zlib` alone on raw.
 """
 
@@ -39,6 +41,8 @@ def encode(array: np.ndarray, codec: str) -> tuple[bytes, dict]:
     if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}")
     lossy = base(codec) if array.dtype.kind == "f" else "raw"  # codecs only shrink float tensors
+    if lossy == "int8" and not np.isfinite(array).all():
+        lossy = "raw"
     meta = {"codec": lossy, "dtype": array.dtype.name, "shape": list(array.shape)}
     if lossy == "raw":
         payload = np.ascontiguousarray(array).tobytes()

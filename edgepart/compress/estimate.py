@@ -27,9 +27,11 @@ PROBE_SHARE = 0.7  # of the time left, spent on probe runs (the rest: the other 
 
 
 def relative_energy(perturbation: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> float:
-    """sum |delta|^2 / sum |x|^2 over the perturbed tensors and samples (0 for an all-zero x)."""
+    """sum |delta|^2 / sum |x|^2 over the perturbed tensors and samples (0 for an all-zero x); the
+    finite values of x only (an attention mask's -inf entries are no scale for a change)."""
     change = sum(float(np.sum(np.square(delta, dtype=np.float64))) for delta in perturbation.values())
-    size = sum(float(np.sum(np.square(values[name], dtype=np.float64))) for name in perturbation)
+    size = sum(float(np.sum(np.square(np.where(np.isfinite(values[name]), values[name], 0), dtype=np.float64)))
+               for name in perturbation)
     return change / size if size > 0 else 0.0
 
 
@@ -53,7 +55,7 @@ class Gains:
         self._table: dict[str, tuple[list[int], list[float]]] = {}  # kind -> sorted positions, median gains
 
     def add(self, kind: str, position: int, drop: float, r2: float) -> None:
-        if r2 > 0:
+        if 0 < r2 < math.inf:
             self._by_kind.setdefault(kind, {}).setdefault(position, []).append(max(drop, 0.0) / r2)
             self._table.pop(kind, None)
 

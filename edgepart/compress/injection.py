@@ -110,8 +110,14 @@ def codec_delta(values: np.ndarray, codec: str) -> np.ndarray:
     out = np.empty_like(values, dtype=np.float32)
     for n, value in enumerate(values):
         payload, meta = codecs.encode(np.ascontiguousarray(value, dtype=np.float32), codec)
-        out[n] = codecs.decode(payload, meta).reshape(value.shape) - value
+        out[n] = change(codecs.decode(payload, meta).reshape(value.shape), value)
     return out
+
+
+def change(after: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """after - before, zero where a value is unchanged (so an infinity kept is no change, not NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(after == before, np.float32(0), after - before).astype(np.float32)
 
 
 class LayerAlone:
@@ -132,10 +138,15 @@ class LayerAlone:
         self.name = node.name
         self.dataset = Dataset(f"the inputs of layer '{node.name}'", inputs, None)
         self.reference = run(self.model, self.dataset)
+        self.finite = all(np.isfinite(v).all() for v in [*inputs.values(), *self.reference.values()]
+                          if v.dtype.kind == "f")
 
     def delta(self, precision: str) -> tuple[dict[str, np.ndarray], bool]:
         """The change to each float output in `precision`, and whether the precision applies to the
-        layer at all (onnxruntime does not quantise every op)."""
+        layer at all (onnxruntime does not quantise every op; no uint8 range holds an infinity, such
+        as an attention mask's -inf, so a layer that reads or makes one stays fp32)."""
+        if precision == "int8" and not self.finite:
+            return {}, False
         if precision == "int8":
             with Quantizer(self.model, self.dataset) as quantizer:
                 variant = quantizer.quantize([self.name])
@@ -144,4 +155,4 @@ class LayerAlone:
         else:
             variant = precisions.to_fp16(self.model, [self.name])
         changed = run(variant, self.dataset)
-        return {name: (changed[name] - value).astype(np.float32) for name, value in self.reference.items()}, True
+        return {name: change(changed[name], value) for name, value in self.reference.items()}, True

@@ -31,7 +31,7 @@ from edgepart.compress import codecs, estimate, injection
 from edgepart.compress import precision as precisions
 from edgepart.compress import quantize as quantize_module
 from edgepart.compress.data import Dataset, run
-from edgepart.compress.scoring import METRICS, scorer
+from edgepart.compress.scoring import METRICS, WORST_SCORE, scorer
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
 from edgepart.graph.sessions import named_model
@@ -83,7 +83,10 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
         return found
 
     def estimated_drop(kind: str, perturbation: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> float:
-        return gains.drop(kind, _position(perturbation, position), estimate.relative_energy(perturbation, values))
+        if not all(np.isfinite(delta).all() for delta in perturbation.values()):
+            return exact_drop(kind, perturbation, values)  # NaN or inf is no small change: run it
+        guess = gains.drop(kind, _position(perturbation, position), estimate.relative_energy(perturbation, values))
+        return min(guess, baseline - WORST_SCORE[metric])
 
     estimated_drop.estimated = True  # its entries say so
 

@@ -139,6 +139,8 @@ def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str,
                 continue
             if precision != "fp32" and not node.is_pseudo and compression.unmeasured((node.name, precision)):
                 continue  # no evidence of what it costs in accuracy: not a choice
+            if precision == "int8" and node.name in compression.fp32_only:
+                continue  # onnxruntime leaves its op in fp32: the plan says fp32
             seconds = measured(tier, backend, node, precision) if measured else None
             if seconds is None:
                 seconds = reference(node, precision) * ratio
@@ -147,9 +149,6 @@ def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str,
             latency[v, q] = seconds
             energy[v, q] = (predict.node_energy(graph, node, device, precision, seconds) if k == 0
                             else device.idle_power_w * seconds)
-        if node.name in compression.fp32_only and {"int8", "fp32"} <= set(precisions):
-            for costs in (latency, energy):  # asked for int8, it runs in fp32
-                costs[v, precisions.index("int8")] = costs[v, precisions.index("fp32")]
     return latency, energy
 
 
