@@ -11,7 +11,8 @@
    - the digits encoder (models/digits_encoder.py: a transformer trained in numpy, cosine, 540
      held-out images; the same deployment over 3G, so the board runs it) under 0.1% and 1%;
    - with --minilm DIR (made by bench/export/minilm.py: the real all-MiniLM-L6-v2, 16 calibration and
-     256 held-out sentences): the Pi and the edge server over WiFi, fp16 and int8, under 0.1% and 1%.
+     256 held-out sentences): a phone (Snapdragon 8 Gen 2: fp16 and int8) and the edge server over
+     WiFi, under 0.1% and 1%.
 2. Every example model, two tiers over 3G, LTE, WiFi and Ethernet: the best fp32 plan (raw tensors) against the
    best plan with int8 layers and codecs under a 1% budget (sensitivities measured on the model's calibration
    data where it ships some, else on 32 seeded inputs with the cosine metric); predicted latency of both.
@@ -79,12 +80,15 @@ class BudgetCase:
     held_out: Path
     budgets: tuple[str, ...]
     link: str = "ethernet"
-    precisions: tuple[str, ...] = ("fp32", "int8")
+    device: str = "rpi4"
+    device_precisions: tuple[str, ...] = ("fp32", "int8")  # the edge server's stay fp32 and int8
 
     def deployment(self, folder: Path, budget: str) -> Path:
         text = (EXAMPLES / "compressed.toml").read_text()
         text = text.replace('preset = "ethernet"', f'preset = "{self.link}"')
-        text = text.replace('precisions = ["fp32", "int8"]', f"precisions = {json.dumps(list(self.precisions))}")
+        text = text.replace('device = "rpi4"', f'device = "{self.device}"')
+        text = text.replace('precisions = ["fp32", "int8"]', f"precisions = {json.dumps(list(self.device_precisions))}",
+                            1)
         path = folder / f"{self.name}-{budget.replace('%', 'pct')}.toml"
         path.write_text(text.replace('accuracy_drop = "1%"', f'accuracy_drop = "{budget}"'))
         return path
@@ -98,7 +102,7 @@ def budget_cases(minilm: Path | None) -> list[BudgetCase]:
     if minilm is not None:
         cases.append(BudgetCase("all-MiniLM-L6-v2", minilm / "minilm.onnx", minilm / "minilm_calib.npz",
                                 minilm / "minilm_test.npz", ("0.1%", "1%"), link="wifi",
-                                precisions=("fp32", "fp16", "int8")))
+                                device="snapdragon-8-gen2", device_precisions=("fp32", "fp16", "int8")))
     return cases
 
 
