@@ -204,16 +204,20 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
     loaded = _loaded(model)
     dataset = (datasets.load(str(data), loaded).head(samples) if data
                else datasets.seeded(loaded, samples or SEEDED_SAMPLES))
-    chosen = frozenset()
+    chosen, together = frozenset(), None
     if confirm is not None:
         planned = confirm if isinstance(confirm, Plan) else Plan.load(confirm)
         if planned.model_sha256 != loaded.sha256:
             raise BadInputError(f"--confirm {planned.source}: a plan of model sha256 {planned.model_sha256[:12]}, but "
                                 f"{loaded.path} has sha256 {loaded.sha256[:12]}")
         chosen = frozenset(planned.lossy_choices())
+        from edgepart.graph.sessions import named_model  # noqa: PLC0415
+
+        together = planned.composition(named_model(loaded))
     found = Sensitivity.of(measuring.measure(loaded, dataset, metric, precisions,
                                              load_device("local").memory_bandwidth, progress=progress,
-                                             max_seconds=max_seconds, exact=exact, confirm=chosen),
+                                             max_seconds=max_seconds, exact=exact, confirm=chosen,
+                                             composition=together),
                            str(output or "sensitivity"))
     if not data:  # said once it worked, so that a failure stays one line
         log.warning("no --data: measured on %d seeded inputs against the fp32 outputs; pass calibration data "

@@ -13,6 +13,7 @@ from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.output import OutputOptions, emit, output_options, progress_bar
 from edgepart.compress import scoring, sensitivity
+from edgepart.plan.plan_file import Plan
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,19 @@ def sensitivity_command(out: OutputOptions, model: str, data_path: str | None, s
     elif coverage.get("estimated"):
         log.warning("the choices between every %d-th layer's were estimated, not run (--exact runs them all)",
                     coverage["probe_every"])
-    for each in doc.get("confirmed", []):  # the plan's own choices: the estimate beside the run
-        where = f"layer {each['layer']}" if "layer" in each else f"tensor {each['tensor']}"
-        estimate = "not estimated before" if each["estimate"] is None else f"estimated {100 * each['estimate']:+.3f}%"
-        log.warning("confirmed %s %s: %+.3f%% run (%s)", where, each["choice"], 100 * (each["run"] or 0.0), estimate)
+    for each in doc.get("confirmed", []):  # the plan's own choices that were estimated: the estimate beside the run
+        if each["estimate"] is not None:
+            where = f"layer {each['layer']}" if "layer" in each else f"tensor {each['tensor']}"
+            log.warning("confirmed %s %s: %+.3f%% run (estimated %+.3f%%)", where, each["choice"],
+                        100 * (each["run"] or 0.0), 100 * each["estimate"])
+    if confirm_path and doc.get("composed"):
+        latest, (scale, _) = doc["composed"][-1], sensitivity.Sensitivity.of(doc).interaction()
+        budget = Plan.load(confirm_path).accuracy_budget
+        verdict = ("" if budget is None else f"; {'within' if latest['bound'] <= budget else 'OVER'} the plan's "
+                   f"{100 * budget:.2f}% budget" + ("" if latest["bound"] <= budget else ": plan again with this file"))
+        log.warning("the plan's %d choices together: %+.3f%% (upper 95%% bound %+.3f%%) against %+.3f%% as the sum "
+                    "of each alone; plans made with this file scale every drop by %.3g%s", latest["choices"],
+                    100 * latest["together"], 100 * latest["bound"], 100 * latest["alone"], scale, verdict)
     emit(out, doc, render)
 
 

@@ -5,6 +5,7 @@ into a temporary folder that replaces the output folder only when complete."""
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from edgepart.wording import with_article
 
 Timer = Callable[[Path, dict], dict]
 log = logging.getLogger(__name__)
+FAILED = ".failed"  # in the build folder: the sub-model and compiler output of a tier that failed
 
 
 def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
@@ -41,7 +43,7 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
     tier's entry as `timing` (the CLI passes edgepart.runtime.price.time_tier; compile does not run tiers)."""
     validate(plan, loaded, planned_deployment(plan))
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir / manifest.FILE).is_file():
+    if out_dir.exists() and not (out_dir / manifest.FILE).is_file() and {p.name for p in out_dir.iterdir()} - {FAILED}:
         raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
     tiers = {t.name: t for t in plan.tiers}
     presets = {t.name: targets.resolve(t.target, f"{plan.source}: tier '{t.name}' target") for t in plan.tiers}
@@ -52,8 +54,11 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
         for tier_cut in tier_cuts:
             progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {presets[tier_cut.tier].name}")
             tvm = compilers.TvmCompiler(tune_trials, tuning_db)
-            entry = _build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm,
-                                tier_data.get(tier_cut.tier))
+            try:
+                entry = _build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm,
+                                    tier_data.get(tier_cut.tier))
+            except ToolError as failed:
+                raise _kept(failed, staging / tier_cut.tier, out_dir / FAILED / tier_cut.tier) from None
             if timer is not None:
                 entry["timing"] = timer(staging, entry)
             entries.append(entry)
@@ -62,6 +67,24 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
             np.savez(staging / manifest.SAMPLE_INPUTS, **next(calibration.samples()))
         schema.write_json(staging / manifest.FILE, doc)
     return doc
+
+
+def _kept(failed: ToolError, tier_folder: Path, kept: Path) -> ToolError:
+    """The tier's sub-model and the compiler's whole output, kept where the user can take them to
+    the compiler by hand (the staging folder goes); the error says where. -v logs the output."""
+    output = (failed.details or {}).get("compiler_output")
+    if output:
+        log.info("the compiler's output:\n%s", output.rstrip())
+    if not (tier_folder / "submodel.onnx").is_file():
+        return failed
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    shutil.copyfile(tier_folder / "submodel.onnx", kept / "submodel.onnx")
+    if output:
+        (kept / "compiler.log").write_text(output)
+    what = "sub-model and the compiler's output are" if output else "sub-model is"
+    return ToolError(f"{failed} (the tier's {what} in {kept}/{'; -v prints the output' if output else ''})",
+                     failed.details)
 
 
 def planned_deployment(plan: Plan) -> Deployment | None:

@@ -27,7 +27,7 @@ import onnx
 
 from edgepart import __version__, checks, schema
 from edgepart.cache import cache_dir
-from edgepart.compress import codecs, estimate, injection
+from edgepart.compress import codecs, composed, estimate, injection
 from edgepart.compress import precision as precisions
 from edgepart.compress import quantize as quantize_module
 from edgepart.compress.data import Dataset, run
@@ -46,7 +46,8 @@ EXACT_SECONDS = 120.0  # without --max-seconds: every choice is run when that ta
 def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             which: tuple[str, ...] = ("fp16", "int8"), memory_bandwidth_bps: float | None = None,
             progress: Callable[[int], None] = lambda n: None, max_seconds: float | None = None,
-            exact: bool = False, confirm: frozenset[tuple[str, str]] = frozenset()) -> dict:
+            exact: bool = False, confirm: frozenset[tuple[str, str]] = frozenset(),
+            composition: composed.Composition | None = None) -> dict:
     """The sensitivity document of `loaded` on `dataset` for the precisions in `which`;
     `memory_bandwidth_bps`: this host's (its device profile `local`), recorded so the planner can
     scale the codecs' measured times to other devices (None: they are not scaled but modelled).
@@ -57,7 +58,10 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     then (the layers nearest the input first) and `coverage` says how many of how many.
     `confirm`: choices a plan picked ((layer, precision) or ("tensor:<name>", codec)): run on the
     whole model even where an estimate would do or was cached; `confirmed` lists each with its
-    earlier estimate, so the estimate's error on the plan's own choices is on record."""
+    earlier estimate, so the estimate's error on the plan's own choices is on record.
+    `composition`: that plan's choices together (edgepart.compress.composed), run once they are all
+    measured: their cost together beside the sum of their costs alone joins `composed` (with the
+    records of earlier plans on this model and data, the planner's correction of its sum)."""
     metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"{dataset.source}: metric 'accuracy' needs an array named 'labels'")
@@ -146,6 +150,10 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
         measure_groups([g for i, g in enumerate(todo) if run_in_full(i, g)], exact_drop)
         if probe_every > 1:
             measure_groups([g for i, g in enumerate(todo) if not run_in_full(i, g)], estimated_drop)
+        if composition is not None:
+            alone = sum(_drop_of(layers, tensors, key, choice) or 0.0 for key, choice in composition.choices)
+            cache.add_composed(composed.cost(model, composition, dataset, metric, reference, alone),
+                               composition.choices)
     finally:
         cache.save()
     total = steps(loaded, which)
@@ -169,6 +177,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
                             "choice": choice, "estimate": estimate_was,
                             "run": _drop_of(layers, tensors, key, choice)}
                            for (key, choice), estimate_was in sorted(earlier.items())]} if confirm else {}),
+        **({"composed": cache.composed} if cache.composed else {}),
         "layers": {name: {p: entry[p] for p in which if p in entry} for name, entry in layers.items()
                    if any(p in entry for p in which)},
         "tensors": {name: entry for name, entry in tensors.items() if name in coded},
@@ -228,7 +237,7 @@ class MeasuredBefore:
             digest.update(np.ascontiguousarray(dataset.labels).tobytes())
         method = hashlib.sha256(b"".join(Path(module.__file__).read_bytes()
                                          for module in (sys.modules[__name__], injection, codecs, quantize_module,
-                                                        precisions))).hexdigest()
+                                                        precisions, composed))).hexdigest()
         key = hashlib.sha256(json.dumps([loaded.sha256, digest.hexdigest(), metric, method]).encode())
         self.path = cache_dir() / "sensitivity" / f"{key.hexdigest()[:32]}.json"
         found = {}
@@ -238,6 +247,7 @@ class MeasuredBefore:
             pass  # nothing measured before, or a file cut short: measure again
         self.layers: dict[str, dict] = found.get("layers", {}) if isinstance(found, dict) else {}
         self.tensors: dict[str, dict] = found.get("tensors", {}) if isinstance(found, dict) else {}
+        self.composed: list[dict] = found.get("composed", []) if isinstance(found, dict) else []
         if not keep_estimates:
             self.layers = {name: {p: r for p, r in entry.items() if not r.get("estimated")}
                            for name, entry in self.layers.items()}
@@ -251,8 +261,14 @@ class MeasuredBefore:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        schema.write_atomic(str(self.path), json.dumps({"layers": self.layers, "tensors": self.tensors}))
+        schema.write_atomic(str(self.path), json.dumps({"layers": self.layers, "tensors": self.tensors,
+                                                        "composed": self.composed}))
         self._saved = time.monotonic()
+
+    def add_composed(self, record: dict, choices: frozenset[tuple[str, str]]) -> None:
+        """A plan's choices run together, replacing an earlier run of the same choices."""
+        key = hashlib.sha256(json.dumps(sorted(choices)).encode()).hexdigest()[:16]
+        self.composed = [r for r in self.composed if r.get("key") != key] + [{"key": key, **record}]
 
 
 def _layer_choices(model: onnx.ModelProto, node: onnx.NodeProto, weights: dict[str, onnx.TensorProto],
@@ -339,6 +355,16 @@ class Sensitivity(schema.Document):
             for precision, result in entry.items():
                 yield name, precision, float(result["drop"]), bool(result.get("applies", True))
 
+    def interaction(self) -> tuple[float, dict | None]:
+        """How much more the choices of a plan cost together than alone, at worst (>= 1: the upper
+        95% bound of the composed drop over the sum of the drops alone, over every composed run on
+        record), and the record it comes from (None: no run, or none costing more than its sum)."""
+        worst, basis = 1.0, None
+        for record in self.doc.get("composed", []):
+            if record["alone"] > 0 and record["bound"] / record["alone"] > worst:
+                worst, basis = record["bound"] / record["alone"], record
+        return worst, basis
+
     def codec_choices(self) -> Iterator[tuple[str, str, dict]]:
         """(tensor, codec, measurement: bytes, encode_s, decode_s and, for a lossy codec, drop)."""
         for name, entry in self.doc["tensors"].items():
@@ -379,6 +405,7 @@ def _check(doc: dict, path: str) -> None:
                 raise BadInputError(f"{path}: layers.{name}.{precision}.applies: expected true or false")
             checks.number(table(result, f"layers.{name}.{precision}").get("drop"), f"{path}: layers.{name}.{precision}"
                           ".drop", least=-MAX_DROP, most=MAX_DROP)
+    _check_composed(doc.get("composed", []), path)
     for name, entry in table(doc.get("tensors"), "tensors").items():
         for codec, result in table(table(entry, f"tensors.{name}").get("codecs"), f"tensors.{name}.codecs").items():
             where = f"{path}: tensors.{name}.codecs.{codec}"
@@ -390,6 +417,16 @@ def _check(doc: dict, path: str) -> None:
                 checks.number(result.get(key), f"{where}.{key}", least=0, most=MAX_CODEC_S)
             if "drop" in result:
                 checks.number(result["drop"], f"{where}.drop", least=-MAX_DROP, most=MAX_DROP)
+
+
+def _check_composed(records: Any, path: str) -> None:
+    if not isinstance(records, list):
+        raise BadInputError(f"{path}: composed: expected a list; write the file with edgepart sensitivity -o")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise BadInputError(f"{path}: composed[{i}]: expected a table")
+        for key in ("alone", "together", "bound"):
+            checks.number(record.get(key), f"{path}: composed[{i}].{key}", least=-MAX_DROP, most=2 * MAX_DROP)
 
 
 def _float_tensors(loaded: LoadedModel) -> list[str]:

@@ -9,18 +9,20 @@ from edgepart.cost.build import Compression
 
 def from_sensitivity(sensitivity: Sensitivity, allow_lossy: bool = False) -> Compression:
     """The planner's view of a sensitivity measurement (edgepart.compress.sensitivity); a lossy
-    choice it does not cover is left out unless `allow_lossy`."""
+    choice it does not cover is left out unless `allow_lossy`. Every drop is scaled by how much more
+    a plan's choices cost together than alone, where that was run (Sensitivity.interaction)."""
+    scale, _ = sensitivity.interaction()
     drop: dict[tuple[str, str], float] = {}
     wire: dict[tuple[str, str], float] = {}
     seconds: dict[tuple[str, str], tuple[float, float]] = {}
     fp32_only = set()
     for layer, precision, accuracy_drop, applies in sensitivity.layer_choices():
-        drop[(layer, precision)] = accuracy_drop
+        drop[(layer, precision)] = accuracy_drop * scale
         if precision == "int8" and not applies:
             fp32_only.add(layer)
     for tensor, codec, result in sensitivity.codec_choices():
         if "drop" in result:
-            drop[(f"tensor:{tensor}", codec)] = result["drop"]
+            drop[(f"tensor:{tensor}", codec)] = result["drop"] * scale
         if codecs.entropy_coded(codec):
             wire[(tensor, codec)] = result["bytes"]
         if codec != "raw":  # the transport sends raw buffers as they are

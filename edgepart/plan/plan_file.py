@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
+import onnx
+
 from edgepart import checks, names, schema
 from edgepart.compress import codecs as codec_formats
+from edgepart.compress import composed
 from edgepart.compress.codecs import CODECS, PRECISIONS
 from edgepart.errors import BadInputError
 from edgepart.plan.document import SCHEMA_VERSION
@@ -153,6 +156,21 @@ class Plan(schema.Document):
             chosen |= {(f"tensor:{up.tensor}", codec_formats.base(up.codec)) for up in link.up
                        if codec_formats.base(up.codec) != "raw"}
         return chosen
+
+    def composition(self, model: onnx.ModelProto) -> composed.Composition:
+        """The plan's lossy choices as the chain runs them on `model` (its named nodes): each layer's
+        precision, and each reader on a tier above a tensor's producer reading it through the lossy
+        codecs of the links it crossed."""
+        index = {tier.name: tier.index for tier in self.tiers}
+        reads: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        for node in model.graph.node:
+            tier = self.doc["assignment"].get(node.name)
+            for tensor in node.input if tier is not None else ():
+                chain = composed.lossy_chain(list(self.codecs_into(index[tier], tensor).values()))
+                if chain:
+                    reads.setdefault((tensor, chain), set()).add(node.name)
+        return composed.Composition(self.precisions, {key: frozenset(nodes) for key, nodes in reads.items()},
+                                    frozenset(self.lossy_choices()))
 
     def int8_layers(self, layers: Iterable[str]) -> list[str]:
         return [n for n in layers if self.precision_of(n) == "int8"]

@@ -57,10 +57,15 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
     )
     doc["lossy"] = lossy
     if request.sensitivity:
+        scale, basis = request.sensitivity.interaction()
         doc["accuracy"] = {"sensitivity": {"metric": request.sensitivity.metric,
                                            "data": request.sensitivity.data},
                            "predicted_drop": doc["predicted"]["accuracy_drop"],
-                           "note": "sum of per-layer and per-codec drops measured one at a time"}
+                           "note": "sum of per-layer and per-codec drops measured one at a time"
+                                   + (f", times {scale:.3g}: a plan's {basis['choices']} choices cost up to "
+                                      f"{basis['bound']:.3g} together (upper 95% bound over {basis['samples']} "
+                                      f"samples) against {basis['alone']:.3g} alone" if basis else ""),
+                           **({"interaction": scale} if basis else {})}
     return doc
 
 

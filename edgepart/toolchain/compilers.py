@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,7 +77,7 @@ class TvmCompiler:
         spec_path.unlink()
         if result.returncode != 0:
             raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: "
-                            f"{last_error(result.stderr)}")
+                            f"{first_error(result.stderr)}", {"compiler_output": result.stderr})
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         data = out.read_bytes()
         summary["elf_machine"] = elf.machine(out)
@@ -165,6 +166,21 @@ def compiler(name: str):
     if name not in COMPILERS:
         raise BadInputError(f"unknown backend '{name}'; known: {', '.join(COMPILERS)}")
     return COMPILERS[name]
+
+
+# A compiler's or linker's own error line: nvcc's "kernels.cu(12): error: ...", gcc's
+# "f.c:3:5: error: ...", "nvcc fatal : ...", "collect2: error: ...", ld's "undefined reference".
+COMPILER_ERROR = re.compile(r"(\(\d+\)|:\d+(:\d+)?):\s*(fatal )?error\b|\bnvcc fatal\b|^(collect2|ld|/\S*ld): .*error"
+                            r"|undefined reference to")
+
+
+def first_error(stderr: str) -> str:
+    """The first line a compiler or linker (nvcc, gcc, ld) gave as an error, where one did (the
+    first error is the cause; later ones often follow from it); else last_error."""
+    for line in stderr.splitlines():
+        if COMPILER_ERROR.search(line.strip()):
+            return line.strip()[:400]
+    return last_error(stderr)
 
 
 def last_error(stderr: str) -> str:

@@ -150,6 +150,47 @@ def test_a_failed_compile_leaves_the_previous_build(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".build")] == []
 
 
+def broken_nvcc(folder):
+    """A CUDA toolkit whose nvcc adds a line that is not CUDA to the kernel file, then runs the real one."""
+    from edgepart.toolchain import cuda_env
+
+    real = cuda_env.cuda_home()
+    (folder / "bin").mkdir(parents=True)
+    for entry in real.iterdir():
+        if entry.name != "bin":
+            (folder / entry.name).symlink_to(entry)
+    for tool in (real / "bin").iterdir():
+        if tool.name != "nvcc":
+            (folder / "bin" / tool.name).symlink_to(tool)
+    nvcc = folder / "bin" / "nvcc"
+    nvcc.write_text("#!/bin/sh\n"
+                    "for a in \"$@\"; do case \"$a\" in *.cu) sed -i '1i this_is_not_cuda x y;' \"$a\";; esac; done\n"
+                    f"exec {real}/bin/nvcc \"$@\"\n")
+    nvcc.chmod(0o755)
+    return folder
+
+
+@needs_cuda_toolkit
+def test_a_broken_cuda_build_names_the_first_compiler_error(tmp_path, monkeypatch):
+    """The one-line error quotes nvcc's first error line (not TVM's last), -v prints nvcc's whole
+    output, the tier's sub-model and the output stay in BUILD/.failed/, and a later compile may
+    build into that folder."""
+    deploy = tmp_path / "deploy.toml"
+    deploy.write_text('[[tier]]\nname = "cloud"\ndevice = "h100"\ntarget = "cuda-sm90"\n')
+    plan, build, model = tmp_path / "plan.json", tmp_path / "build", MODELS / "digits_cnn.onnx"
+    assert edgepart("plan", str(model), "--deploy", str(deploy), "-o", str(plan)).returncode == 0
+    monkeypatch.setenv("CUDA_PATH", str(broken_nvcc(tmp_path / "cuda")))
+    result = edgepart("compile", str(model), "--plan", str(plan), "-o", str(build))
+    assert_one_line_error(result, 3, "tier 'cloud' for cuda-sm90", "(1): error", str(build / ".failed" / "cloud"))
+    assert (build / ".failed" / "cloud" / "submodel.onnx").is_file()
+    assert "this_is_not_cuda" in (build / ".failed" / "cloud" / "compiler.log").read_text()
+    verbose = edgepart("compile", str(model), "--plan", str(plan), "-o", str(build), "-v")
+    assert verbose.returncode == 3 and "error detected in the compilation of" in verbose.stderr
+    monkeypatch.delenv("CUDA_PATH")
+    assert edgepart("compile", str(model), "--plan", str(plan), "-o", str(build)).returncode == 0
+    assert not (build / ".failed").exists()
+
+
 def test_a_tier_runs_with_the_tvm_runtime_alone(tmp_path):
     _, build, _ = plan_and_compile(tmp_path, MODELS / "chain_cnn.onnx", cloud_target="x86-64")
     probe = f"""

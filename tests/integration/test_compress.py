@@ -172,5 +172,8 @@ def test_sensitivity_confirms_a_plans_lossy_choices(tmp_path, sens):
     lowered = {layer for layer, precision in doc["precision"].items() if precision != "fp32"}
     assert lowered and lowered <= {c["layer"] for c in confirmed if "layer" in c}
     assert all(c["run"] is not None for c in confirmed)
+    together = json.loads(result.stdout)["composed"][-1]  # the plan's choices run together
+    assert together["choices"] >= len(lowered) and together["samples"] == 90
+    assert together["bound"] >= together["together"]
     other = edgepart("sensitivity", str(MODELS / "chain_cnn.onnx"), "--confirm", str(plan_path))
     assert_one_line_error(other, 2, "--confirm", "sha256")

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgepart import graph
-from edgepart.compress import codecs, data, precision, quantize, scoring, sensitivity
+from edgepart.compress import codecs, composed, data, precision, quantize, scoring, sensitivity
 from edgepart.cost import build as cost_build
 from edgepart.cost import compression as cost_compression
 from edgepart.errors import BadInputError
@@ -318,3 +318,61 @@ def test_confirming_a_plans_choices_runs_what_was_estimated(tmp_path, monkeypatc
         exact["tensors"][tensor]["codecs"]["int8"]["drop"], rel=1e-6, abs=1e-12)
     assert "estimated" not in confirmed["layers"][layer]["int8"]
     assert "estimated" not in confirmed["tensors"][tensor]["codecs"]["int8"]
+
+
+def test_choices_together_are_the_model_with_all_of_them():
+    """composed.model_with: two int8 layers and an int8 codec read by a later layer equal the model
+    rebuilt by hand (the codec as tests/codec_graph.py emulates it, then QDQ); its cost is the mean
+    per-sample drop with an upper bound above it."""
+    from edgepart.graph.sessions import named_model
+
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    model, dataset = named_model(loaded), data.seeded(loaded, 3)
+    layers = [n.name for n in model.graph.node if n.op_type == "Conv"][:2]
+    tensor = model.graph.node[2].output[0]
+    readers = frozenset(n.name for n in model.graph.node if tensor in n.input)
+    together = composed.Composition({name: "int8" for name in layers}, {(tensor, ("int8",)): readers},
+                                    frozenset({*((name, "int8") for name in layers), (f"tensor:{tensor}", "int8")}))
+    with quantize.Quantizer(codec_graph.with_codec(model, tensor, "int8"), dataset) as quantizer:
+        by_hand = data.run(quantizer.quantize(layers), dataset)
+    ours = data.run(composed.model_with(model, together, dataset), dataset)
+    assert all(np.allclose(ours[name], by_hand[name], atol=1e-6) for name in by_hand)
+    reference = data.run(model, dataset)
+    cost = composed.cost(model, together, dataset, "cosine", reference, alone=1e-3)
+    drops = composed.per_sample_drops("cosine", reference, ours, None)
+    assert cost["together"] == pytest.approx(float(np.mean(drops))) and cost["bound"] > cost["together"] > 0
+    assert cost["samples"] == 3 and cost["choices"] == 3 and cost["alone"] == 1e-3
+
+
+def test_plans_scale_drops_by_how_much_more_choices_cost_together(digits_sensitivity):
+    """A composed run that cost 3x the sum of its choices alone (upper bound) makes every drop 3x."""
+    doc = {**digits_sensitivity, "composed": [{"key": "a", "choices": 4, "alone": 0.01, "together": 0.02,
+                                               "bound": 0.03, "samples": 60},
+                                              {"key": "b", "choices": 2, "alone": 0.0, "together": 0.01,
+                                               "bound": 0.02, "samples": 60}]}
+    scale, basis = sensitivity.Sensitivity.of(doc).interaction()
+    assert scale == pytest.approx(3.0) and basis["key"] == "a"
+    plain = cost_compression.from_sensitivity(sensitivity.Sensitivity.of(digits_sensitivity))
+    scaled = cost_compression.from_sensitivity(sensitivity.Sensitivity.of(doc))
+    assert scaled.drop and all(scaled.drop[key] == pytest.approx(3 * plain.drop[key]) for key in plain.drop)
+
+
+def test_a_plans_composition_reads_cut_tensors_through_their_codecs():
+    """Plan.composition: the layers in their precisions, and each cut tensor read through its codec
+    by exactly the readers on the tier above (chain_cnn over Ethernet sends an int8 feature map)."""
+    from edgepart.graph.sessions import named_model
+    from edgepart.plan import planner
+    from edgepart.plan.plan_file import Plan
+
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    deployment = deploy.load(str(MODELS.parent / "examples" / "compressed.toml"))
+    plan = Plan.of(planner.plan(loaded, deployment, planner.PlanRequest(allow_lossy=True, reproducible=True)))
+    model = named_model(loaded)
+    together = plan.composition(model)
+    sent = {(up.tensor, codecs.base(up.codec)) for link in plan.links for up in link.up
+            if codecs.base(up.codec) != "raw"}
+    assert sent and {(tensor, chain[0]) for tensor, chain in together.reads} == sent
+    for (tensor, _), readers in together.reads.items():
+        assert readers == {n.name for n in model.graph.node
+                           if tensor in n.input and plan.tier_of(n.name) != plan.tiers[0].name}
+    assert together.precision == plan.precisions and together.choices == frozenset(plan.lossy_choices())
