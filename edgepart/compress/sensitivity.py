@@ -77,19 +77,28 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     injectable = injection.Injectable(model, {t: graph.tensors[t].shape
                                               for t in {*coded, *(t for ts in layer_outputs.values() for t in ts)}})
     position = {t: i for i, layer in enumerate(graph.layers) for t in layer.outputs}
+    producer = {t: layer.name for layer in graph.layers for t in layer.outputs}
     gains = estimate.Gains()
+
+    def where(perturbation: dict[str, np.ndarray]) -> tuple[int, str]:
+        """The position in the model's order and the role of the layer where a change enters."""
+        at = _position(perturbation, position)
+        first = min(perturbation, key=lambda name: position.get(name, 0))
+        return at, estimate.role(graph, producer.get(first))
 
     def exact_drop(kind: str, perturbation: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> float:
         if not any(delta.any() for delta in perturbation.values()):
             return 0.0  # nothing changes: nothing to run
         found = float(baseline - score(injectable.run(dataset, perturbation)))
-        gains.add(kind, _position(perturbation, position), found, estimate.relative_energy(perturbation, values))
+        at, role = where(perturbation)
+        gains.add(kind, at, found, estimate.relative_energy(perturbation, values), role)
         return found
 
     def estimated_drop(kind: str, perturbation: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> float:
         if not all(np.isfinite(delta).all() for delta in perturbation.values()):
             return exact_drop(kind, perturbation, values)  # NaN or inf is no small change: run it
-        guess = gains.drop(kind, _position(perturbation, position), estimate.relative_energy(perturbation, values))
+        at, role = where(perturbation)
+        guess = gains.drop(kind, at, estimate.relative_energy(perturbation, values), role)
         return min(guess, baseline - WORST_SCORE[metric])
 
     estimated_drop.estimated = True  # its entries say so

@@ -376,3 +376,37 @@ def test_a_plans_composition_reads_cut_tensors_through_their_codecs():
         assert readers == {n.name for n in model.graph.node
                            if tensor in n.input and plan.tier_of(n.name) != plan.tiers[0].name}
     assert together.precision == plan.precisions and together.choices == frozenset(plan.lossy_choices())
+
+
+def test_an_int8_layer_leaves_what_its_fp32_neighbours_read(tmp_path):
+    """x feeds an int8 MatMul and an fp32 Add (a residual stream): only the MatMul reads x rounded
+    to 8 bits; the Add reads x as it was, and whoever reads the MatMul's output reads it in int8."""
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul"),
+             helper.make_node("Add", ["x", "y"], ["z"], name="residual")]
+    g = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8])],
+                          [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 8, 8])],
+                          [onnx.numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "w")])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "shared.onnx")
+    loaded = graph.load(tmp_path / "shared.onnx")
+    with quantize.Quantizer(loaded.model, data.seeded(loaded, 4)) as quantizer:
+        model = quantizer.quantize(["matmul"])
+    reads = {n.name: list(n.input) for n in model.graph.node}
+    assert reads["residual"][0] == "x" and reads["residual"][1] != "y"  # x as it was; y after its Q/DQ
+    assert reads["matmul"][0] != "x" and quantize.quantized_nodes(model) == {"matmul"}
+
+
+def test_estimates_take_the_gain_of_probes_of_their_own_role():
+    from edgepart.compress import estimate
+
+    gains = estimate.Gains()
+    gains.add("layer int8", 0, 1e-3, 1e-3, role="MatMul(1x128x384)")
+    gains.add("layer int8", 10, 3e-3, 1e-3, role="MatMul(1x128x384)")
+    gains.add("layer int8", 5, 0.1, 1e-3, role="Softmax")
+    assert gains.drop("layer int8", 5, 1e-4, role="MatMul(1x128x384)") == pytest.approx(2e-4)  # 2 between 1 and 3
+    assert gains.drop("layer int8", 5, 1e-4, role="Add") == pytest.approx(1e-2)  # no probe of its role: by position
+    assert gains.drop("codec int8", 5, 1e-4, role="Softmax") == 0.0  # no probe of its kind
+    loaded = graph.load(MODELS / "chain_cnn.onnx")
+    first = loaded.graph.layers[0]
+    assert estimate.role(loaded.graph, first.name).startswith(f"{first.op_type}(") and \
+        estimate.role(loaded.graph, None) == "input"
