@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import adam  # models/ is on sys.path when this file runs as a script
 import numpy as np
 import onnx
 
@@ -125,7 +126,7 @@ class DigitsEncoder:
             return back_embed(dx)
         return logits, backward
 
-    def loss_and_grads(self, images: np.ndarray, labels: np.ndarray) -> float:
+    def loss_and_grads(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         logits, backward = self.forward(images)
         logits = logits - logits.max(1, keepdims=True)
@@ -133,22 +134,10 @@ class DigitsEncoder:
         loss = -np.log(probs[np.arange(len(labels)), labels]).mean()
         probs[np.arange(len(labels)), labels] -= 1
         backward(probs / len(labels))
-        return float(loss)
+        return float(loss), self.grads
 
     def train(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, epochs: int = 60) -> None:
-        moments = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in self.params.items()}
-        step, lr, beta1, beta2 = 0, 2e-3, 0.9, 0.999
-        for _ in range(epochs):
-            order = rng.permutation(len(x))
-            for start in range(0, len(x), 32):
-                batch = order[start:start + 32]
-                self.loss_and_grads(x[batch].astype(np.float64), y[batch])
-                step += 1
-                for k, g in self.grads.items():
-                    m, v = moments[k]
-                    m[:] = beta1 * m + (1 - beta1) * g
-                    v[:] = beta2 * v + (1 - beta2) * g * g
-                    self.params[k] -= lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + 1e-8)
+        adam.train(self.params, self.loss_and_grads, x, y, rng, epochs, lr=2e-3)
 
     def to_onnx(self) -> onnx.ModelProto:
         """The encoder as ONNX ops as exporters emit them (MatMul + Add, LayerNormalization, Softmax),

@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import adam  # models/ is on sys.path when this file runs as a script
 import numpy as np
 import onnx
-from digits_encoder import DigitsEncoder  # models/ is on sys.path when this file runs as a script
+from digits_encoder import DigitsEncoder
 from onnx import TensorProto
 
 from edgepart.graph.builder import GraphBuilder
@@ -175,20 +176,7 @@ class DigitsCNN:
         return float(loss), grads
 
     def train(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, epochs: int = 30) -> None:
-        moments = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in self.params.items()}
-        step, lr, beta1, beta2 = 0, 3e-3, 0.9, 0.999
-        for _ in range(epochs):
-            order = rng.permutation(len(x))
-            for start in range(0, len(x), 32):
-                batch = order[start:start + 32]
-                _, grads = self.loss_and_grads(x[batch].astype(np.float64), y[batch])
-                step += 1
-                for k, g in grads.items():
-                    m, v = moments[k]
-                    m[:] = beta1 * m + (1 - beta1) * g
-                    v[:] = beta2 * v + (1 - beta2) * g * g
-                    m_hat, v_hat = m / (1 - beta1**step), v / (1 - beta2**step)
-                    self.params[k] -= lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+        adam.train(self.params, self.loss_and_grads, x, y, rng, epochs, lr=3e-3)
 
     def to_onnx(self) -> onnx.ModelProto:
         b = GraphBuilder("digits_cnn")
