@@ -70,6 +70,10 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     reference = run(model, dataset)
     score = scorer(metric, reference, dataset.labels, dataset.source)
     baseline = score(reference)
+    if metric == "cosine" and baseline < 0.5:  # cosine(x, x) is 1 unless x is zero
+        raise BadInputError(f"{dataset.source}: the model's outputs are zero for {100 * (1 - baseline):.0f}% of the "
+                            "samples, where cosine similarity measures nothing (a zero-initialised classifier "
+                            "head?); give inputs and a model whose outputs respond, or --metric agreement")
     graph = loaded.graph
     coded = _float_tensors(loaded)
     layer_outputs = {n.name: [t for t in n.outputs if graph.tensors.get(t) and graph.tensors[t].dtype == "float32"]

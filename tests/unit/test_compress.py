@@ -410,3 +410,15 @@ def test_estimates_take_the_gain_of_probes_of_their_own_role():
     first = loaded.graph.layers[0]
     assert estimate.role(loaded.graph, first.name).startswith(f"{first.op_type}(") and \
         estimate.role(loaded.graph, None) == "input"
+
+
+def test_cosine_refuses_a_model_whose_outputs_are_zero(tmp_path):
+    """torchvision's ViT with weights=None zero-initialises its head: every drop would read 0."""
+    nodes = [helper.make_node("Mul", ["x", "zero"], ["y"], name="head")]
+    g = helper.make_graph(nodes, "zero", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                          [onnx.numpy_helper.from_array(np.zeros(4, np.float32), "zero")])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "zero.onnx")
+    loaded = graph.load(tmp_path / "zero.onnx")
+    with pytest.raises(BadInputError, match="outputs are zero for 100% of the samples"):
+        sensitivity.measure(loaded, data.seeded(loaded, 2))
