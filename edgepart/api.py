@@ -217,7 +217,8 @@ def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | 
     found = Sensitivity.of(measuring.measure(loaded, dataset, metric, precisions,
                                              load_device("local").memory_bandwidth, progress=progress,
                                              max_seconds=max_seconds, exact=exact, confirm=chosen,
-                                             composition=together),
+                                             composition=together,
+                                             check=datasets.load(str(data), loaded) if data and together else None),
                            str(output or "sensitivity"))
     if not data:  # said once it worked, so that a failure stays one line
         log.warning("no --data: measured on %d seeded inputs against the fp32 outputs; pass calibration data "

@@ -56,10 +56,10 @@ def model_with(model: onnx.ModelProto, composition: Composition, calibration: Da
     return precisions.to_fp16(model, half) if half else model
 
 
-def cost(model: onnx.ModelProto, composition: Composition, dataset: Dataset, metric: str,
-         reference: dict[str, np.ndarray], alone: float) -> dict:
+def cost(model: onnx.ModelProto, composition: Composition, dataset: Dataset, metric: str, alone: float) -> dict:
     """The composed drop on `dataset` (mean over samples, its upper 95% bound) beside `alone`, the sum
     of the choices' one-at-a-time drops."""
+    reference = run(model, dataset)
     outputs = run(model_with(model, composition, dataset), dataset)
     drops = per_sample_drops(metric, reference, outputs, dataset.labels)
     spread = float(np.std(drops, ddof=1) / math.sqrt(len(drops))) if len(drops) > 1 else 0.0

@@ -47,7 +47,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             which: tuple[str, ...] = ("fp16", "int8"), memory_bandwidth_bps: float | None = None,
             progress: Callable[[int], None] = lambda n: None, max_seconds: float | None = None,
             exact: bool = False, confirm: frozenset[tuple[str, str]] = frozenset(),
-            composition: composed.Composition | None = None) -> dict:
+            composition: composed.Composition | None = None, check: Dataset | None = None) -> dict:
     """The sensitivity document of `loaded` on `dataset` for the precisions in `which`;
     `memory_bandwidth_bps`: this host's (its device profile `local`), recorded so the planner can
     scale the codecs' measured times to other devices (None: they are not scaled but modelled).
@@ -61,7 +61,8 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
     earlier estimate, so the estimate's error on the plan's own choices is on record.
     `composition`: that plan's choices together (edgepart.compress.composed), run once they are all
     measured: their cost together beside the sum of their costs alone joins `composed` (with the
-    records of earlier plans on this model and data, the planner's correction of its sum)."""
+    records of earlier plans on this model and data, the planner's correction of its sum), on `check`
+    (default `dataset`): one run a sample, so it may take more samples than the choices alone."""
     metric = metric or ("accuracy" if dataset.labels is not None else "cosine")
     if metric == "accuracy" and dataset.labels is None:
         raise BadInputError(f"{dataset.source}: metric 'accuracy' needs an array named 'labels'")
@@ -165,7 +166,7 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             measure_groups([g for i, g in enumerate(todo) if not run_in_full(i, g)], estimated_drop)
         if composition is not None:
             alone = sum(_drop_of(layers, tensors, key, choice) or 0.0 for key, choice in composition.choices)
-            cache.add_composed(composed.cost(model, composition, dataset, metric, reference, alone),
+            cache.add_composed(composed.cost(model, composition, check or dataset, metric, alone),
                                composition.choices)
     finally:
         cache.save()

@@ -173,7 +173,7 @@ def test_sensitivity_confirms_a_plans_lossy_choices(tmp_path, sens):
     assert lowered and lowered <= {c["layer"] for c in confirmed if "layer" in c}
     assert all(c["run"] is not None for c in confirmed)
     together = json.loads(result.stdout)["composed"][-1]  # the plan's choices run together
-    assert together["choices"] >= len(lowered) and together["samples"] == 90
+    assert together["choices"] >= len(lowered) and together["samples"] == 180  # every sample of --data
     assert together["bound"] >= together["together"]
     other = edgepart("sensitivity", str(MODELS / "chain_cnn.onnx"), "--confirm", str(plan_path))
     assert_one_line_error(other, 2, "--confirm", "sha256")

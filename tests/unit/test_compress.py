@@ -338,7 +338,7 @@ def test_choices_together_are_the_model_with_all_of_them():
     ours = data.run(composed.model_with(model, together, dataset), dataset)
     assert all(np.allclose(ours[name], by_hand[name], atol=1e-6) for name in by_hand)
     reference = data.run(model, dataset)
-    cost = composed.cost(model, together, dataset, "cosine", reference, alone=1e-3)
+    cost = composed.cost(model, together, dataset, "cosine", alone=1e-3)
     drops = composed.per_sample_drops("cosine", reference, ours, None)
     assert cost["together"] == pytest.approx(float(np.mean(drops))) and cost["bound"] > cost["together"] > 0
     assert cost["samples"] == 3 and cost["choices"] == 3 and cost["alone"] == 1e-3
