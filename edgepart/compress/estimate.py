@@ -9,7 +9,8 @@ every choice only at probe layers spread evenly through the model, and estimates
 - for small changes a smooth metric's drop grows with r2 (cosine: 1 - cos is quadratic in the
   output change, which is linear in delta), so drop = gain x r2, with a gain that depends on where
   the change enters: each probe run gives the gain at its position;
-- a choice elsewhere takes the gain interpolated between the nearest probes before and after it.
+- a choice elsewhere takes the gain of the probes of its own role (a layer of the same op and
+  shapes), interpolated by position, else that of every probe of its kind (Gains).
 
 The estimates are marked as such in the file. Top-1 accuracy is not smooth in r2, so estimates for
 that metric are rougher; the composed plan is measured for real by `verify --validate-accuracy`.
