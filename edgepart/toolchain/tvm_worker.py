@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -59,6 +60,28 @@ def compile_onnx(spec: dict) -> dict:
     }
 
 
+def identifier_inputs(model) -> dict[str, str]:
+    """Rename the graph inputs that are not C identifiers (a cut tensor such as
+    /conv_proj/Conv_output_0): TVM names kernel parameters after them, and nvcc fails on
+    `float* input_/conv_proj/Conv_output_0_ptr`. Tiers are called with their inputs by position, so
+    the names are TVM's business alone. Returns old -> new."""
+    taken = {i.name for i in model.graph.input} | {n for node in model.graph.node for n in node.output}
+    renamed = {}
+    for index, value in enumerate(model.graph.input):
+        if not value.name.isidentifier():
+            new = f"input{index}_" + re.sub(r"\W", "_", value.name).strip("_")
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            renamed[value.name], value.name = new, new
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = renamed.get(name, name)
+    for value in model.graph.output:  # an input passed straight through
+        value.name = renamed.get(value.name, value.name)
+    return renamed
+
+
 def import_onnx(spec: dict) -> tuple:
     """The tier as a Relax module with its constants folded, and None; or, when TVM cannot import
     the file as it is, the module imported from onnxruntime's constant-folded copy and a note saying
@@ -71,7 +94,9 @@ def import_onnx(spec: dict) -> tuple:
     from tvm.relax.frontend.onnx import from_onnx
 
     def load(model):
-        mod = from_onnx(model, shape_dict=spec["input_shapes"], dtype_dict=spec["input_dtypes"])
+        names = identifier_inputs(model)
+        mod = from_onnx(model, shape_dict={names.get(k, k): v for k, v in spec["input_shapes"].items()},
+                        dtype_dict={names.get(k, k): v for k, v in spec["input_dtypes"].items()})
         return relax.transform.FoldConstant()(mod)
 
     try:

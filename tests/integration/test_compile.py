@@ -384,3 +384,23 @@ def test_verify_names_bad_inputs_and_compile_refuses_an_incomplete_plan(tmp_path
     (tmp_path / "empty.json").write_text('{"kind": "edgepart.plan", "schema_version": 1}')
     assert_one_line_error(edgepart("compile", str(MODELS / "digits_cnn.onnx"), "--plan", str(tmp_path / "empty.json")),
                           2, "not a complete plan file")
+
+
+def test_cut_tensor_names_become_identifiers_for_tvm():
+    """A tier whose input is a cut tensor (/conv_proj/Conv_output_0 of a ViT) reaches TVM under a C
+    identifier: TVM names CUDA kernel parameters after its inputs, and nvcc failed on
+    `float* input_/conv_proj/Conv_output_0_ptr`. Positions, the runtime's contract, stay."""
+    from onnx import TensorProto, helper
+
+    from edgepart.toolchain.tvm_worker import identifier_inputs
+
+    nodes = [helper.make_node("Relu", ["/conv_proj/Conv_output_0"], ["y"]),
+             helper.make_node("Add", ["y", "mask"], ["z"])]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("/conv_proj/Conv_output_0", "mask")]
+    model = helper.make_model(helper.make_graph(nodes, "tier", inputs,
+                                                [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])]))
+    renamed = identifier_inputs(model)
+    assert renamed == {"/conv_proj/Conv_output_0": "input0_conv_proj_Conv_output_0"}
+    assert [i.name for i in model.graph.input] == ["input0_conv_proj_Conv_output_0", "mask"]
+    assert model.graph.node[0].input[0] == "input0_conv_proj_Conv_output_0"
+    __import__("onnx").checker.check_model(model)
