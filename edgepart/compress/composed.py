@@ -56,10 +56,11 @@ def model_with(model: onnx.ModelProto, composition: Composition, calibration: Da
     return precisions.to_fp16(model, half) if half else model
 
 
-def cost(model: onnx.ModelProto, composition: Composition, dataset: Dataset, metric: str, alone: float) -> dict:
+def cost(model: onnx.ModelProto, composition: Composition, dataset: Dataset, metric: str, alone: float,
+         reference: dict[str, np.ndarray] | None = None) -> dict:
     """The composed drop on `dataset` (mean over samples, its upper 95% bound) beside `alone`, the sum
-    of the choices' one-at-a-time drops."""
-    reference = run(model, dataset)
+    of the choices' one-at-a-time drops; `reference`: the fp32 outputs on `dataset`, if already run."""
+    reference = run(model, dataset) if reference is None else reference
     outputs = run(model_with(model, composition, dataset), dataset)
     drops = per_sample_drops(metric, reference, outputs, dataset.labels)
     spread = float(np.std(drops, ddof=1) / math.sqrt(len(drops))) if len(drops) > 1 else 0.0

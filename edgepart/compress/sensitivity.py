@@ -87,9 +87,8 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
 
     def where(perturbation: dict[str, np.ndarray]) -> tuple[int, str]:
         """The position in the model's order and the role of the layer where a change enters."""
-        at = _position(perturbation, position)
-        first = min(perturbation, key=lambda name: position.get(name, 0))
-        return at, estimate.role(graph, producer.get(first))
+        first = min(perturbation, key=lambda name: position.get(name, 0))  # graph inputs come first
+        return position.get(first, 0), estimate.role(graph, producer.get(first))
 
     def exact_drop(kind: str, perturbation: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> float:
         if not any(delta.any() for delta in perturbation.values()):
@@ -166,7 +165,8 @@ def measure(loaded: LoadedModel, dataset: Dataset, metric: str | None = None,
             measure_groups([g for i, g in enumerate(todo) if not run_in_full(i, g)], estimated_drop)
         if composition is not None:
             alone = sum(_drop_of(layers, tensors, key, choice) or 0.0 for key, choice in composition.choices)
-            cache.add_composed(composed.cost(model, composition, check or dataset, metric, alone),
+            cache.add_composed(composed.cost(model, composition, check or dataset, metric, alone,
+                                             reference if check is None else None),
                                composition.choices)
     finally:
         cache.save()
@@ -219,11 +219,6 @@ def _drop_of(layers: dict, tensors: dict, key: str, choice: str) -> float | None
     entry = (tensors.get(key.removeprefix("tensor:"), {}).get("codecs", {}) if key.startswith("tensor:")
              else layers.get(key, {})).get(choice, {})
     return entry.get("drop")
-
-
-def _position(perturbation: dict[str, np.ndarray], position: dict[str, int]) -> int:
-    """Where in the model's order a perturbation enters (its first tensor's producer; graph inputs 0)."""
-    return min(position.get(name, 0) for name in perturbation)
 
 
 def _already(layers: dict, tensors: dict, graph, coded: list[str], which: tuple[str, ...]) -> int:
