@@ -13,7 +13,8 @@
    - the digits encoder (models/digits_encoder.py: a transformer trained in numpy, cosine, 540
      held-out images; the same deployment over 3G, so the board runs it) under 0.1% and 1%;
    - with --minilm DIR (made by bench/export/minilm.py: the real all-MiniLM-L6-v2, 64 calibration
-     sentences, choices measured on the first 16 and plans checked on all 64, and 256 held out): a phone (Snapdragon 8 Gen 2: fp16 and int8) and the edge server over
+     sentences, choices measured on the first 16 and plans checked on all 64, and 256 held out):
+     a phone (Snapdragon 8 Gen 2: fp16 and int8) and the edge server over
      WiFi, under 0.1% and 1%.
 2. Every example model, two tiers over 3G, LTE, WiFi and Ethernet: the best fp32 plan (raw tensors) against the
    best plan with int8 layers and codecs under a 1% budget (sensitivities measured on the model's calibration

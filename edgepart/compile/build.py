@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from edgepart import schema
-from edgepart.compile import cut, manifest
+from edgepart.compile import cut, manifest, tier_check
 from edgepart.compile.staging import staged
 from edgepart.compress import data, precision
 from edgepart.errors import BadInputError, ToolError
@@ -28,7 +28,7 @@ from edgepart.plan.validate import validate
 from edgepart.toolchain import compilers, targets
 from edgepart.wording import with_article
 
-Timer = Callable[[Path, dict], dict]
+Timer = Callable[[Path, dict, dict | None], dict]
 log = logging.getLogger(__name__)
 FAILED = ".failed"  # in the build folder: the sub-model and compiler output of a tier that failed
 
@@ -39,8 +39,9 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
                  timer: Timer | None = None) -> dict[str, Any]:
     """`tune_trials` > 0: MetaSchedule-tune each kernel of the CPU tiers this host can run.
     `calibration`: samples of the model's inputs, for the activation ranges of int8 layers.
-    `timer(build folder, tier entry)`: the artifact's measured time against its price, added to the
-    tier's entry as `timing` (the CLI passes edgepart.runtime.price.time_tier; compile does not run tiers)."""
+    `timer(build folder, tier entry, inputs)`: the artifact's measured time against its price on the
+    inputs it was checked on, added to the tier's entry as `timing` (the CLI passes
+    edgepart.runtime.price.time_tier; compile does not time tiers itself)."""
     validate(plan, loaded, planned_deployment(plan))
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file() and {p.name for p in out_dir.iterdir()} - {FAILED}:
@@ -51,16 +52,17 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
         entries = []
         tier_cuts = cut.cut(loaded, plan)
         tier_data = _tier_calibration(loaded, plan, tier_cuts, calibration)
+        check_samples = _check_samples(loaded, tier_cuts, calibration)
         for tier_cut in tier_cuts:
             progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {presets[tier_cut.tier].name}")
             tvm = compilers.TvmCompiler(tune_trials, tuning_db)
             try:
                 entry = _build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm,
-                                    tier_data.get(tier_cut.tier))
+                                    tier_data.get(tier_cut.tier), check_samples.get(tier_cut.tier))
             except ToolError as failed:
                 raise _kept(failed, staging / tier_cut.tier, out_dir / FAILED / tier_cut.tier) from None
             if timer is not None:
-                entry["timing"] = timer(staging, entry)
+                entry["timing"] = timer(staging, entry, check_samples.get(tier_cut.tier))
             entries.append(entry)
         doc = manifest.new_document(loaded, plan, entries, None if calibration is None else calibration.describe())
         if calibration is not None:  # inputs within the int8 ranges, for verify
@@ -129,8 +131,21 @@ def _tier_calibration(loaded: LoadedModel, plan: Plan, tier_cuts: list[cut.TierC
                                  {name: values[name] for name in c.inputs}, None) for c in needed}
 
 
+def _check_samples(loaded: LoadedModel, tier_cuts: list[cut.TierCut],
+                   calibration: data.Dataset | None) -> dict[str, dict[str, np.ndarray]]:
+    """Per tier, its inputs on the first calibration sample: what compile checks a library on (made-up
+    inputs can be invalid sizes or indices); none without calibration data."""
+    if calibration is None:
+        return {}
+    first = calibration.head(1)
+    inner = sorted({name for c in tier_cuts for name in c.inputs} - set(first.inputs))
+    values = {**first.inputs, **(data.run(loaded.model, first, inner) if inner else {})}
+    return {c.tier: {name: values[name][0] for name in c.inputs} for c in tier_cuts}
+
+
 def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.TargetPreset, plan: Plan,
-                staging: Path, tvm: compilers.TvmCompiler, calibration: data.Dataset | None) -> dict[str, Any]:
+                staging: Path, tvm: compilers.TvmCompiler, calibration: data.Dataset | None,
+                sample: dict[str, np.ndarray] | None) -> dict[str, Any]:
     folder = staging / tier_cut.tier
     folder.mkdir()
     model = precision.apply(tier_cut.model, plan.precisions, tier_cut.tier, calibration)
@@ -143,15 +158,15 @@ def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.Target
     if backend not in backend_kinds.KNOWN:
         raise BadInputError(f"tier '{tier_cut.tier}': the plan names backend {backend!r}; known: "
                             f"{', '.join(backend_kinds.KNOWN)}; make the plan again with edgepart plan")
-    artifact = (tvm if backend == "tvm" else compilers.compiler(backend)).compile(submodel, preset, folder, "model")
-    machine = artifact.details.get("elf_machine")
-    if artifact.backend == "tvm" and preset.elf_machine and machine != preset.elf_machine:
-        raise BadInputError(f"tier '{tier_cut.tier}': built {with_article(str(machine))} library for target "
-                            f"{preset.name}, expected {preset.elf_machine}")
     counts: dict[str, int] = {}
     for layer in tier_cut.layers:
         p = plan.precision_of(layer)
         counts[p] = counts.get(p, 0) + 1
+    artifact, choice = _artifact(tier_cut.tier, tier, preset, submodel, tvm, _least_precise(counts), sample)
+    machine = artifact.details.get("elf_machine")
+    if artifact.backend == "tvm" and preset.elf_machine and machine != preset.elf_machine:
+        raise BadInputError(f"tier '{tier_cut.tier}': built {with_article(str(machine))} library for target "
+                            f"{preset.name}, expected {preset.elf_machine}")
     return {
         "name": tier_cut.tier,
         "index": tier_cut.index,
@@ -166,6 +181,7 @@ def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.Target
         "artifact_sha256": manifest.sha256(artifact.path),
         "bytes": artifact.path.stat().st_size,
         "elf_machine": machine,
+        "backend_choice": choice,
         "verification": preset.verification if artifact.backend == "tvm" else "run",
         "notes": preset.notes,
         "submodel": str(submodel.relative_to(staging)),
@@ -177,6 +193,48 @@ def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.Target
         # the compiler's record, with paths inside the build as the build will hold them
         "build": {k: _in_build(v, staging) if k in ("artifact", "out") else v for k, v in artifact.details.items()},
     }
+
+
+def _artifact(name: str, tier: PlannedTier, preset: targets.TargetPreset, submodel: Path,
+              tvm: compilers.TvmCompiler, precision: str, sample: dict | None) -> tuple[compilers.Artifact, dict]:
+    """The tier built with the plan's backend, checked (edgepart.compile.tier_check); where that
+    backend cannot take the tier (TVM cannot import or build an operator, or its library fails the
+    check), with the next of the tier's candidates that this target builds. The manifest's record:
+    the plan's backend, each one refused and why, and the shipped artifact's check. With no
+    candidate left, the first refusal is the error."""
+    order = [tier.backend, *(b for b in tier.candidates if b != tier.backend and b in backend_kinds.BUILT
+                             and b in backend_kinds.supported(preset))]
+    refused: list[dict] = []
+    first_failure: ToolError | None = None
+    for backend in order:
+        artifact = None
+        try:
+            artifact = (tvm if backend == "tvm" else compilers.compiler(backend)).compile(
+                submodel, preset, submodel.parent, "model")
+            checked = tier_check.check(artifact, submodel, preset, precision, sample)
+        except (ToolError, tier_check.Disqualified) as exc:
+            failed = exc if not isinstance(exc, tier_check.Disqualified) else ToolError(
+                f"the TVM library of tier '{name}' for {preset.name} fails its check: {exc}", exc.details)
+            if artifact is not None:  # the refused library does not stay in the build
+                artifact.path.unlink(missing_ok=True)
+            first_failure = first_failure or failed
+            refused.append({"backend": backend, "reason": str(failed),
+                            "operators": (failed.details or {}).get("operators", [])})
+            continue
+        for earlier in refused:
+            log.warning("tier '%s': %s refused (%s); built with %s, which the tier also allows", name,
+                        earlier["backend"], earlier["reason"], backend)
+        return artifact, {"planned": tier.backend, "refused": refused, "check": checked}
+    assert first_failure is not None
+    if len(order) == 1:
+        allowed = ("the tier allows no other backend" if len(tier.candidates) == 1 else
+                   f"target {preset.name} builds no other of its backends")
+        raise ToolError(f"{first_failure}; {allowed}", first_failure.details)
+    raise first_failure
+
+
+def _least_precise(counts: dict[str, int]) -> str:
+    return next(p for p in ("int8", "fp16", "fp32") if counts.get(p)) if counts else "fp32"
 
 
 def _in_build(value: Any, staging: Path) -> Any:

@@ -46,10 +46,11 @@ def load(path: str, loaded: LoadedModel, option: str = "--data") -> Dataset:
     return load_for(path, seeded_feeds.graph_specs(loaded.graph), option)
 
 
-def load_for(path: str, specs: Sequence[tuple[str, Sequence[int], str]], option: str) -> Dataset:
+def load_for(path: str, specs: Sequence[tuple[str, Sequence[int], str]], option: str,
+             nan_allowed: bool = False) -> Dataset:
     """Read `path` for inputs (name, shape, numpy dtype name), as edgepart.graph.feeds lists them for
     a model or an onnxruntime session: the one reader of every file of samples."""
-    arrays = seeded_feeds.read_npz(path, option)
+    arrays = seeded_feeds.read_npz(path, option, nan_allowed)
     names = [name for name, _, _ in specs]
     inputs = {}
     for name, shape, dtype in specs:

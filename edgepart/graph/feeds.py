@@ -22,8 +22,10 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(bool)": "bool"}
 
 
-def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file named by `option`; a missing or non-.npz file is one line naming both."""
+def read_npz(path: str, option: str, nan_allowed: bool = False) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file named by `option`; a missing or non-.npz file is one line naming both.
+    `nan_allowed`: inputs to run as they are (verify's and run's --inputs: IsNaN has to be fed NaN);
+    calibration and scoring data may not hold NaN."""
     checks.readable_file(path, option)
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -40,11 +42,13 @@ def read_npz(path: str, option: str) -> dict[str, np.ndarray]:
             raise BadInputError(f"{option} {path}: member '{name}' is not an array")
         if array.dtype.kind not in "biuf":
             raise BadInputError(f"{option} {path}: array '{name}' is {array.dtype}, not numbers")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise BadInputError(f"{option} {path}: array '{name}' holds NaN or infinite values")
-        if array.dtype.kind == "f" and array.size and np.abs(array).max() > MAX_VALUE:
+        # Infinities are data (an additive attention mask holds -inf); huge finite values are not.
+        if array.dtype.kind == "f" and not nan_allowed and np.isnan(array).any():
+            raise BadInputError(f"{option} {path}: array '{name}' holds NaN values")
+        finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array[:0]
+        if finite.size and np.abs(finite).max() > MAX_VALUE:
             raise BadInputError(f"{option} {path}: array '{name}' holds values beyond ±{MAX_VALUE:g}, which overflow "
-                                "a model's float32 arithmetic")
+                                "a model's float32 arithmetic (infinities are taken as they are)")
     return arrays
 
 

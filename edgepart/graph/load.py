@@ -150,10 +150,17 @@ def infer_tensor_types(model: onnx.ModelProto, source: str, base_dir: Path | Non
     BadInputError when neither gives a static shape.
     """
     skeleton = _skeleton(model)
+    strict_failure = None
     try:
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise BadInputError(f"{source}: shape inference failed: {_first_line(exc)}") from None
+        # ONNX's own inference fails on some valid models (the function body of MeanVarianceNormalization
+        # in onnx 1.23): what it can infer, and onnxruntime's run for the rest, decide
+        strict_failure = f"{source}: shape inference failed: {_first_line(exc)}"
+        try:
+            inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+            raise BadInputError(strict_failure) from None
     types: dict[str, TensorType] = {}
     for init in model.graph.initializer:
         types[init.name] = TensorType(tuple(init.dims), _dtype_name(init.data_type))
@@ -165,6 +172,8 @@ def infer_tensor_types(model: onnx.ModelProto, source: str, base_dir: Path | Non
     missing = _missing(model, types)
     if missing:
         types.update(_probe_with_onnxruntime(model, missing, base_dir))
+    if strict_failure and _missing(model, types):
+        raise BadInputError(strict_failure)
     _require_all_static(model, types, source)
     return types
 

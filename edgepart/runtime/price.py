@@ -66,9 +66,11 @@ def time_runner(run, values: list[np.ndarray]) -> dict[str, Any]:
                      f"{idle.IDLE_GAP_S * 1e3:g} ms idle"}
 
 
-def time_tier(build_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
-    """The artifact of one tier of a build timed on seeded inputs, where this host is its device and
-    runs it natively; else why not (compile's report; nothing is started for a tier not measurable)."""
+def time_tier(build_dir: Path, entry: dict[str, Any], inputs: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The artifact of one tier of a build timed on `inputs` (else seeded ones), where this host is its
+    device and runs it natively; else why not (compile's report; nothing is started for a tier not
+    measurable). A TVM library runs in this process only if compile's check ran it on the same
+    inputs (edgepart.compile.tier_check): made-up inputs can divide an integer by zero."""
     from edgepart.runtime.runners import runner_for  # noqa: PLC0415 - onnxruntime / TVM's runtime
 
     tier = BuiltTier.of(entry, f"tier '{entry.get('name')}'")
@@ -78,8 +80,15 @@ def time_tier(build_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
     why = stand_in(tier, {"ran_with": runner.description, "native": runner.native})
     if why is not None:
         return judged(None, tier.priced_s, why)
-    inputs = feeds.seeded((spec.name, spec.shape, spec.dtype) for spec in tier.inputs)
-    timing = time_runner(runner.run, [inputs[spec.name] for spec in tier.inputs])
+    check = entry.get("backend_choice", {}).get("check", {})
+    if tier.backend == "tvm" and not check.get("checked"):
+        return judged(None, tier.priced_s, f"not timed: {check.get('why', 'the library was not checked')}")
+    inputs = inputs or feeds.seeded((spec.name, spec.shape, spec.dtype) for spec in tier.inputs)
+    try:
+        timing = time_runner(runner.run, [inputs[spec.name] for spec in tier.inputs])
+    except Exception as exc:  # the backend's own error types: made-up inputs can be invalid (a size, an index)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return judged(None, tier.priced_s, f"not timed: the tier fails on seeded inputs ({first})")
     return {**judged(timing["median_s"], tier.priced_s, None), "timing": timing}
 
 

@@ -14,6 +14,7 @@ from edgepart.compile.manifest import BuiltTier
 from edgepart.errors import BadInputError
 from edgepart.graph import sessions
 from edgepart.toolchain import elf
+from edgepart.toolchain.cuda_env import cuda_available
 from edgepart.toolchain.elf import HOST_MACHINE
 from edgepart.wording import with_article
 
@@ -58,7 +59,7 @@ def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None):
                                          threads=tier.threads), artifact, tier)
     if tier.runtime_device == "cpu" and tier.elf_machine == HOST_MACHINE:
         return TvmRunner(_library(artifact, tier), "cpu")
-    if tier.runtime_device == "cuda" and _cuda_available():
+    if tier.runtime_device == "cuda" and cuda_available():
         return TvmRunner(_library(artifact, tier), "cuda")
     emulator = emulators.get(tier.elf_machine) if tier.runtime_device == "cpu" else None
     if emulator is not None:
@@ -94,14 +95,3 @@ def _loaded(make, path: Path, tier: BuiltTier):
     except Exception as exc:  # onnxruntime's own error types; the file is not a model it can load
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise BadInputError(f"{path}: tier '{tier.name}' cannot be loaded by onnxruntime ({first})") from None
-
-
-def _cuda_available() -> bool:
-    """An NVIDIA driver that loads and a GPU device node."""
-    import ctypes  # noqa: PLC0415
-
-    try:
-        ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return False
-    return Path("/dev/nvidia0").exists()

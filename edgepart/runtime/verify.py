@@ -21,6 +21,7 @@ from edgepart.compress import codecs, data
 from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph import sessions
+from edgepart.graph.compare import output_errors
 from edgepart.graph.load import graph_input_names
 from edgepart.runtime import price
 from edgepart.runtime.reports import SCHEMA_VERSION, AccuracyReport, VerifyReport
@@ -92,12 +93,13 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     model = original_model(built, model_path)
     reference_session = sessions.session(model)
     if inputs_path is not None:
-        samples = list(data.load_for(inputs_path, seeded_feeds.session_specs(reference_session), "--inputs").samples())
+        specs = seeded_feeds.session_specs(reference_session)
+        samples = list(data.load_for(inputs_path, specs, "--inputs", nan_allowed=True).samples())
         source = f"{inputs_path} ({len(samples)} sample{'s' if len(samples) > 1 else ''})"
     else:
         samples, source = [_default_inputs(build_dir, reference_session)], _default_inputs_source(build_dir)
     output_names = [o.name for o in reference_session.get_outputs()]
-    expected = [dict(zip(output_names, reference_session.run(None, feeds))) for feeds in samples]
+    expected = [dict(zip(output_names, _reference_run(reference_session, feeds, source))) for feeds in samples]
     chain = Chain(built, emulators or {})
     errors = output_errors(built.outputs, expected, chain.run_many(samples))
     allowed = tolerance(built, samples, expected)
@@ -125,6 +127,17 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     return VerifyReport.of(report, f"the report of {build_dir}")
 
 
+def _reference_run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], source: str) -> list:
+    """onnxruntime on the original model: inputs it refuses (a zero divisor, an index out of range,
+    a size the model cannot take) are the user's to change; the chain is not run on them."""
+    try:
+        return session.run(None, feeds)
+    except Exception as exc:  # onnxruntime's own error types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BadInputError(f"onnxruntime cannot run the original model on the inputs ({source}): {first[:300]}; "
+                            "give inputs the model takes with --inputs") from None
+
+
 def tolerance(built: Manifest, samples: list[dict[str, np.ndarray]], expected: list[dict]) -> dict:
     """The relative error the chain may show against the fp32 model on these samples: float rounding
     for a lossless chain; for one with lower precisions or lossy codecs, LOSSY_MARGIN times their
@@ -140,30 +153,6 @@ def tolerance(built: Manifest, samples: list[dict[str, np.ndarray]], expected: l
             "measured_cost": cost,
             "basis": f"{LOSSY_MARGIN:g}x the {cost:.3g} the build's {precision} choices cost in onnxruntime "
                      "(each tier's sub-model, the same codecs)"}
-
-
-def output_errors(names: list[str], expected: list[dict], got: list[dict]) -> dict[str, dict]:
-    """Per output, the largest error over the samples: max |error|, and max |error| / max |reference|
-    with the sample where it is largest."""
-    errors = {}
-    for name in names:
-        absolute, relative = [], []
-        for sample, (reference, output) in enumerate(zip(expected, got)):
-            ref, out = np.asarray(reference[name], np.float64), np.asarray(output[name], np.float64)
-            if out.shape != ref.shape or (np.isnan(out) != np.isnan(ref)).any():
-                # no number says how far apart they are (JSON has no NaN or infinity)
-                errors[name] = {"max_abs_error": None, "relative_error": None, "worst_sample": sample,
-                                "problem": f"shape {list(out.shape)}, onnxruntime's {list(ref.shape)}"
-                                if out.shape != ref.shape else "NaN where onnxruntime has a number (or the reverse)"}
-                break
-            # NaN where onnxruntime has NaN too counts as equal; an empty output as exact
-            absolute.append(float(np.abs(np.nan_to_num(out - ref)).max()) if out.size else 0.0)
-            scale = float(np.abs(np.nan_to_num(ref)).max()) if ref.size else 0.0
-            relative.append(absolute[-1] / (scale or 1.0))
-        else:
-            worst = int(np.argmax(relative))
-            errors[name] = {"max_abs_error": max(absolute), "relative_error": relative[worst], "worst_sample": worst}
-    return errors
 
 
 def validate_accuracy(build_dir: str | Path, data_path: str, model_path: str | None = None,

@@ -76,8 +76,12 @@ class TvmCompiler:
         result = run_tvm_process("edgepart.toolchain.tvm_worker", str(spec_path), cuda=preset.device == "cuda")
         spec_path.unlink()
         if result.returncode != 0:
-            raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: "
-                            f"{first_error(result.stderr)}", {"compiler_output": result.stderr})
+            operators = import_failure(result.stdout, result.stderr, submodel)
+            cause = (f"TVM cannot import operator{'s' if len(operators) > 1 else ''} {', '.join(operators)}: "
+                     if operators else "")
+            raise ToolError(f"TVM failed to compile tier '{out_dir.name}' for {preset.name}: {cause}"
+                            f"{first_error(result.stderr)}",
+                            {"compiler_output": result.stdout + result.stderr, "operators": operators})
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         data = out.read_bytes()
         summary["elf_machine"] = elf.machine(out)
@@ -140,11 +144,15 @@ COMPILERS = {"tvm": TvmCompiler(), "onnxruntime": OnnxRuntimeCompiler(),
              **{name: ByocCompiler(name) for name in ("tensorrt", "nnapi", "cublas", "cudnn", "cutlass")}}
 
 
-def run_tvm_process(module: str, argument: str, cuda: bool = False) -> subprocess.CompletedProcess:
-    """A process with the whole of TVM (never runtime-only, even if the user's shell asks for it),
-    the CUDA build environment when needed, and that dies with edgepart."""
+def run_tvm_process(module: str, argument: str, cuda: bool = False,
+                    runtime_only: bool = False) -> subprocess.CompletedProcess:
+    """A process with the whole of TVM (never runtime-only, even if the user's shell asks for it)
+    or, `runtime_only`, with TVM's runtime alone as a device has it; the CUDA build environment when
+    needed; a process that dies with edgepart."""
     env = cuda_env.build_env() if cuda else dict(os.environ)
     env.pop("TVM_USE_RUNTIME_LIB", None)
+    if runtime_only:
+        env["TVM_USE_RUNTIME_LIB"] = "1"
     return subprocess.run([sys.executable, "-m", module, argument], capture_output=True, text=True, env=env,
                           preexec_fn=die_with_parent)
 
@@ -172,6 +180,23 @@ def compiler(name: str):
 # "f.c:3:5: error: ...", "nvcc fatal : ...", "collect2: error: ...", ld's "undefined reference".
 COMPILER_ERROR = re.compile(r"(\(\d+\)|:\d+(:\d+)?):\s*(fatal )?error\b|\bnvcc fatal\b|^(collect2|ld|/\S*ld): .*error"
                             r"|undefined reference to")
+
+
+def import_failure(stdout: str, stderr: str, submodel: Path) -> list[str]:
+    """The ONNX operators TVM's importer could not take, from what it printed: the operators it has
+    no converter for, the one whose converter raised ("Error converting operator X"), or the node
+    whose inputs it could not handle ("Node N cannot handle ...")."""
+    missing = re.search(r"not supported for frontend ONNX: ([\w, ]+)", stderr)
+    if missing:
+        return sorted(name.strip() for name in missing.group(1).split(",") if name.strip())
+    raised = re.search(r"Error converting operator (\w+)", stdout + stderr)
+    if raised:
+        return [raised.group(1)]
+    node = re.search(r"Node (\S+) cannot handle", stderr)
+    if node:
+        graph = onnx.load(str(submodel), load_external_data=False).graph
+        return sorted({n.op_type for n in graph.node if n.name == node.group(1)})
+    return []
 
 
 def first_error(stderr: str) -> str:

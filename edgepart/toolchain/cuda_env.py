@@ -9,6 +9,7 @@ nvcc at build time and the exported library carries the fatbin (docs/targets.md)
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import shutil
@@ -81,3 +82,12 @@ def build_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env["TVM_CUDA_COMPILE_MODE"] = "nvcc"
     env["PATH"] = f"{home / 'bin'}:{env.get('PATH', '')}"
     return env
+
+
+def cuda_available() -> bool:
+    """An NVIDIA driver that loads and a GPU device node."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return Path("/dev/nvidia0").exists()

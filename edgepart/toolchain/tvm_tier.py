@@ -34,16 +34,22 @@ def _import_tvm_runtime():
     return tvm
 
 
+def import_runtime(device: str = "cpu"):
+    """TVM's runtime, with the CUDA runtime library loaded first for a CUDA tier (the CUDA module
+    loader and its functions live in a library of their own)."""
+    tvm = _import_tvm_runtime()
+    if device == "cuda":
+        ctypes.CDLL(str(Path(tvm.__file__).parent / "lib" / _CUDA_RUNTIME), mode=ctypes.RTLD_GLOBAL)
+    return tvm
+
+
 class TvmTier:
     """A tier library loaded on one device; `run` maps numpy inputs to numpy outputs (one call at a
     time: on this host's CPU calls share their input buffers)."""
 
     def __init__(self, library: str | Path, device: str = "cpu", device_id: int = 0, session=None) -> None:
         """`session`: a TVM RPC session; the library is uploaded and runs on the remote device."""
-        tvm = _import_tvm_runtime()
-        if device == "cuda" and session is None:
-            # The CUDA module loader lives in a separate runtime library that must be loaded first.
-            ctypes.CDLL(str(Path(tvm.__file__).parent / "lib" / _CUDA_RUNTIME), mode=ctypes.RTLD_GLOBAL)
+        tvm = import_runtime(device if session is None else "cpu")
         from tvm.runtime.vm import VirtualMachine  # noqa: PLC0415
 
         self._tvm = tvm

@@ -55,6 +55,7 @@ def compile_onnx(spec: dict) -> dict:
                     "export": time.perf_counter() - compiled},
         "tvm_version": tvm.__version__,
         "tuning": tuning,
+        "runtime_functions": runtime_functions(executable),
         **({"import": import_note} if import_note else {}),
         **({"kernels": kernels} if kernels is not None else {}),
     }
@@ -280,6 +281,18 @@ def _in_process_builder():
 
 def _has_record(db, mod) -> bool:
     return db.has_workload(mod) and len(db.get_top_k(db.commit_workload(mod), 1)) > 0
+
+
+def runtime_functions(executable) -> list[str]:
+    """The global functions of TVM's registry the library's VM calls (its own kernels are not in the
+    registry): TVM's runtime must provide them where the tier runs. relax.run.nonzero, say, is
+    registered by TVM's compiler library, not its runtime: a library calling it builds, then fails
+    to load on a device. (Read from the registry, not the library: a cross-compiled library cannot
+    be asked what it defines.)"""
+    import tvm
+
+    called = re.findall(r"^@(\S+) packed_func;", executable.as_text(), re.M)
+    return sorted({name for name in called if tvm.get_global_func(name, allow_missing=True) is not None})
 
 
 def _device_module_kinds(executable) -> list[str]:

@@ -10,7 +10,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgepart import graph
-from edgepart.runtime.verify import output_errors
+from edgepart.graph.compare import output_errors
 
 
 def test_empty_and_scalar_outputs_compare_exactly():

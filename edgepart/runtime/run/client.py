@@ -141,7 +141,8 @@ def _requests(model: Path, build_dir: Path, options: RunOptions) -> list[Request
     count = WARMUP + options.requests
     session = sessions.session(model)
     if options.inputs:
-        samples = list(data.load_for(options.inputs, feeds.session_specs(session), "--inputs").samples())
+        specs = feeds.session_specs(session)
+        samples = list(data.load_for(options.inputs, specs, "--inputs", nan_allowed=True).samples())
         return [Request(i - WARMUP, samples[i % len(samples)]) for i in range(count)]
     stored = manifest.sample_inputs_path(build_dir)
     if stored is not None:

@@ -92,7 +92,8 @@ def report(built: Manifest, network: Network, layout: Layout, requests: list[Req
 def check(built: Manifest, model: Path, requests: list[Request], report: dict) -> None:
     """Every result against onnxruntime on the original model, and in the order sent."""
 
-    from edgepart.runtime.verify import output_errors, tolerance  # noqa: PLC0415
+    from edgepart.graph.compare import output_errors  # noqa: PLC0415
+    from edgepart.runtime.verify import tolerance  # noqa: PLC0415
 
     session = sessions.session(model)
     names = [o.name for o in session.get_outputs()]
