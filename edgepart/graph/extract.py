@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 from onnx import utils as onnx_utils
 
-from edgepart.graph.layergraph import GRAPH_OUTPUT, LayerGraph
+from edgepart.graph.layergraph import GRAPH_OUTPUT, LayerGraph, implicit_inputs
 
 
 def typed(model: onnx.ModelProto, graph: LayerGraph) -> onnx.ModelProto:
@@ -34,9 +34,32 @@ def typed(model: onnx.ModelProto, graph: LayerGraph) -> onnx.ModelProto:
 
 def extract(model: onnx.ModelProto, graph: LayerGraph, inputs: list[str], outputs: list[str]) -> onnx.ModelProto:
     """The sub-model computing `outputs` from `inputs`; it passes the ONNX checker."""
-    sub = onnx_utils.Extractor(typed(model, graph)).extract_model(inputs, outputs)
+    sub = _Extractor(typed(model, graph)).extract_model(inputs, outputs)
     onnx.checker.check_model(sub)
     return sub
+
+
+class _Extractor(onnx_utils.Extractor):
+    """onnx's Extractor, counting what a node's subgraphs read from outside as its inputs: onnx's
+    follows named inputs only, and leaves out (or misorders) the producers of the tensors a Scan or
+    Loop body reads from the graph around it."""
+
+    def _dfs_search_reachable_nodes(self, node_output_name: str, graph_input_names: set[str],
+                                    reachable: set[int]) -> None:
+        stack = [node_output_name]
+        while stack:
+            name = stack.pop()
+            index = self.outmap.get(name)
+            if name in graph_input_names or index is None or index in reachable:
+                continue
+            reachable.add(index)
+            node = self.graph.node[index]
+            stack += [t for t in [*node.input, *implicit_inputs(node)] if t]
+
+    def _collect_reachable_tensors(self, nodes: list[onnx.NodeProto]) -> tuple[list, list]:
+        names = {t for node in nodes for t in [*node.input, *implicit_inputs(node), *node.output]}
+        return ([self.initializers[t] for t in self.initializers if t in names],
+                [self.value_infos[t] for t in self.value_infos if t in names])
 
 
 def boundary(graph: LayerGraph, layers: list[str]) -> tuple[list[str], list[str]]:

@@ -158,6 +158,23 @@ def build(model: onnx.ModelProto, types: dict[str, TensorType]) -> LayerGraph:
     )
 
 
+def implicit_inputs(node: onnx.NodeProto) -> list[str]:
+    """The outer-scope tensors the node's subgraphs read (a Scan, Loop or If body may use any tensor
+    of the graph around it without naming it as an input): inputs of the node all the same, for
+    placing, cutting and extracting it."""
+    found: dict[str, None] = {}
+    for attribute in node.attribute:
+        bodies = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for body in bodies:
+            local = {v.name for v in body.input} | {i.name for i in body.initializer}
+            for inner in body.node:
+                for name in [*inner.input, *implicit_inputs(inner)]:
+                    if name and name not in local:
+                        found.setdefault(name)
+                local.update(inner.output)
+    return list(found)
+
+
 def _fold_constant_nodes(onnx_nodes, constants: set[str]) -> set[int]:
     """Indices of nodes computed from constants alone; their outputs join `constants`."""
     folded = set()
@@ -182,10 +199,11 @@ def _layer(onnx_node, index: int, name: str, types: dict[str, TensorType], const
     arithmetic = ops.count(onnx_node.op_type, shapes)
     weights = [t for t in onnx_node.input if t in constants]
     outputs = tuple(t for t in onnx_node.output if t)
+    reads = [*onnx_node.input, *implicit_inputs(onnx_node)]
     return Node(
         name=name,
         op_type=onnx_node.op_type,
-        inputs=tuple(dict.fromkeys(t for t in onnx_node.input if t and t not in constants)),
+        inputs=tuple(dict.fromkeys(t for t in reads if t and t not in constants)),
         outputs=outputs,
         macs=arithmetic.macs,
         flops=arithmetic.flops,

@@ -144,3 +144,32 @@ def test_a_model_whose_output_declares_a_symbolic_batch_compiles_and_verifies(tm
                  ("verify", str(tmp_path / "build"))):
         result = edgepart(*step)
         assert result.returncode == 0, f"{step[0]}: {result.stderr}"
+
+
+def test_inputs_the_model_cannot_take_are_bad_input_and_nan_inputs_are_run(tmp_path):
+    """An integer Mod by zero is onnxruntime's error on the inputs, not a crash (exit 2, one line);
+    NaN is data verify passes on (IsNaN must be fed it)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tests.conftest import make_model, vi
+
+    model = make_model([helper.make_node("Mod", ["a", "b"], ["m"]), helper.make_node("Cast", ["a"], ["f"], to=1),
+                        helper.make_node("IsNaN", ["x"], ["n"])],
+                       [vi("a", [3], TensorProto.INT64), vi("b", [3], TensorProto.INT64), vi("x", [3])],
+                       [vi("m", [3], TensorProto.INT64), vi("f", [3]), vi("n", [3], TensorProto.BOOL)])
+    path = tmp_path / "mod.onnx"
+    onnx.save(model, path)
+    (tmp_path / "deploy.toml").write_text(
+        '[[tier]]\nname = "host"\ndevice = "local"\ntarget = "x86-64"\nbackend = "onnxruntime"\n')
+    for step in (("plan", str(path), "--deploy", str(tmp_path / "deploy.toml"), "-o", str(tmp_path / "plan.json")),
+                 ("compile", str(path), "--plan", str(tmp_path / "plan.json"), "-o", str(tmp_path / "build"), "-q")):
+        result = edgepart(*step)
+        assert result.returncode == 0, f"{step[0]}: {result.stderr}"
+    zero = tmp_path / "zero.npz"
+    np.savez(zero, a=np.array([1, 2, 3]), b=np.array([1, 0, 1]), x=np.zeros(3, np.float32))
+    assert_one_line_error(edgepart("verify", str(tmp_path / "build"), "--inputs", str(zero)), 2,
+                          "onnxruntime cannot run the original model", "modulo by zero")
+    fine = tmp_path / "fine.npz"
+    np.savez(fine, a=np.array([1, 2, 3]), b=np.array([2, 2, 2]), x=np.array([0, np.nan, np.inf], np.float32))
+    assert edgepart("verify", str(tmp_path / "build"), "--inputs", str(fine)).returncode == 0

@@ -7,14 +7,17 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from edgepart import graph
 from edgepart.runtime import emulate
 from edgepart.toolchain import elf
 from edgepart.toolchain.cuda_env import FATBIN_MAGIC
 from tests.cli.test_cli import assert_one_line_error, edgepart
-from tests.conftest import EXAMPLE_MODELS, MODELS
+from tests.conftest import EXAMPLE_MODELS, MODELS, make_model, vi
 
 pytestmark = pytest.mark.tvm
 needs_cuda_toolkit = pytest.mark.skipif(shutil.which("nvcc") is None and not list(
@@ -404,3 +407,60 @@ def test_cut_tensor_names_become_identifiers_for_tvm():
     assert [i.name for i in model.graph.input] == ["input0_conv_proj_Conv_output_0", "mask"]
     assert model.graph.node[0].input[0] == "input0_conv_proj_Conv_output_0"
     __import__("onnx").checker.check_model(model)
+
+
+def _plan_choosing_tvm(tmp_path, model_path, backends: str):
+    """A one-tier x86-64 plan whose tier allows `backends` and chose TVM (as a plan does where TVM
+    is priced cheaper)."""
+    deploy, plan = tmp_path / "deploy.toml", tmp_path / "plan.json"
+    deploy.write_text(f'[[tier]]\nname = "host"\ndevice = "local"\ntarget = "x86-64"\nbackends = [{backends}]\n')
+    assert edgepart("plan", str(model_path), "--deploy", str(deploy), "-o", str(plan)).returncode == 0
+    doc = json.loads(plan.read_text())
+    doc["deployment"]["tiers"][0]["backend"] = "tvm"
+    plan.write_text(json.dumps(doc))
+    return plan
+
+
+def _runtime_gap_and_wrong_import_models(tmp_path):
+    """NonZero builds with TVM into a call of relax.run.nonzero, which TVM's runtime lacks;
+    LayerNormalization's Mean and InvStdDev outputs import as scalars (TVM 0.27)."""
+    nonzero = make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("NonZero", ["r"], ["y"])],
+                         [vi("x", [2, 3])], [vi("y", [2, 6], TensorProto.INT64)], opset=17)
+    scale = numpy_helper.from_array(np.ones(3, np.float32), "scale")
+    norm = make_model([helper.make_node("LayerNormalization", ["x", "scale"], ["y", "mean", "inv"], axis=-1)],
+                      [vi("x", [2, 3])], [vi("y", [2, 3]), vi("mean", [2, 1]), vi("inv", [2, 1])], [scale], opset=17)
+    paths = {}
+    for name, model in (("nonzero", nonzero), ("layernorm", norm)):
+        paths[name] = tmp_path / f"{name}.onnx"
+        onnx.save(model, paths[name])
+    return paths
+
+
+@pytest.mark.parametrize("model, operator, reason", [("nonzero", "NonZero", "relax.run.nonzero"),
+                                                     ("layernorm", "LayerNormalization", "output 'inv'")])
+def test_a_tvm_library_that_fails_its_check_is_never_shipped(tmp_path, model, operator, reason):
+    """Allowed onnxruntime too, the tier is built with it and the manifest says why TVM was refused;
+    allowed TVM alone, compile stops in one line naming the operator (exit 3)."""
+    path = _runtime_gap_and_wrong_import_models(tmp_path)[model]
+    (tmp_path / "both").mkdir()
+    plan = _plan_choosing_tvm(tmp_path / "both", path, '"tvm", "onnxruntime"')
+    result = edgepart("compile", str(path), "--plan", str(plan), "-o", str(tmp_path / "build"), "--json")
+    assert result.returncode == 0, result.stderr
+    tier = json.loads(result.stdout)["tiers"][0]
+    refused = tier["backend_choice"]["refused"]
+    assert tier["backend"] == "onnxruntime" and tier["backend_choice"]["planned"] == "tvm"
+    assert [r["backend"] for r in refused] == ["tvm"] and operator in refused[0]["operators"]
+    assert reason in refused[0]["reason"] and "refused" in result.stderr
+    assert not list((tmp_path / "build" / "host").glob("*.so"))  # the refused library is not shipped
+    assert edgepart("verify", str(tmp_path / "build")).returncode == 0
+    (tmp_path / "tvm").mkdir()
+    plan = _plan_choosing_tvm(tmp_path / "tvm", path, '"tvm"')
+    strict = edgepart("compile", str(path), "--plan", str(plan), "-o", str(tmp_path / "tvm" / "build"))
+    assert_one_line_error(strict, 3, "tier 'host'", "x86-64", operator, "allows no other backend")
+
+
+def test_a_checked_tvm_library_records_its_check(tmp_path):
+    result, _ = _compile_one_tier(tmp_path, MODELS / "digits_cnn.onnx", "x86-64")
+    assert result.returncode == 0, result.stderr
+    check = json.loads(result.stdout)["tiers"][0]["backend_choice"]["check"]
+    assert check["checked"] and check["inputs"] == "seeded" and check["relative_error"] <= check["tolerance"]

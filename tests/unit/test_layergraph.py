@@ -105,3 +105,33 @@ def test_example_models_load(path):
     loaded = graph.load(path)
     assert loaded.graph.totals()["macs"] > 0
     assert all(t.consumers or t.name in loaded.graph.outputs for t in loaded.graph.tensors.values())
+
+
+def _if_reading_outer_scope(tmp_path):
+    """r = Relu(x); y = If(c) with branches that read r without naming it as an input."""
+    then_branch = helper.make_graph([helper.make_node("Identity", ["r"], ["t"])], "then", [], [vi("t", [4])])
+    else_branch = helper.make_graph([helper.make_node("Neg", ["r"], ["e"])], "else", [], [vi("e", [4])])
+    model = make_model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                        helper.make_node("If", ["c"], ["y"], name="if", then_branch=then_branch,
+                                         else_branch=else_branch)],
+                       [vi("x", [4]), vi("c", [], onnx.TensorProto.BOOL)], [vi("y", [4])])
+    path = tmp_path / "if.onnx"
+    onnx.save(model, path)
+    return graph.load(str(path))
+
+
+def test_what_a_subgraph_reads_from_outside_is_an_input_of_its_node(tmp_path):
+    """A tier holding the If alone receives r: cut there, the sub-model passes the checker and runs."""
+    from edgepart.graph.extract import boundary, extract
+    from edgepart.graph.sessions import session
+
+    loaded = _if_reading_outer_scope(tmp_path)
+    assert loaded.graph.node("if").inputs == ("c", "r")
+    inputs, outputs = boundary(loaded.graph, ["if"])
+    assert inputs == ["c", "r"] and outputs == ["y"]
+    sub = extract(loaded.model, loaded.graph, inputs, outputs)
+    assert [n.op_type for n in sub.graph.node] == ["If"]
+    r = np.array([0.0, 1.0, 2.0, 3.0], np.float32)
+    assert np.array_equal(session(sub).run(None, {"c": np.array(False), "r": r})[0], -r)
+    whole = extract(loaded.model, loaded.graph, ["c", "x"], ["y"])  # the producer of r comes first
+    assert [n.op_type for n in whole.graph.node] == ["Relu", "If"]

@@ -25,3 +25,13 @@ def test_a_failed_tools_reason_is_the_fatal_line_after_a_bare_error():
     assert last_error(stderr) == "nvcc fatal   : Unsupported gpu architecture 'compute_53'"
     assert last_error("a\nValueError: bad shape\nb") == "ValueError: bad shape"
     assert last_error("") == "no output"
+
+
+def test_tvm_import_failures_name_the_onnx_operator(tmp_path):
+    from edgepart.toolchain.compilers import import_failure
+
+    missing = "tvm.error.OpNotImplemented: The following operators are not supported for frontend ONNX: LSTM, DFT"
+    assert import_failure("", missing, tmp_path / "unused.onnx") == ["DFT", "LSTM"]
+    raised = "Error converting operator Attention, with inputs: [x]\n"
+    assert import_failure(raised, "KeyError: 'num_heads'", tmp_path / "unused.onnx") == ["Attention"]
+    assert import_failure("", "some other failure", tmp_path / "unused.onnx") == []

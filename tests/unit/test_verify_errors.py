@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from edgepart import graph
@@ -41,3 +42,19 @@ def test_a_dimension_of_zero_is_an_empty_tensor_not_a_dynamic_one(tmp_path):
                               opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, tmp_path / "empty.onnx")
     assert graph.load(tmp_path / "empty.onnx").graph.tensors["x"].shape == (0, 3)
+
+
+def test_an_attention_mask_may_hold_infinities_but_calibration_data_no_nan(tmp_path):
+    from edgepart.errors import BadInputError
+    from edgepart.graph.feeds import read_npz
+
+    path = tmp_path / "d.npz"
+    np.savez(path, mask=np.array([0.0, -np.inf], np.float32))
+    assert np.isneginf(read_npz(str(path), "--data")["mask"][1])
+    np.savez(path, x=np.array([np.nan], np.float32))
+    with pytest.raises(BadInputError, match="NaN"):
+        read_npz(str(path), "--data")
+    assert np.isnan(read_npz(str(path), "--inputs", nan_allowed=True)["x"]).all()
+    np.savez(path, x=np.array([1e31, -np.inf], np.float32))
+    with pytest.raises(BadInputError, match="beyond"):
+        read_npz(str(path), "--data")
