@@ -16,6 +16,7 @@ from edgepart.graph.load import (
     model_sha256,
     read_model,
 )
+from edgepart.graph.shape_values import shape_values
 
 __all__ = [
     "GRAPH_INPUT", "GRAPH_OUTPUT", "LayerGraph", "LoadedModel", "Node", "Tensor",
@@ -55,14 +56,19 @@ def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = Non
     model = read_model(path)
     fixed = fix_input_shapes(model, input_shapes or {}, str(path))
     types = infer_tensor_types(fixed, str(path), path.parent)
-    return LoadedModel(path, model_sha256(path, model), fixed, build(fixed, types))
+    return LoadedModel(path, model_sha256(path, model), fixed, build(fixed, types, _shape_values(fixed, types)))
 
 
 def from_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None) -> LayerGraph:
     """LayerGraph of an in-memory model (tests, generated models)."""
     source = model.graph.name or "<model>"
     fixed = fix_input_shapes(model, input_shapes or {}, source)
-    return build(fixed, infer_tensor_types(fixed, source))
+    types = infer_tensor_types(fixed, source)
+    return build(fixed, types, _shape_values(fixed, types))
+
+
+def _shape_values(model: onnx.ModelProto, types: dict) -> dict:
+    return shape_values(model, {name: t.shape for name, t in types.items()})
 
 
 def parse_input_shapes(specs: tuple[str, ...] | list[str]) -> dict[str, tuple[int, ...]]:

@@ -20,8 +20,10 @@ def output_errors(names: list[str], expected: list[dict], got: list[dict]) -> di
                                 "problem": f"shape {list(out.shape)}, onnxruntime's {list(ref.shape)}"
                                 if out.shape != ref.shape else "NaN where onnxruntime has a number (or the reverse)"}
                 break
-            # NaN where onnxruntime has NaN too counts as equal; an empty output as exact
-            absolute.append(float(np.abs(np.nan_to_num(out - ref)).max()) if out.size else 0.0)
+            # NaN where onnxruntime has NaN too counts as equal, and the same infinity (an attention
+            # mask's -inf) too; an empty output as exact
+            with np.errstate(invalid="ignore"):
+                absolute.append(float(np.abs(np.nan_to_num(out - ref)).max()) if out.size else 0.0)
             scale = float(np.abs(np.nan_to_num(ref)).max()) if ref.size else 0.0
             relative.append(absolute[-1] / (scale or 1.0))
         else:

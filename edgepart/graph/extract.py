@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnx import utils as onnx_utils
 
 from edgepart.graph.layergraph import GRAPH_OUTPUT, LayerGraph, implicit_inputs
@@ -14,9 +15,14 @@ def typed(model: onnx.ModelProto, graph: LayerGraph) -> onnx.ModelProto:
     """A copy with a value_info for every activation tensor of `graph`, and the declared ones whose
     shape has an unknown dimension (a model output exported with a symbolic batch) given the static
     shape edgepart inferred: a sub-model's inputs and outputs are then as static as the manifest
-    that describes them."""
+    that describes them. The graph's folded shape arithmetic is initializers in it."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    if graph.folded:
+        kept = [n for n in out.graph.node if not (n.output and all(t in graph.folded for t in n.output if t))]
+        del out.graph.node[:]
+        out.graph.node.extend(kept)
+        out.graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in graph.folded.items())
     declared = [*out.graph.input, *out.graph.output, *out.graph.value_info]
     for vi in declared:
         tensor = graph.tensors.get(vi.name)

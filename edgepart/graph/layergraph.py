@@ -82,6 +82,9 @@ class LayerGraph:
     opset: int
     params: int = 0
     param_bytes: int = 0
+    # tensors computed from static shapes and constants alone (edgepart.graph.shape_values): constants
+    # of every layer that reads them, given to sub-models as initializers
+    folded: dict[str, np.ndarray] = field(default_factory=dict)
     _by_name: dict[str, Node] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -121,12 +124,15 @@ class LayerGraph:
         }
 
 
-def build(model: onnx.ModelProto, types: dict[str, TensorType]) -> LayerGraph:
-    """LayerGraph of a model whose tensor types are all known (see load.infer_tensor_types)."""
+def build(model: onnx.ModelProto, types: dict[str, TensorType],
+          shape_values: dict[str, np.ndarray] | None = None) -> LayerGraph:
+    """LayerGraph of a model whose tensor types are all known (see load.infer_tensor_types);
+    `shape_values`: tensors computed from shapes alone (edgepart.graph.shape_values), folded."""
     graph = model.graph
     constants = {init.name for init in graph.initializer}
     input_names = [vi.name for vi in graph.input if vi.name not in constants]
-    folded = _fold_constant_nodes(graph.node, constants)
+    values = {k: v for k, v in (shape_values or {}).items() if k not in {o.name for o in graph.output}}
+    folded = _fold_constant_nodes(graph.node, constants, set(values))
     names = _NodeNamer()
     nodes: list[Node] = [
         Node(names.take(f"input:{name}"), GRAPH_INPUT, (), (name,), output_bytes=_nbytes(types[name]))
@@ -155,6 +161,7 @@ def build(model: onnx.ModelProto, types: dict[str, TensorType]) -> LayerGraph:
         opset,
         params=sum(_elements(types[w]) for w in params_seen),  # a shared weight counts once
         param_bytes=sum(_nbytes(types[w]) for w in params_seen),
+        folded=values,
     )
 
 
@@ -175,10 +182,16 @@ def implicit_inputs(node: onnx.NodeProto) -> list[str]:
     return list(found)
 
 
-def _fold_constant_nodes(onnx_nodes, constants: set[str]) -> set[int]:
-    """Indices of nodes computed from constants alone; their outputs join `constants`."""
+def _fold_constant_nodes(onnx_nodes, constants: set[str], shape_values: set[str]) -> set[int]:
+    """Indices of nodes computed from constants alone, or whose outputs are all `shape_values`;
+    their outputs join `constants`."""
     folded = set()
     for index, node in enumerate(onnx_nodes):
+        outputs = [t for t in node.output if t]
+        if outputs and all(t in shape_values for t in outputs):
+            folded.add(index)
+            constants.update(outputs)
+            continue
         reads_only_constants = bool(node.input) and all(t in constants for t in node.input if t)
         has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
         random = node.op_type.startswith("Random")

@@ -135,3 +135,34 @@ def test_what_a_subgraph_reads_from_outside_is_an_input_of_its_node(tmp_path):
     assert np.array_equal(session(sub).run(None, {"c": np.array(False), "r": r})[0], -r)
     whole = extract(loaded.model, loaded.graph, ["c", "x"], ["y"])  # the producer of r comes first
     assert [n.op_type for n in whole.graph.node] == ["Relu", "If"]
+
+
+def test_shape_arithmetic_is_folded_and_cut_sub_models_carry_its_values(tmp_path):
+    """relu -> Shape -> Slice -> Concat(-1) -> Reshape, as TorchScript exports a flatten: only Relu
+    and Reshape are layers, and the Reshape's tier gets its target shape as an initializer, not as
+    a tensor from another tier (TVM refuses a run-time Reshape target)."""
+    from onnx import numpy_helper
+
+    from edgepart.graph.extract import boundary, extract
+    from edgepart.graph.sessions import session
+
+    constants = [numpy_helper.from_array(np.array([0], np.int64), "zero"),
+                 numpy_helper.from_array(np.array([1], np.int64), "one"),
+                 numpy_helper.from_array(np.array([-1], np.int64), "minus_one")]
+    model = make_model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                        helper.make_node("Shape", ["r"], ["s"], name="shape"),
+                        helper.make_node("Slice", ["s", "zero", "one"], ["batch"], name="slice"),
+                        helper.make_node("Concat", ["batch", "minus_one"], ["target"], name="concat", axis=0),
+                        helper.make_node("Reshape", ["r", "target"], ["y"], name="reshape")],
+                       [vi("x", [2, 3, 4])], [vi("y", [2, 12])], constants)
+    path = tmp_path / "flatten.onnx"
+    onnx.save(model, path)
+    loaded = graph.load(str(path))
+    assert [n.name for n in loaded.graph.layers] == ["relu", "reshape"]
+    assert loaded.graph.folded["target"].tolist() == [2, -1]
+    inputs, outputs = boundary(loaded.graph, ["reshape"])
+    assert inputs == ["r"] and outputs == ["y"]
+    sub = extract(loaded.model, loaded.graph, inputs, outputs)
+    assert [n.op_type for n in sub.graph.node] == ["Reshape"]
+    r = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert session(sub).run(None, {"r": r})[0].shape == (2, 12)

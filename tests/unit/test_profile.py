@@ -35,7 +35,7 @@ def test_every_layer_is_mapped_to_a_fused_kernel(path):
     passes = profile_layers(loaded, QUICK)
     assert passes.mapping["unattributed_kernels"] == []
     assert passes.mapping["layers_without_kernel"] == []
-    assert passes.mapping["profiler_slowdown"] > 1  # the profiler's bookkeeping is not free
+    assert passes.mapping["profiler_slowdown"] > 0  # a ratio of two timings: no bound holds on a busy host
     assert set(passes.layers) == {n.name for n in loaded.graph.layers}
     assert sum(s.median for s in passes.layers.values()) > 0 and passes.end_to_end.median > 0
 
