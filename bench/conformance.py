@@ -1,8 +1,9 @@
 """The ONNX backend node tests through edgepart's whole chain, one case at a time.
 
 onnx ships the generators of its node tests (onnx.backend.test.case.node), not their data: the
-cases are generated here, in memory. A case is applicable when every node is in the default domain
-and every graph input and output is a float32, int64 or bool tensor (what a tier carries). Each goes
+cases are generated here, in memory. A case is applicable when every node is in the default domain,
+every graph input and output is a float32, int64 or bool tensor (what a tier carries), and it has
+an input. Each goes
 through `inspect -> plan -> compile -> verify` (edgepart.api) on a one-tier x86-64 deployment whose
 tier may use the backends given, with the case's own inputs; verify holds the chain to onnxruntime
 on the same model, and the chain's outputs are then held to the case's expected outputs too.
@@ -69,7 +70,11 @@ def applicable_cases() -> list:
 
 
 def _applicable(model: onnx.ModelProto) -> bool:
+    """Default domain, CARRIED tensors, and at least one input (a model of constants has nothing to
+    run or split: inspect refuses it)."""
     if any(node.domain not in ("", "ai.onnx") for node in model.graph.node):
+        return False
+    if not {i.name for i in model.graph.input} - {init.name for init in model.graph.initializer}:
         return False
     values = [*model.graph.input, *model.graph.output]
     return all(v.type.HasField("tensor_type") and v.type.tensor_type.elem_type in CARRIED for v in values)

@@ -214,7 +214,7 @@ def _artifact(name: str, tier: PlannedTier, preset: targets.TargetPreset, submod
             checked = tier_check.check(artifact, submodel, preset, precision, sample)
         except (ToolError, tier_check.Disqualified) as exc:
             failed = exc if not isinstance(exc, tier_check.Disqualified) else ToolError(
-                f"the TVM library of tier '{name}' for {preset.name} fails its check: {exc}", exc.details)
+                f"the {backend} build of tier '{name}' for {preset.name} fails its check: {exc}", exc.details)
             if artifact is not None:  # the refused library does not stay in the build
                 artifact.path.unlink(missing_ok=True)
             first_failure = first_failure or failed

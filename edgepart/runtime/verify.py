@@ -18,7 +18,7 @@ from edgepart import schema
 from edgepart.compile import manifest
 from edgepart.compile.manifest import Manifest, TensorSpec
 from edgepart.compress import codecs, data
-from edgepart.errors import BadInputError, CheckFailedError
+from edgepart.errors import BadInputError, CheckFailedError, ToolError
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph import sessions
 from edgepart.graph.compare import output_errors
@@ -91,7 +91,7 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     build_dir = Path(build_dir)
     built = Manifest.load(build_dir)
     model = original_model(built, model_path)
-    reference_session = sessions.session(model)
+    reference_session = _reference_session(model)
     if inputs_path is not None:
         specs = seeded_feeds.session_specs(reference_session)
         samples = list(data.load_for(inputs_path, specs, "--inputs", nan_allowed=True).samples())
@@ -125,6 +125,16 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
     if strict:
         price.enforce(held, report)
     return VerifyReport.of(report, f"the report of {build_dir}")
+
+
+def _reference_session(model: Path) -> ort.InferenceSession:
+    """onnxruntime on the original model: the reference every output is held to."""
+    try:
+        return sessions.session(model)
+    except Exception as exc:  # onnxruntime's own error types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ToolError(f"onnxruntime cannot load the original model {model}, which verify compares the chain "
+                        f"with: {first[:300]}") from None
 
 
 def _reference_run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], source: str) -> list:
