@@ -95,7 +95,8 @@ def _loads_in_onnxruntime(path: Path) -> dict:
     except Exception as exc:  # onnxruntime's own error types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         missing = re.search(r"implementation for (\w+)\(", first)
-        raise Disqualified(f"onnxruntime cannot load the tier: {first}", [missing.group(1)] if missing else []) from None
+        operators = [missing.group(1)] if missing else []
+        raise Disqualified(f"onnxruntime cannot load the tier: {first}", operators) from None
     return {"checked": False, "why": "onnxruntime runs the sub-model itself (it loads)"}
 
 
