@@ -84,24 +84,29 @@ def identifier_inputs(model) -> dict[str, str]:
 
 
 def import_onnx(spec: dict) -> tuple:
-    """The tier as a Relax module with its constants folded, and None; or, when TVM cannot import
-    the file as it is, the module imported from onnxruntime's constant-folded copy and a note saying
-    so. TorchScript exports of Swin-T (a Reshape of a computed shape) and ShuffleNetV2 (a Split
-    with computed sizes) stop TVM 0.27's importer; once onnxruntime has folded those shape
-    computations (its basic, ONNX-standard optimisations: same graph inputs and outputs, same
-    numbers) they import."""
+    """The tier as a Relax module with its constants folded, and None (or the operators rewritten
+    for TVM's importer, edgepart.toolchain.lowering); or, when TVM cannot import the file as it
+    is, the module imported from onnxruntime's constant-folded copy and a note saying so.
+    TorchScript exports of Swin-T (a Reshape of a computed shape) and ShuffleNetV2 (a Split with
+    computed sizes) stop TVM 0.27's importer; once onnxruntime has folded those shape computations
+    (its basic, ONNX-standard optimisations: same graph inputs and outputs, same numbers) they
+    import."""
     import onnx
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
+    from edgepart.toolchain.lowering import lower_for_tvm
+
     def load(model):
+        lowered.extend(lower_for_tvm(model))
         names = identifier_inputs(model)
         mod = from_onnx(model, shape_dict={names.get(k, k): v for k, v in spec["input_shapes"].items()},
                         dtype_dict={names.get(k, k): v for k, v in spec["input_dtypes"].items()})
         return relax.transform.FoldConstant()(mod)
 
+    lowered: list[str] = []
     try:
-        return load(onnx.load(spec["onnx"])), None
+        return load(onnx.load(spec["onnx"])), "; ".join(lowered) or None
     except Exception as exc:  # TVM's importer raises its own error types
         original = exc
     try:

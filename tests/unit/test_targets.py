@@ -2,6 +2,8 @@
 
 import tomllib
 
+import pytest
+
 from edgepart.hardware.devices import load_device
 from edgepart.toolchain import targets
 from edgepart.toolchain.compilers import last_error
@@ -35,3 +37,24 @@ def test_tvm_import_failures_name_the_onnx_operator(tmp_path):
     raised = "Error converting operator Attention, with inputs: [x]\n"
     assert import_failure(raised, "KeyError: 'num_heads'", tmp_path / "unused.onnx") == ["Attention"]
     assert import_failure("", "some other failure", tmp_path / "unused.onnx") == []
+
+
+@pytest.mark.parametrize("positive, negative, expected", [(1, 0, [False, True, False, False]),
+                                                          (0, 1, [False, False, True, False]),
+                                                          (0, 0, [False, False, False, False])])
+def test_isinf_with_one_sign_is_lowered_to_what_tvm_imports_right(positive, negative, expected):
+    """TVM's IsInf ignores detect_positive/detect_negative; the rewrite computes what ONNX says."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    from edgepart.graph.sessions import session
+    from edgepart.toolchain.lowering import lower_for_tvm
+    from tests.conftest import make_model, vi
+
+    model = make_model([helper.make_node("IsInf", ["x"], ["y"], detect_positive=positive, detect_negative=negative)],
+                       [vi("x", [4])], [vi("y", [4], onnx.TensorProto.BOOL)])
+    notes = lower_for_tvm(model)
+    assert len(notes) == 1 and "IsInf" in notes[0] and "IsInf" not in [n.op_type for n in model.graph.node]
+    x = np.array([1.0, np.inf, -np.inf, np.nan], np.float32)
+    assert session(model).run(None, {"x": x})[0].tolist() == expected
