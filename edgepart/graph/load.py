@@ -171,7 +171,11 @@ def infer_tensor_types(model: onnx.ModelProto, source: str, base_dir: Path | Non
             types.setdefault(vi.name, tensor_type)
     missing = _missing(model, types)
     if missing:
-        types.update(_probe_with_onnxruntime(model, missing, base_dir))
+        probed = _probe_with_onnxruntime(model, missing, base_dir)
+        types.update(probed)
+        if probed:
+            _refuse_value_dependent_shapes(model, types, [*probed, *(o.name for o in model.graph.output)],
+                                           base_dir, source)
     if strict_failure and _missing(model, types):
         raise BadInputError(strict_failure)
     _require_all_static(model, types, source)
@@ -182,8 +186,29 @@ def _missing(model: onnx.ModelProto, types: dict[str, TensorType]) -> list[str]:
     return [name for node in model.graph.node for name in node.output if name and name not in types]
 
 
-def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: Path | None) -> dict[str, TensorType]:
-    """Shapes and dtypes of `names` from running the model once; {} when onnxruntime cannot run it."""
+def _refuse_value_dependent_shapes(model: onnx.ModelProto, types: dict[str, TensorType], names: list[str],
+                                   base_dir: Path | None, source: str) -> None:
+    """A shape read off a run is the model's only if the input values do not set it: a model whose
+    integer inputs are sizes (CenterCropPad's `shape`, a Reshape target) gets other shapes from
+    other values. The probed tensors and the model's outputs are run with integer inputs of zeros
+    and of ones; a shape that differs between the two, or from the one known (declared or
+    probed), is refused, naming the tensor (its tiers would be built for one value seen)."""
+    if not any(vi.type.tensor_type.elem_type in INTEGER_TYPES for vi in model.graph.input):
+        return
+    runs = [_probe_with_onnxruntime(model, names, base_dir, integers, seed) for integers, seed in ((0, 0), (1, 1))]
+    for name in names:
+        seen = [run[name].shape for run in runs if name in run]
+        if name in types and any(shape != types[name].shape for shape in seen):
+            raise BadInputError(f"{source}: the shape of tensor '{name}' depends on the input values "
+                                f"({' and '.join(str(list(s)) for s in seen)} with integer inputs of zeros and ones, "
+                                f"{list(types[name].shape)} known): edgepart plans and compiles static shapes, set by "
+                                "the input shapes alone")
+
+
+def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: Path | None,
+                            integers: int = 0, seed: int = 0) -> dict[str, TensorType]:
+    """Shapes and dtypes of `names` from running the model once (seeded floats, integer inputs all
+    `integers`); {} when onnxruntime cannot run it."""
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
@@ -193,10 +218,16 @@ def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: 
     probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in known)
     try:
         session = sessions.session(probe)
-        values = session.run(names, seeded_feeds.for_session(session))
+        feeds = {name: np.full_like(value, integers) if value.dtype.kind in "iu" else value
+                 for name, value in seeded_feeds.for_session(session, seed).items()}
+        values = session.run(names, feeds)
     except Exception:  # noqa: BLE001 - any onnxruntime failure means: no probe, report the missing shape
         return {}
     return {n: TensorType(tuple(v.shape), np.asarray(v).dtype.name) for n, v in zip(names, values)}
+
+
+INTEGER_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
+                 onnx.TensorProto.UINT8}
 
 
 def _static_type(vi: onnx.ValueInfoProto) -> TensorType | None:

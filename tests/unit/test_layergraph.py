@@ -166,3 +166,14 @@ def test_shape_arithmetic_is_folded_and_cut_sub_models_carry_its_values(tmp_path
     assert [n.op_type for n in sub.graph.node] == ["Reshape"]
     r = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     assert session(sub).run(None, {"r": r})[0].shape == (2, 12)
+
+
+def test_a_shape_set_by_an_input_value_is_refused_naming_the_tensor(tmp_path):
+    """Expand to a shape given as an input: the output shape depends on the input's values, which
+    static plans and builds cannot follow (verify used to fail with a shape mismatch)."""
+    model = make_model([helper.make_node("Expand", ["x", "shape"], ["e"]), helper.make_node("Relu", ["e"], ["y"])],
+                       [vi("x", [1, 1]), vi("shape", [2], onnx.TensorProto.INT64)], [vi("y", [3, 4])])
+    path = tmp_path / "expand.onnx"
+    onnx.save(model, path)
+    with pytest.raises(BadInputError, match="shape of tensor 'y' depends on the input values"):
+        graph.load(str(path))
