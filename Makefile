@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_MODEL ?= models/residual_cnn.onnx
 
-.PHONY: install system-deps arm-runtime verify-arm test test-all demo models bench lint clean host-profile wheel-check
+.PHONY: install system-deps arm-runtime verify-arm test test-all demo models bench conformance fuzz-cuts lint clean host-profile wheel-check
 
 install: $(STAMP) system-deps
 
@@ -79,6 +79,16 @@ host-profile: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Every applicable ONNX node test through the chain per backend mode (about 45 min with 2 jobs;
+# bench/results/conformance.md), and seeded random cuts of a torchvision zoo compiled for x86-64,
+# aarch64 and CUDA (ZOO: a folder made by bench/export/zoo.py; resumable; bench/results/cuts.md).
+conformance: install
+	$(BIN)/python -m bench.bench_conformance --jobs 2
+
+ZOO ?= zoo
+fuzz-cuts: install arm-runtime
+	$(BIN)/python -m bench.bench_cuts $(ZOO) --cuts 200
 
 lint: install
 	$(BIN)/ruff check edgepart tests models bench

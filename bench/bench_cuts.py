@@ -1,6 +1,7 @@
 """Cut fuzzing: seeded random valid cuts of real models, every tier compiled for every target.
 
 `python -m bench.bench_cuts ZOO_DIR --cuts 200 [--targets x86-64,aarch64,cuda-sm90] [--qemu-every 10]`
+(ZOO_DIR defaults to $EDGEPART_ZOO; `make fuzz-cuts ZOO=DIR`)
 
 For each model in ZOO_DIR (bench/export/zoo.py's torchvision families and bench/export/minilm.py's
 BERT-style encoder, int64 token ids and an attention mask), cuts are drawn round robin, each 2 or
@@ -20,6 +21,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -203,7 +206,8 @@ def table(rows: list[dict], target_names: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("zoo", type=Path)
+    parser.add_argument("zoo", type=Path, nargs="?", default=os.environ.get("EDGEPART_ZOO"),
+                        help="a folder of ONNX models (default: $EDGEPART_ZOO)")
     parser.add_argument("--cuts", type=int, default=200, help="cuts in all, drawn round robin over the models")
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--qemu-every", type=int, default=10, help="run every Nth cut's aarch64 tiers under qemu")
@@ -211,8 +215,11 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated stems (default: every .onnx in ZOO)")
     parser.add_argument("--name", default="cuts", help="results file stem")
     args = parser.parse_args()
+    if args.zoo is None:
+        print("bench_cuts: no models (give a folder of ONNX files or set EDGEPART_ZOO)", file=sys.stderr)
+        return
     target_names = [t for t in args.targets.split(",") if t]
-    paths = sorted(args.zoo.glob("*.onnx"))
+    paths = sorted(Path(args.zoo).glob("*.onnx"))
     if args.models:
         paths = [p for p in paths if p.stem in args.models.split(",")]
     log = RESULTS / f"{args.name}.jsonl"
