@@ -48,3 +48,10 @@ class ToolError(EdgepartError):
 
 class NotAvailableError(BadInputError):
     """A command or option that this version does not provide yet."""
+
+
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """What a third-party error (onnxruntime's, TVM's) says, in one line: its first line, else its
+    type's name; at most `limit` characters."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

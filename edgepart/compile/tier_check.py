@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgepart.errors import first_line
 from edgepart.graph import feeds, sessions
 from edgepart.graph.compare import output_errors
 from edgepart.toolchain import compilers, cuda_env, elf
@@ -93,7 +94,7 @@ def _loads_in_onnxruntime(path: Path) -> dict:
     try:
         sessions.session(str(path))
     except Exception as exc:  # onnxruntime's own error types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        first = first_line(exc, 300)
         missing = re.search(r"implementation for (\w+)\(", first)
         operators = [missing.group(1)] if missing else []
         raise Disqualified(f"onnxruntime cannot load the tier: {first}", operators) from None
@@ -117,7 +118,7 @@ def _reference(submodel: Path, graph: onnx.GraphProto, inputs: dict) -> tuple[li
     try:
         return sessions.session(str(submodel)).run(None, {v.name: inputs[v.name] for v in graph.input}), None
     except Exception as exc:  # onnxruntime's own error types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = first_line(exc, 200)
         return None, f"onnxruntime fails on the check's inputs ({first}); only the runtime functions were checked"
 
 

@@ -17,7 +17,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
-from edgepart.errors import BadInputError
+from edgepart.errors import BadInputError, first_line
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph import sessions
 
@@ -45,7 +45,7 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
-        raise BadInputError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
+        raise BadInputError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
     if model.ir_version == 0 or not model.HasField("graph") or not model.graph.node:
         raise BadInputError(f"{path}: not an ONNX model (no graph found; truncated or another format?)")
     if model.graph.sparse_initializer:
@@ -58,7 +58,7 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     try:
         _check_external_data(model, path.parent)
     except ValueError as exc:  # onnx's reading of a malformed location, offset or length
-        raise BadInputError(f"{path}: invalid external data reference ({_first_line(exc)})") from None
+        raise BadInputError(f"{path}: invalid external data reference ({first_line(exc)})") from None
     newest = onnx.defs.onnx_opset_version()
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version > newest:
@@ -68,7 +68,7 @@ def read_model(path: str | Path) -> onnx.ModelProto:
         # in memory unless weights live beside the model, which only the checker's path form finds
         onnx.checker.check_model(str(path) if _external_locations(model) else model)
     except onnx.checker.ValidationError as exc:
-        raise BadInputError(f"{path}: invalid ONNX model: {_first_line(exc)}") from None
+        raise BadInputError(f"{path}: invalid ONNX model: {first_line(exc)}") from None
     return model
 
 
@@ -156,7 +156,7 @@ def infer_tensor_types(model: onnx.ModelProto, source: str, base_dir: Path | Non
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
         # ONNX's own inference fails on some valid models (the function body of MeanVarianceNormalization
         # in onnx 1.23): what it can infer, and onnxruntime's run for the rest, decide
-        strict_failure = f"{source}: shape inference failed: {_first_line(exc)}"
+        strict_failure = f"{source}: shape inference failed: {first_line(exc)}"
         try:
             inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
@@ -305,6 +305,3 @@ def _hash_file(path: Path, digest: hashlib._Hash) -> None:
             digest.update(block)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

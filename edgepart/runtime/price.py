@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgepart.compile.manifest import BuiltTier
-from edgepart.errors import CheckFailedError
+from edgepart.errors import CheckFailedError, first_line
 from edgepart.graph import feeds
 from edgepart.profile import idle
 
@@ -87,7 +87,7 @@ def time_tier(build_dir: Path, entry: dict[str, Any], inputs: dict[str, np.ndarr
     try:
         timing = time_runner(runner.run, [inputs[spec.name] for spec in tier.inputs])
     except Exception as exc:  # the backend's own error types: made-up inputs can be invalid (a size, an index)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = first_line(exc, 200)
         return judged(None, tier.priced_s, f"not timed: the tier fails on seeded inputs ({first})")
     return {**judged(timing["median_s"], tier.priced_s, None), "timing": timing}
 

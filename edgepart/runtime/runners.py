@@ -11,7 +11,7 @@ import numpy as np
 
 from edgepart.compile import manifest
 from edgepart.compile.manifest import BuiltTier
-from edgepart.errors import BadInputError
+from edgepart.errors import BadInputError, first_line
 from edgepart.graph import sessions
 from edgepart.toolchain import elf
 from edgepart.toolchain.cuda_env import cuda_available
@@ -93,5 +93,5 @@ def _loaded(make, path: Path, tier: BuiltTier):
     try:
         return make()
     except Exception as exc:  # onnxruntime's own error types; the file is not a model it can load
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise BadInputError(f"{path}: tier '{tier.name}' cannot be loaded by onnxruntime ({first})") from None

@@ -18,7 +18,7 @@ from edgepart import schema
 from edgepart.compile import manifest
 from edgepart.compile.manifest import Manifest, TensorSpec
 from edgepart.compress import codecs, data
-from edgepart.errors import BadInputError, CheckFailedError, ToolError
+from edgepart.errors import BadInputError, CheckFailedError, ToolError, first_line
 from edgepart.graph import feeds as seeded_feeds
 from edgepart.graph import sessions
 from edgepart.graph.compare import output_errors
@@ -132,7 +132,7 @@ def _reference_session(model: Path) -> ort.InferenceSession:
     try:
         return sessions.session(model)
     except Exception as exc:  # onnxruntime's own error types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise ToolError(f"onnxruntime cannot load the original model {model}, which verify compares the chain "
                         f"with: {first[:300]}") from None
 
@@ -143,7 +143,7 @@ def _reference_run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], 
     try:
         return session.run(None, feeds)
     except Exception as exc:  # onnxruntime's own error types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise BadInputError(f"onnxruntime cannot run the original model on the inputs ({source}): {first[:300]}; "
                             "give inputs the model takes with --inputs") from None
 

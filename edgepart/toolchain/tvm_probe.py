@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from edgepart.errors import first_line
+
 
 def probe(spec: dict) -> dict:
     import numpy as np
@@ -35,7 +37,7 @@ def main() -> None:
     try:
         summary = probe(spec)
     except Exception as exc:  # TVM's runtime raises its own error types; the caller reports the first line
-        summary = {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0][:400]}
+        summary = {"error": first_line(exc, 400)}
     print(json.dumps(summary))
 
 
