@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_MODEL ?= models/residual_cnn.onnx
 
-.PHONY: install system-deps arm-runtime verify-arm test test-all demo models bench conformance fuzz-cuts lint clean host-profile wheel-check
+.PHONY: install system-deps arm-runtime verify-arm test test-all demo models bench conformance fuzz-cuts tvm-operators lint clean host-profile wheel-check
 
 install: $(STAMP) system-deps
 
@@ -72,6 +72,10 @@ wheel-check: install
 # Regenerate the example models (deterministic; trains the digits CNN in numpy, ~10 s).
 models: install
 	$(BIN)/python models/make_models.py
+
+# The ONNX operators the installed TVM imports, which plans keep off TVM tiers otherwise.
+tvm-operators: install
+	$(BIN)/python -m edgepart.toolchain.tvm_operators
 
 # Re-measure this host into edgepart/profiles/devices/local.json.
 host-profile: install

@@ -134,6 +134,8 @@ def _node_costs(graph: LayerGraph, deployment: Deployment, k: int, backend: str,
         return predict.node_seconds(graph, node, tier.device, precision, threads) if found is None else found
 
     for v, node in enumerate(graph.nodes):
+        if not node.is_pseudo and not backend_kinds.takes(backend, node.op_type):
+            continue  # the backend cannot import the operator: not a choice on this tier
         for q, precision in enumerate(precisions):
             if precision not in tier.precisions:
                 continue

@@ -8,9 +8,10 @@ calibration file edgepart/profiles/backends.json (docs/solvers.md states the err
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from edgepart import schema
+from edgepart import checks, schema
 from edgepart.errors import BadInputError
 from edgepart.hardware.devices import profiles_dir
 from edgepart.toolchain.targets import TargetPreset
@@ -47,6 +48,20 @@ def threads(backend: str, tier_threads: int) -> int:
     """The threads a tier's layers run with: onnxruntime uses the tier's `threads` (its intra-op
     threads); TVM's kernels, and the kernel library they call, run single-threaded."""
     return tier_threads if backend == "onnxruntime" else 1
+
+
+@functools.cache
+def _tvm_operators() -> frozenset[str]:
+    doc = schema.load_json(profiles_dir() / "tvm_operators.json", "tvm_operators", 1)
+    return frozenset(checks.texts(doc.get("operators"), "tvm_operators.json: operators"))
+
+
+def takes(backend: str, op_type: str) -> bool:
+    """Whether `backend` can take a layer of this ONNX operator at all: TVM's importer has no
+    converter for some (DFT, LSTM, LpNormalization, onnxruntime's QLinearConv), listed in the shipped
+    edgepart/profiles/tvm_operators.json. The plan keeps such layers off TVM tiers; what TVM imports
+    but gets wrong, compile's check finds (edgepart.compile.tier_check)."""
+    return backend != "tvm" or op_type in _tvm_operators()
 
 
 def factor(backend: str, device_kind: str) -> Factor:

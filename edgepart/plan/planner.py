@@ -10,7 +10,7 @@ from edgepart.compress.sensitivity import Sensitivity
 from edgepart.cost import build as cost_build
 from edgepart.cost import compression as cost_compression
 from edgepart.cost.model import CostModel, Objective
-from edgepart.errors import CheckFailedError
+from edgepart.errors import BadInputError, CheckFailedError
 from edgepart.graph import LoadedModel
 from edgepart.hardware import backends as backend_kinds
 from edgepart.hardware.deploy import Deployment
@@ -36,6 +36,7 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
     """The plan document; CheckFailedError when no plan meets the pins and budgets, its `details` an
     `edgepart.infeasible` report (the budgets that cannot be met and the best values reachable)."""
     deployment, lossy = evidence.restrict(deployment, request.sensitivity is not None, request.allow_lossy)
+    _require_a_backend_per_layer(loaded, deployment)
     measured = profile_lookup(request.profiles)
     compression = (cost_compression.from_sensitivity(request.sensitivity, request.allow_lossy)
                    if request.sensitivity else None)
@@ -67,6 +68,18 @@ def plan(loaded: LoadedModel, deployment: Deployment, request: PlanRequest = Pla
                                       f"samples) against {basis['alone']:.3g} alone" if basis else ""),
                            **({"interaction": scale} if basis else {})}
     return doc
+
+
+def _require_a_backend_per_layer(loaded: LoadedModel, deployment: Deployment) -> None:
+    """Each layer needs a tier with a backend that can take its operator (TVM's importer lacks some:
+    edgepart.hardware.backends.takes); the cost model keeps layers off tiers that cannot run them,
+    and a layer no tier can run is refused here, naming it."""
+    for layer in loaded.graph.layers:
+        if not any(backend_kinds.takes(b, layer.op_type) for tier in deployment.tiers for b in tier.backends):
+            tiers = ", ".join(f"'{t.name}' ({'/'.join(t.backends)})" for t in deployment.tiers)
+            raise BadInputError(f"{deployment.path or 'the deployment'}: node '{layer.name}' ({layer.op_type}) can run on no tier: TVM "
+                                f"cannot import {layer.op_type} and the tiers allow {tiers}; allow onnxruntime on a "
+                                'CPU tier (backends = ["tvm", "onnxruntime"])')
 
 
 def solve_backends(models: list[CostModel], request: PlanRequest) -> tuple[CostModel, Solution, list[dict]]:

@@ -256,12 +256,14 @@ def _qoperator_model(tmp_path):
     return path
 
 
-def test_compile_builds_the_plans_backend_and_never_swaps_it(tmp_path):
-    """TVM cannot import QOperator ops: a plan that chose TVM fails in one line naming the tier (exit 3),
-    nothing is swapped in; a tier offered both backends is priced with both and onnxruntime is chosen."""
+def test_an_operator_tvm_cannot_import_is_kept_off_tvm_tiers(tmp_path):
+    """TVM cannot import QOperator ops: a deployment whose only tier allows TVM alone is refused at
+    plan, naming the node and operator (exit 2); a tier offered both backends is planned with
+    onnxruntime, and compile builds it."""
     model = _qoperator_model(tmp_path)
-    strict, _ = _compile_one_tier(tmp_path, model, "x86-64", backend="tvm")
-    assert_one_line_error(strict, 3, "tier 'device'", "OpNotImplemented", "QLinearConv")
+    refused = edgepart("plan", str(model), "--deploy", str(_one_tier_deploy(tmp_path, "x86-64", "tvm")),
+                       "-o", str(tmp_path / "plan.json"))
+    assert_one_line_error(refused, 2, "QLinearConv", "can run on no tier", "onnxruntime")
     (tmp_path / "both").mkdir()
     deploy = tmp_path / "both" / "deploy.toml"
     deploy.write_text('[[tier]]\nname = "device"\ndevice = "local"\ntarget = "x86-64"\n'

@@ -161,3 +161,21 @@ def test_int8_is_priced_no_faster_than_fp32_on_a_backend_without_integer_kernels
         heavy = [v for v, node in enumerate(loaded.graph.nodes) if node.op_type in ("Conv", "Gemm")]
         latency = cost.node_latency[:, 0, :] if cost.node_latency.ndim == 3 else cost.node_latency
         assert heavy and all(bool(latency[v, int8] < latency[v, fp32]) == cheaper for v in heavy), backend
+
+
+def test_operators_tvm_cannot_import_are_no_choice_on_tvm_tiers():
+    from edgepart.hardware.backends import takes
+
+    assert takes("tvm", "Conv") and takes("tvm", "If") and not takes("tvm", "LpNormalization")
+    assert takes("onnxruntime", "LpNormalization")
+
+
+@pytest.mark.tvm
+def test_the_shipped_tvm_operator_list_is_the_installed_tvms():
+    """edgepart/profiles/tvm_operators.json is what `make tvm-operators` writes from this TVM."""
+    from edgepart import schema
+    from edgepart.toolchain import tvm_operators
+
+    shipped = schema.load_json(tvm_operators.FILE, "tvm_operators", 1)
+    assert shipped == tvm_operators.installed()
+
