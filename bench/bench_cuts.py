@@ -214,7 +214,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", default="", help="comma-separated stems (default: every .onnx in ZOO)")
     parser.add_argument("--name", default="cuts", help="results file stem")
+    parser.add_argument("--without-shape-folding", action="store_true",
+                        help="load models without folding their shape arithmetic (edgepart.graph.shape_values): the "
+                             "cuts as they were before it, for the before/after table")
     args = parser.parse_args()
+    if args.without_shape_folding:
+        graph._shape_values = lambda model, types: {}
     if args.zoo is None:
         print("bench_cuts: no models (give a folder of ONNX files or set EDGEPART_ZOO)", file=sys.stderr)
         return
