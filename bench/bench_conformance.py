@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--jobs", type=int, default=1, help="cases run at once (each compile is one process)")
     parser.add_argument("--name", default="conformance", help="results file stem")
+    parser.add_argument("--cases", default="", help="comma-separated case names (default: every Nth applicable)")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     unknown = set(modes) - set(MODES)
@@ -45,6 +46,8 @@ def main() -> None:
         parser.error(f"unknown modes {sorted(unknown)}")
     started = time.perf_counter()
     names = [c.name for c in conformance.applicable_cases()[::args.every]]
+    if args.cases:
+        names = [n for n in names if n in args.cases.split(",")]
     with ProcessPoolExecutor(args.jobs, initializer=_load_cases) as pool:
         rows = list(pool.map(_row, names, [modes] * len(names)))
     doc = {"every": args.every, "modes": modes, "cases": len(rows), "seconds": time.perf_counter() - started,

@@ -27,14 +27,16 @@ def typed(model: onnx.ModelProto, graph: LayerGraph) -> onnx.ModelProto:
     for vi in declared:
         tensor = graph.tensors.get(vi.name)
         dims = vi.type.tensor_type.shape.dim
-        if tensor is not None and vi.type.HasField("tensor_type") and not all(d.HasField("dim_value") for d in dims):
+        if tensor is not None and vi.type.HasField("tensor_type") and not tensor.value_dependent \
+                and not all(d.HasField("dim_value") for d in dims):
             static = onnx.helper.make_tensor_type_proto(vi.type.tensor_type.elem_type, list(tensor.shape))
             vi.type.tensor_type.shape.CopyFrom(static.tensor_type.shape)
     known = {vi.name for vi in declared}
     for tensor in graph.tensors.values():
         if tensor.name not in known:
             elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype))
-            out.graph.value_info.append(onnx.helper.make_tensor_value_info(tensor.name, elem, list(tensor.shape)))
+            shape = None if tensor.value_dependent else list(tensor.shape)  # the runtime computes it
+            out.graph.value_info.append(onnx.helper.make_tensor_value_info(tensor.name, elem, shape))
     return out
 
 

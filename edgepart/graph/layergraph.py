@@ -34,6 +34,7 @@ class Tensor:
     dtype: str
     producer: str
     consumers: tuple[str, ...]
+    value_dependent: bool = False  # its shape changes with input values (edgepart.graph.load.TensorType)
 
     @property
     def elements(self) -> int:
@@ -234,7 +235,8 @@ def _tensors(nodes: list[Node], producer: dict[str, str], types: dict[str, Tenso
         for tensor in node.inputs:
             consumers[tensor].append(node.name)
     return {
-        name: Tensor(name, types[name].shape, types[name].dtype, producer[name], tuple(consumers[name]))
+        name: Tensor(name, types[name].shape, types[name].dtype, producer[name], tuple(consumers[name]),
+                     types[name].value_dependent)
         for name in producer
     }
 

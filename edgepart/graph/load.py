@@ -7,7 +7,9 @@ data (over 2 GB) load without reading the weights.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ FLOAT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.
 # Slice starts and the like, which shape inference needs to propagate values.
 _SMALL_INITIALIZER_BYTES = 4096
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class TensorType:
@@ -35,6 +39,9 @@ class TensorType:
 
     shape: tuple[int, ...]
     dtype: str
+    # read off a run and changing with the input values (a size or axes given as an input): the shape
+    # seen with integer inputs of zeros, for costs; sub-models leave it to the runtime
+    value_dependent: bool = False
 
 
 def read_model(path: str | Path) -> onnx.ModelProto:
@@ -172,10 +179,10 @@ def infer_tensor_types(model: onnx.ModelProto, source: str, base_dir: Path | Non
     missing = _missing(model, types)
     if missing:
         probed = _probe_with_onnxruntime(model, missing, base_dir)
+        varying = _value_dependent(model, [*probed, *(o.name for o in model.graph.output)], base_dir, source)
         types.update(probed)
-        if probed:
-            _refuse_value_dependent_shapes(model, types, [*probed, *(o.name for o in model.graph.output)],
-                                           base_dir, source)
+        for name in varying:
+            types[name] = dataclasses.replace(types[name], value_dependent=True)
     if strict_failure and _missing(model, types):
         raise BadInputError(strict_failure)
     _require_all_static(model, types, source)
@@ -186,23 +193,22 @@ def _missing(model: onnx.ModelProto, types: dict[str, TensorType]) -> list[str]:
     return [name for node in model.graph.node for name in node.output if name and name not in types]
 
 
-def _refuse_value_dependent_shapes(model: onnx.ModelProto, types: dict[str, TensorType], names: list[str],
-                                   base_dir: Path | None, source: str) -> None:
-    """A shape read off a run is the model's only if the input values do not set it: a model whose
-    integer inputs are sizes (CenterCropPad's `shape`, a Reshape target) gets other shapes from
-    other values. The probed tensors and the model's outputs are run with integer inputs of zeros
-    and of ones; a shape that differs between the two, or from the one known (declared or
-    probed), is refused, naming the tensor (its tiers would be built for one value seen)."""
-    if not any(vi.type.tensor_type.elem_type in INTEGER_TYPES for vi in model.graph.input):
-        return
-    runs = [_probe_with_onnxruntime(model, names, base_dir, integers, seed) for integers, seed in ((0, 0), (1, 1))]
-    for name in names:
-        seen = [run[name].shape for run in runs if name in run]
-        if name in types and any(shape != types[name].shape for shape in seen):
-            raise BadInputError(f"{source}: the shape of tensor '{name}' depends on the input values "
-                                f"({' and '.join(str(list(s)) for s in seen)} with integer inputs of zeros and ones, "
-                                f"{list(types[name].shape)} known): edgepart plans and compiles static shapes, set by "
-                                "the input shapes alone")
+def _value_dependent(model: onnx.ModelProto, names: list[str], base_dir: Path | None, source: str) -> list[str]:
+    """The tensors among `names` whose shapes the input values set: a shape read off a run is the
+    model's only if they do not (a model whose integer inputs are sizes or axes, CenterCropPad's
+    `shape` or a reduction's `axes`, gets other shapes from other values). They are run with integer
+    inputs of zeros and of ones; the ones whose shapes differ are returned, with a warning."""
+    if not names or not any(vi.type.tensor_type.elem_type in INTEGER_TYPES for vi in model.graph.input):
+        return []
+    zeros = _probe_with_onnxruntime(model, names, base_dir)
+    ones = _probe_with_onnxruntime(model, names, base_dir, integers=1, seed=1)
+    changed = [n for n in names if n in zeros and n in ones and zeros[n].shape != ones[n].shape]
+    if changed:
+        log.warning("%s: the shape of tensor '%s' changes with the input values (%s with integer inputs of zeros, %s "
+                    "with ones)%s; costs are for the shapes seen with zeros, and tiers compute them when they run",
+                    source, changed[0], list(zeros[changed[0]].shape), list(ones[changed[0]].shape),
+                    f", and {len(changed) - 1} more" if len(changed) > 1 else "")
+    return changed
 
 
 def _probe_with_onnxruntime(model: onnx.ModelProto, names: list[str], base_dir: Path | None,

@@ -77,7 +77,8 @@ def _require_a_backend_per_layer(loaded: LoadedModel, deployment: Deployment) ->
     for layer in loaded.graph.layers:
         if not any(backend_kinds.takes(b, layer.op_type) for tier in deployment.tiers for b in tier.backends):
             tiers = ", ".join(f"'{t.name}' ({'/'.join(t.backends)})" for t in deployment.tiers)
-            raise BadInputError(f"{deployment.path or 'the deployment'}: node '{layer.name}' ({layer.op_type}) can run on no tier: TVM "
+            where = deployment.path or "the deployment"
+            raise BadInputError(f"{where}: node '{layer.name}' ({layer.op_type}) can run on no tier: TVM "
                                 f"cannot import {layer.op_type} and the tiers allow {tiers}; allow onnxruntime on a "
                                 'CPU tier (backends = ["tvm", "onnxruntime"])')
 
