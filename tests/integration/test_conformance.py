@@ -28,4 +28,11 @@ def test_every_case_onnxruntime_passes_goes_through_the_chain_allowing_both_back
 
 # Cases onnxruntime passes that the chain does not, and why (bench/results/conformance.md).
 KNOWN = {
+    **{f"test_affine_grid_{d}{c}_expanded": "an If whose branch outputs' shapes the `size` input's values set: no "
+       "static shape (inspect says so)" for d in ("2d", "3d") for c in ("", "_align_corners")},
+    **{f"test_center_crop_pad_{k}_expanded": "a shape set by the `shape` input's values that probes with integer "
+       "inputs of zeros and ones do not expose: the sub-model declares it, onnxruntime follows" for k in
+       ("pad", "crop_and_pad")},
+    "test_mod_float_edge_cases_fmod_0_float32": "TVM's fmod differs on NaN and infinities, which the check's inputs "
+                                                "cannot hold (calibration data may not hold NaN); verify finds it",
 }
