@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -50,7 +51,9 @@ def main() -> None:
         names = [n for n in names if n in args.cases.split(",")]
     with ProcessPoolExecutor(args.jobs, initializer=_load_cases) as pool:
         rows = list(pool.map(_row, names, [modes] * len(names)))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     doc = {"every": args.every, "modes": modes, "cases": len(rows), "seconds": time.perf_counter() - started,
+           "commit": commit.strip() or None,
            "summary": summary(rows, modes), "operators": per_operator(rows, modes), "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -103,7 +106,7 @@ def per_operator(rows: list[dict], modes: list[str]) -> dict:
 def table(doc: dict) -> str:
     modes, s = doc["modes"], doc["summary"]
     lines = [f"# ONNX node tests through the chain ({doc['cases']} cases, every {doc['every']}; "
-             f"{doc['seconds'] / 60:.0f} min)", "",
+             f"{doc['seconds'] / 60:.0f} min; commit {doc.get('commit') or '?'})", "",
              f"onnxruntime on the models as they are passes {s['onnxruntime_passes']} of {s['applicable']}.", "",
              "| mode | passed | of those onnxruntime passes | crashes | shipped | stopped at |",
              "|---|---|---|---|---|---|"]
