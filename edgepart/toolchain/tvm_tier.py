@@ -128,8 +128,12 @@ def _array(value, convert) -> np.ndarray:
 
 
 def _flatten(result) -> list:
+    """The outputs of a call: tensors, scalars, and shapes (a tier output computed by Shape comes
+    back as a tuple of ints: one int64 array, not one output per dimension), nested tuples unpacked."""
     if hasattr(result, "numpy") or np.isscalar(result):
         return [result]
+    if type(result).__name__ == "Shape" and isinstance(result, tuple):  # tvm_ffi's Shape
+        return [np.array(result, dtype=np.int64)]
     items = []
     for item in result:
         items.extend(_flatten(item))

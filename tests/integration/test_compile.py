@@ -466,3 +466,16 @@ def test_a_checked_tvm_library_records_its_check(tmp_path):
     assert result.returncode == 0, result.stderr
     check = json.loads(result.stdout)["tiers"][0]["backend_choice"]["check"]
     assert check["checked"] and check["inputs"] == "seeded" and check["relative_error"] <= check["tolerance"]
+
+
+def test_a_tier_output_made_by_shape_comes_back_as_one_array(tmp_path):
+    """TVM returns a Shape's output as a tuple of ints; the tier hands it on as one int64 array (it
+    came back as one output per dimension, and the check counted too many outputs)."""
+    model = make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Shape", ["r"], ["s"])],
+                       [vi("x", [2, 3])], [vi("r", [2, 3]), vi("s", [2], TensorProto.INT64)])
+    path = tmp_path / "shape_out.onnx"
+    onnx.save(model, path)
+    result, build = _compile_one_tier(tmp_path, path, "x86-64")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["tiers"][0]["backend_choice"]["check"]["checked"]
+    assert edgepart("verify", str(build)).returncode == 0
