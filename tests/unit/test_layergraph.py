@@ -186,3 +186,20 @@ def test_a_shape_set_by_an_input_value_is_left_to_the_runtime(tmp_path, caplog):
     sub = extract(loaded.model, loaded.graph, ["shape", "x"], ["y"])
     got = session(sub).run(None, {"x": np.ones((1, 1), np.float32), "shape": np.array([3, 4])})[0]
     assert got.shape == (3, 4)
+
+
+def test_shape_arithmetic_the_reference_evaluator_cannot_compute_still_folds(tmp_path):
+    """BERT's exports compute token-type ids as GatherElements over an Expand of Shape: onnx's
+    reference evaluator raised on it and nothing of the model was folded; onnxruntime computes it."""
+    from onnx import numpy_helper
+
+    buffer = numpy_helper.from_array(np.zeros((1, 8), np.int64), "buffer")
+    model = make_model([helper.make_node("Shape", ["x"], ["s"]),
+                        helper.make_node("Expand", ["buffer", "s"], ["e"]),
+                        helper.make_node("Cast", ["e"], ["f"], to=onnx.TensorProto.FLOAT),
+                        helper.make_node("Add", ["x", "f"], ["y"])],
+                       [vi("x", [1, 8])], [vi("y", [1, 8])], [buffer])
+    path = tmp_path / "buffer.onnx"
+    onnx.save(model, path)
+    loaded = graph.load(str(path))
+    assert [n.op_type for n in loaded.graph.layers] == ["Add"] and loaded.graph.folded["f"].shape == (1, 8)
