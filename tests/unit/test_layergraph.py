@@ -188,9 +188,10 @@ def test_a_shape_set_by_an_input_value_is_left_to_the_runtime(tmp_path, caplog):
     assert got.shape == (3, 4)
 
 
-def test_shape_arithmetic_the_reference_evaluator_cannot_compute_still_folds(tmp_path):
-    """BERT's exports compute token-type ids as GatherElements over an Expand of Shape: onnx's
-    reference evaluator raised on it and nothing of the model was folded; onnxruntime computes it."""
+def test_a_buffer_expanded_to_an_input_shape_folds(tmp_path):
+    """BERT's exports compute token-type ids from a constant buffer expanded to Shape(input_ids):
+    folded, with its values computed by onnxruntime (onnx's reference evaluator raised on MiniLM's
+    GatherElements of them, and nothing of the model was folded)."""
     from onnx import numpy_helper
 
     buffer = numpy_helper.from_array(np.zeros((1, 8), np.int64), "buffer")
