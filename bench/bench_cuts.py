@@ -22,6 +22,7 @@ import argparse
 import collections
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -230,6 +231,8 @@ def main() -> None:
     log = RESULTS / f"{args.name}.jsonl"
     RESULTS.mkdir(exist_ok=True)
     done = {(r["model"], r["index"]) for r in _rows(log)}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or None
     loaded = {}
     for n in range(args.cuts):
         path = paths[n % len(paths)]
@@ -243,7 +246,8 @@ def main() -> None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             record = check_cut(loaded[path], path, placement, target_names, index % args.qemu_every == 0, Path(tmp))
-        record.update(model=path.stem, index=index, seed=args.seed, seconds=time.perf_counter() - started)
+        record.update(model=path.stem, index=index, seed=args.seed, seconds=time.perf_counter() - started,
+                      commit=commit)
         with log.open("a") as stream:
             stream.write(json.dumps(record) + "\n")
         print(f"{path.stem} cut {index}: " + ", ".join(
