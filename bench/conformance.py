@@ -16,10 +16,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,6 @@ class Outcome:
     message: str | None = None
     shipped: str | None = None
     matches_expected: bool | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -152,7 +150,6 @@ def run_case(case, backends: str, folder: Path) -> Outcome:
 def run_cases(cases: list, backends: str, work: Path | None = None) -> list[Outcome]:
     """Every case through the chain, each in a folder of its own under `work` (a temporary one)."""
     logging.getLogger("edgepart").setLevel(logging.ERROR)  # plans of one-node models warn of little
-    os.environ.setdefault("EDGEPART_QUIET", "1")
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         return [run_case(case, backends, Path(tmp) / case.name) for case in cases]
 
