@@ -108,13 +108,17 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
 def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Path = (),
          sensitivity: Any = None, objective: str = "latency", energy_weight: float = 0.0,
          solver: str = "auto", time_limit_s: float = 60.0, reproducible: bool = False, allow_lossy: bool = False,
+         sweep: tuple[float, float] | None = None, sweep_link: str | None = None,
          output: str | Path | None = None) -> Plan:
     """`edgepart plan`: where each layer runs, in what precision, each tier's backend. `profiles`: a
     folder of profile files, or profiles (documents or paths); each is refused when made for
     another model. A plan that misses a budget is returned; its `unmet_budgets` name them (the command
     exits 1); a deployment no plan can meet raises CheckFailedError with the report as `details`.
     Without sensitivity data the plan keeps to lossless precisions and codecs unless `allow_lossy`
-    (edgepart.plan.evidence); its `lossy` record says which were left out."""
+    (edgepart.plan.evidence); its `lossy` record says which were left out. `sweep` (low, high bit/s):
+    the plan also holds every distinct plan over that range of `sweep_link`'s bandwidth (default the
+    first link) and the device-only fallback, for compile to build together and `run --adapt`
+    (edgepart.plan.adaptive)."""
     from edgepart.compress.sensitivity import Sensitivity  # noqa: PLC0415
     from edgepart.cost.model import Objective  # noqa: PLC0415
     from edgepart.hardware import deploy as deploy_file  # noqa: PLC0415
@@ -149,10 +153,36 @@ def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Pa
     if deployment.budgets.accuracy_drop is not None and request.sensitivity is None and allow_lossy:
         log.warning("an accuracy budget without sensitivity data: with --allow-lossy, lower precisions and lossy "
                     "codecs count as free")
-    plan = Plan.of(planner.plan(loaded, deployment, request), str(output or "plan"))
+    doc = planner.plan(loaded, deployment, request)
+    if sweep is not None:
+        doc["adaptive"] = _adaptive(loaded, deployment, request, doc, sweep, sweep_link)
+    plan = Plan.of(doc, str(output or "plan"))
     if output:
         plan.dump(output)
     return plan
+
+
+def _adaptive(loaded: LoadedModel, deployment: Any, request: Any, nominal: dict, sweep: tuple[float, float],
+              link: str | None) -> dict:
+    from edgepart.plan import adaptive, evidence, planner  # noqa: PLC0415
+    from edgepart.plan.sweep import sweep_segments  # noqa: PLC0415
+
+    low, high = sweep
+    if not 0 < low < high:
+        raise BadInputError(f"--sweep {low:g}..{high:g} bit/s: LOW must be positive and below HIGH")
+    if request.objective.kind != "latency":
+        raise BadInputError("--sweep: an adaptive build switches plans by latency; use --objective latency")
+    if not deployment.links:
+        raise BadInputError(f"{deployment.path}: --sweep needs at least two tiers joined by a link")
+    names = [each.name for each in deployment.links]
+    if link is not None and link not in names:
+        raise BadInputError(f"--sweep-link: unknown link '{link}'; links: {', '.join(names)}")
+    index = names.index(link) if link else 0
+    restricted, _ = evidence.restrict(deployment, request.sensitivity is not None, request.allow_lossy)
+    _, segments = sweep_segments(loaded, restricted, index, low, high, request.objective, request.solver)
+    return adaptive.section(loaded, deployment, Plan.of(nominal, "the plan"), index, low, high,
+                            lambda changed: planner.plan(loaded, changed, request),
+                            [(s.start, s.end) for s in segments])
 
 
 def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *, tune: int = 0,  # noqa: A001
@@ -286,10 +316,17 @@ LINK_MODES = {"shaped": "auto", "netns": "netns", "pacing": "pacing", "ideal": "
 
 def run(build: str | Path, *, requests: int = 100, links: str = "shaped", rate: float | str | None = None,
         timeout_s: float | None = None, check: bool = True, model: str | Path | None = None,
-        inputs: str | Path | None = None, progress: Progress = lambda n: None) -> RunReport:
+        inputs: str | Path | None = None, adapt: bool = False, plan: str | None = None,
+        device_speed: str = "host", events: Iterable[str] = (), duration_s: float | None = None,
+        progress: Progress = lambda n: None) -> RunReport:
     """`edgepart run`: the tiers as processes over the build's links (`links`: shaped, netns,
-    pacing, ideal); requests one at a time, or at `rate` per second, or "max"; the run report."""
-    from edgepart.runtime.run import client  # noqa: PLC0415
+    pacing, ideal); requests one at a time, or at `rate` per second, or "max"; the run report.
+    An adaptive build (plan --sweep): `adapt` switches plans as the link changes and falls back to
+    the device when it fails; `plan` runs one of its plans fixed. `device_speed` "priced": tiers
+    whose device is not this host take the time the plan priced them at. `events`: changes and
+    faults to inject (edgepart.runtime.run.faults, e.g. "10s:wifi=2Mbit/s", "20s:kill=edge").
+    `duration_s`: send requests until then (at most `requests`)."""
+    from edgepart.runtime.run import client, faults  # noqa: PLC0415
 
     if not 1 <= requests <= MAX_REQUESTS:
         raise BadInputError(f"--requests {requests}: must be from 1 to {MAX_REQUESTS}")
@@ -297,9 +334,13 @@ def run(build: str | Path, *, requests: int = 100, links: str = "shaped", rate: 
         raise BadInputError(f"--timeout {timeout_s:g}: must be from {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} seconds")
     if links not in LINK_MODES:
         raise BadInputError(f"--links '{links}': choose from {', '.join(LINK_MODES)}")
+    if duration_s is not None and not 0 < duration_s <= MAX_TIMEOUT_S:
+        raise BadInputError(f"--duration {duration_s:g}: must be above 0 and at most {MAX_TIMEOUT_S:g} seconds")
     options = client.RunOptions(requests=requests, rate=_rate(rate), rate_max=rate == "max",
                                 shaping=LINK_MODES[links], timeout_s=timeout_s, check=check,
-                                model=str(model) if model else None, inputs=str(inputs) if inputs else None)
+                                model=str(model) if model else None, inputs=str(inputs) if inputs else None,
+                                adapt=adapt, plan=plan, device_speed=device_speed,
+                                events=tuple(faults.parse(spec) for spec in events), duration_s=duration_s)
     return client.run(str(build), options, progress=progress)
 
 

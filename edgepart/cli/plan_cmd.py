@@ -12,6 +12,7 @@ from edgepart.cli import text
 from edgepart.cli.inspect_cmd import input_shape_option
 from edgepart.cli.options import needs
 from edgepart.cli.output import OutputOptions, emit, output_options
+from edgepart.cli.sweep_cmd import bandwidth_range
 from edgepart.errors import CheckFailedError
 from edgepart.plan import solvers
 
@@ -38,6 +39,11 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @click.option("--allow-lossy", is_flag=True,
               help="Without --sensitivity, still allow the deployment's lower precisions and lossy codecs, "
                    "priced as costing no accuracy (otherwise a plan without accuracy data stays lossless).")
+@click.option("--sweep", "sweep_range",
+              help="Also plan every distinct split over this range of a link's bandwidth, LOW..HIGH with units "
+                   "(e.g. 1Mbit/s..100Mbit/s), and the device-only fallback: compile builds them all and "
+                   "`run --adapt` switches between them as the link changes.")
+@click.option("--sweep-link", help="With --sweep: the link whose bandwidth changes (default: the first).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan file here.")
 @click.option("--explain", is_flag=True,
               help="Print a readable breakdown: tiers, cuts, baselines (on stderr with --json).")
@@ -50,17 +56,20 @@ OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 @output_options
 def plan_command(out: OutputOptions, model: str, deploy_path: str, solver: str, objective: str,
                  energy_weight: float, time_limit: float, profiles_dir: str | None, sensitivity_path: str | None,
-                 allow_lossy: bool, output: str | None,
+                 allow_lossy: bool, sweep_range: str | None, sweep_link: str | None, output: str | None,
                  explain: bool, svg: str | None,
                  reproducible: bool, input_shapes: tuple[str, ...]) -> None:
     """Decide where each layer of MODEL runs and in what precision, for the tiers of a deployment."""
     needs("--energy-weight", "energy_weight", objective == "weighted", "with --objective weighted")
     needs("--time-limit", "time_limit", solver in ("auto", "ilp"), "for the ilp solver (--solver ilp or auto)")
+    needs("--sweep-link", "sweep_link", sweep_range is not None, "with --sweep")
+    sweep = bandwidth_range(sweep_range, "--sweep") if sweep_range is not None else None
     loaded = graph.load(model, graph.parse_input_shapes(input_shapes))
     try:
         planned = api.plan(loaded, deploy_path, profiles=profiles_dir or (), sensitivity=sensitivity_path,
                            objective=objective, energy_weight=energy_weight, solver=solver, time_limit_s=time_limit,
-                           reproducible=reproducible, allow_lossy=allow_lossy, output=output)
+                           reproducible=reproducible, allow_lossy=allow_lossy, sweep=sweep, sweep_link=sweep_link,
+                           output=output)
     except CheckFailedError as exc:
         if out.json and exc.details:  # a pipeline gets the reason as JSON too (exit code 1 all the same)
             emit(out, exc.details, render)
@@ -89,8 +98,25 @@ def summary(doc: dict[str, Any], output: str | None) -> str:
     lossy = doc.get("lossy") or {}
     left = " (lossy choices left out: no sensitivity data; --explain)" if (
         "precisions_left_out" in lossy or "codecs_left_out" in lossy) else ""
-    return (f"{doc['solver']['name']} ({doc['solver']['status']}): latency {_ms(p['latency_s'])}, "
+    line = (f"{doc['solver']['name']} ({doc['solver']['status']}): latency {_ms(p['latency_s'])}, "
             f"device energy {_mj(p['energy_j'])}; {split}{left}{where}")
+    return "\n".join([line, *adaptive_lines(doc.get("adaptive"))])
+
+
+def adaptive_lines(adaptive: dict[str, Any] | None) -> list[str]:
+    """The sweep's plans: which is cheapest over which bandwidth of the link, and the fallback."""
+    if not adaptive:
+        return []
+    rows = [(f"{row['from_bps'] / 1e6:.4g} - {row['to_bps'] / 1e6:.4g}", row["plan"],
+             " / ".join(f"{tier} {layers}" for tier, layers in _layers(adaptive["plans"][row["plan"]]).items()))
+            for row in adaptive["breakpoints"]]
+    return [f"adaptive: {len(adaptive['plans'])} plan(s) over link {adaptive['link']} (start {adaptive['start']}, "
+            f"fallback {adaptive['fallback']}: every layer on the device)",
+            text.table(["Mbit/s", "plan", "layers per tier"], rows)]
+
+
+def _layers(doc: dict[str, Any]) -> dict[str, int]:
+    return {tier: info["layers"] for tier, info in doc["predicted"]["per_tier"].items()}
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -125,6 +151,7 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"budget {name}: limit {budget['limit']:.4g}, predicted {budget['predicted']:.4g} "
                      f"({'met' if budget['met'] else 'NOT MET'})")
     lines += _lossy_lines(doc.get("lossy"))
+    lines += adaptive_lines(doc.get("adaptive"))
     return "\n".join(lines)
 
 

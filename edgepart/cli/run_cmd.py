@@ -33,15 +33,30 @@ from edgepart.errors import CheckFailedError
 @click.option("--strict", is_flag=True,
               help="Exit 1 when a tier this host can measure (its device is 'local', its artifact runs natively) "
                    "runs over 1.5x the plan's price for it.")
+@click.option("--adapt", is_flag=True,
+              help="An adaptive build (plan --sweep): measure the swept link from the run's own transfers and "
+                   "switch to the plan for its bandwidth at request boundaries; re-run a request on the device-only "
+                   "plan when a link or tier fails.")
+@click.option("--plan", "plan_id", help="Run one plan of an adaptive build (its id, e.g. p0), fixed.")
+@click.option("--device-speed", type=click.Choice(["host", "priced"]), default="host", show_default=True,
+              help="priced: a tier whose device is not this host takes the time the plan priced it at (an "
+                   "emulated board), as shaped links take their bandwidth's time.")
+@click.option("--event", "events", multiple=True, metavar="AT:WHAT",
+              help="Inject a change or fault, timed from the first measured request: 10s:wifi=2Mbit/s, "
+                   "20s:wifi=down, 23s:wifi=up, 30s:kill=edge. Repeatable.")
+@click.option("--duration", "duration_s", type=float,
+              help="Seconds to keep sending (closed loop); --requests is then the most.")
 @output_options
 def run_command(out: OutputOptions, build_dir: str, links: str, requests: int, rate: str | None,
                 timeout_s: float | None, no_check: bool, model_path: str | None, inputs_path: str | None,
-                strict: bool) -> None:
+                strict: bool, adapt: bool, plan_id: str | None, device_speed: str, events: tuple[str, ...],
+                duration_s: float | None) -> None:
     """Run BUILD_DIR's tiers as processes over its links; report latency, throughput and the plan's error."""
     try:
         with progress_bar(out, requests, "requests") as update:
             report = api.run(build_dir, requests=requests, links=links, rate=rate, timeout_s=timeout_s,
-                             check=not no_check, model=model_path, inputs=inputs_path, progress=update)
+                             check=not no_check, model=model_path, inputs=inputs_path, adapt=adapt, plan=plan_id,
+                             device_speed=device_speed, events=events, duration_s=duration_s, progress=update)
         if strict:
             from edgepart.runtime.price import enforce  # noqa: PLC0415
 

@@ -39,7 +39,7 @@ def sweep_command(out: OutputOptions, model: str, deploy_path: str, bandwidth: s
                   input_shapes: tuple[str, ...]) -> None:
     """Optimal plans of MODEL over a range of link bandwidths, with exact breakpoints."""
     needs("--energy-weight", "energy_weight", objective == "weighted", "with --objective weighted")
-    low, high = _range(bandwidth)
+    low, high = bandwidth_range(bandwidth, "--bandwidth")
     if plot_path and Path(plot_path).suffix.lower() not in sweep_plot.FORMATS:
         raise BadInputError(f"--plot {plot_path}: the picture's format comes from its extension; use one of "
                             f"{', '.join(sweep_plot.FORMATS)}")
@@ -51,13 +51,14 @@ def sweep_command(out: OutputOptions, model: str, deploy_path: str, bandwidth: s
     emit(out, doc, render)
 
 
-def _range(spec: str) -> tuple[float, float]:
+def bandwidth_range(spec: str, option: str) -> tuple[float, float]:
+    """LOW..HIGH with units, in bit/s."""
     parts = spec.split("..")
     if len(parts) != 2:
-        raise BadInputError(f"--bandwidth '{spec}': expected LOW..HIGH, e.g. 0.5Mbit/s..1Gbit/s")
-    low, high = (units.parse(p.strip(), "bandwidth", "--bandwidth") for p in parts)
+        raise BadInputError(f"{option} '{spec}': expected LOW..HIGH, e.g. 0.5Mbit/s..1Gbit/s")
+    low, high = (units.parse(p.strip(), "bandwidth", option) for p in parts)
     if not 0 < low < high:
-        raise BadInputError(f"--bandwidth '{spec}': LOW must be positive and below HIGH")
+        raise BadInputError(f"{option} '{spec}': LOW must be positive and below HIGH")
     return low, high
 
 

@@ -4,6 +4,8 @@ into a temporary folder that replaces the output folder only when complete."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import tempfile
@@ -43,32 +45,77 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
     inputs it was checked on, added to the tier's entry as `timing` (the CLI passes
     edgepart.runtime.price.time_tier; compile does not time tiers itself)."""
     validate(plan, loaded, planned_deployment(plan))
+    variants = plan.adaptive.plans if plan.adaptive else {}
+    for variant in variants.values():  # planned at other bandwidths: held to the model, not to the file's link
+        validate(variant, loaded)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file() and {p.name for p in out_dir.iterdir()} - {FAILED}:
         raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
-    tiers = {t.name: t for t in plan.tiers}
-    presets = {t.name: targets.resolve(t.target, f"{plan.source}: tier '{t.name}' target") for t in plan.tiers}
     with staged(out_dir) as staging:
-        entries = []
-        tier_cuts = cut.cut(loaded, plan)
-        tier_data = _tier_calibration(loaded, plan, tier_cuts, calibration)
-        check_samples = _check_samples(loaded, tier_cuts, calibration)
-        for tier_cut in tier_cuts:
-            progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {presets[tier_cut.tier].name}")
-            tvm = compilers.TvmCompiler(tune_trials, tuning_db)
-            try:
-                entry = _build_tier(tier_cut, tiers[tier_cut.tier], presets[tier_cut.tier], plan, staging, tvm,
-                                    tier_data.get(tier_cut.tier), check_samples.get(tier_cut.tier))
-            except ToolError as failed:
-                raise _kept(failed, staging / tier_cut.tier, out_dir / FAILED / tier_cut.tier) from None
-            if timer is not None:
-                entry["timing"] = timer(staging, entry, check_samples.get(tier_cut.tier))
-            entries.append(entry)
-        doc = manifest.new_document(loaded, plan, entries, None if calibration is None else calibration.describe())
+        builder = _Builder(loaded, staging, out_dir, compilers.TvmCompiler(tune_trials, tuning_db), calibration,
+                           timer, progress, shared=bool(variants))
+        doc = manifest.new_document(loaded, plan, builder.entries(plan),
+                                    None if calibration is None else calibration.describe())
+        if variants:
+            doc["adaptive"] = manifest.adaptive_document(plan.adaptive, {
+                plan_id: (variant, builder.entries(variant)) for plan_id, variant in variants.items()})
         if calibration is not None:  # inputs within the int8 ranges, for verify
             np.savez(staging / manifest.SAMPLE_INPUTS, **next(calibration.samples()))
         schema.write_json(staging / manifest.FILE, doc)
     return doc
+
+
+class _Builder:
+    """Builds the tiers of one plan or of several (an adaptive build). With `shared`, a tier's folder
+    is named by what determines its artifact (edgepart.compile.build.tier_key) and built once: plans
+    that cut a tier the same way ship one artifact."""
+
+    def __init__(self, loaded: LoadedModel, staging: Path, out_dir: Path, tvm: compilers.TvmCompiler,
+                 calibration: data.Dataset | None, timer: Timer | None, progress: Callable[[str], None],
+                 shared: bool) -> None:
+        self.loaded, self.staging, self.out_dir, self.tvm = loaded, staging, out_dir, tvm
+        self.calibration, self.timer, self.progress, self.shared = calibration, timer, progress, shared
+        self.built: dict[Path, dict[str, Any]] = {}  # folder -> what was built there
+
+    def entries(self, plan: Plan) -> list[dict[str, Any]]:
+        """The manifest's tier entries of `plan`, building what is not built yet."""
+        tiers = {t.name: t for t in plan.tiers}
+        presets = {t.name: targets.resolve(t.target, f"{plan.source}: tier '{t.name}' target") for t in plan.tiers}
+        tier_cuts = cut.cut(self.loaded, plan)
+        tier_data = _tier_calibration(self.loaded, plan, tier_cuts, self.calibration)
+        check_samples = _check_samples(self.loaded, tier_cuts, self.calibration)
+        entries = []
+        for tier_cut in tier_cuts:
+            tier, preset = tiers[tier_cut.tier], presets[tier_cut.tier]
+            folder = self.staging / (Path("tiers") / tier_key(tier_cut, tier, preset, plan, self.tvm, tier_data)[:16]
+                                     if self.shared else Path(tier_cut.tier))
+            if folder not in self.built:
+                self.progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {preset.name}")
+                try:
+                    self.built[folder] = _build_tier(tier_cut, tier, preset, plan, folder, self.staging, self.tvm,
+                                                     tier_data.get(tier_cut.tier), check_samples.get(tier_cut.tier))
+                except ToolError as failed:
+                    raise _kept(failed, folder, self.out_dir / FAILED / tier_cut.tier) from None
+                entry = _entry(self.built[folder], tier_cut, tier, plan)
+                if self.timer is not None:
+                    self.built[folder]["timing"] = self.timer(self.staging, entry, check_samples.get(tier_cut.tier))
+            entries.append(_entry(self.built[folder], tier_cut, tier, plan))
+        return entries
+
+
+def tier_key(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.TargetPreset, plan: Plan,
+             tvm: compilers.TvmCompiler, tier_data: dict[str, data.Dataset]) -> str:
+    """sha256 of what determines a tier's artifact: its sub-model as cut, its layers' precisions (and
+    the calibration data of int8 ones), the target, the backends it may ship and the tuning."""
+    digest = hashlib.sha256(tier_cut.model.SerializeToString(deterministic=True))
+    calibration = tier_data.get(tier_cut.tier)
+    digest.update(json.dumps({
+        "precisions": {layer: plan.precision_of(layer) for layer in tier_cut.layers},
+        "target": preset.name, "backends": [tier.backend, *tier.candidates],
+        "tuning": [tvm.tune_trials, str(tvm.tuning_db or ""), tvm.kernels],
+        "calibration": None if calibration is None else calibration.source,
+    }, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def _kept(failed: ToolError, tier_folder: Path, kept: Path) -> ToolError:
@@ -143,11 +190,12 @@ def _check_samples(loaded: LoadedModel, tier_cuts: list[cut.TierCut],
     return {c.tier: {name: values[name][0] for name in c.inputs} for c in tier_cuts}
 
 
-def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.TargetPreset, plan: Plan,
+def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.TargetPreset, plan: Plan, folder: Path,
                 staging: Path, tvm: compilers.TvmCompiler, calibration: data.Dataset | None,
                 sample: dict[str, np.ndarray] | None) -> dict[str, Any]:
-    folder = staging / tier_cut.tier
-    folder.mkdir()
+    """The tier's sub-model and artifact in `folder`, and what the manifest records of them
+    (the parts of a tier entry that do not depend on the plan; edgepart.compile.build._entry)."""
+    folder.mkdir(parents=True)
     model = precision.apply(tier_cut.model, plan.precisions, tier_cut.tier, calibration)
     submodel = folder / "submodel.onnx"
     onnx.save(model, submodel)
@@ -168,15 +216,9 @@ def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.Target
         raise BadInputError(f"tier '{tier_cut.tier}': built {with_article(str(machine))} library for target "
                             f"{preset.name}, expected {preset.elf_machine}")
     return {
-        "name": tier_cut.tier,
-        "index": tier_cut.index,
-        "device": tier.device,
         "target": {"preset": preset.name, "tvm": preset.target, "host": preset.host},
         "runtime_device": preset.device,
         "backend": artifact.backend,
-        "threads": tier.threads if artifact.backend == "onnxruntime" else 1,
-        "priced_s": plan.priced_s(tier_cut.tier),
-        "price_source": plan.price_source(tier_cut.tier),
         "artifact": str(artifact.path.relative_to(staging)),
         "artifact_sha256": manifest.sha256(artifact.path),
         "bytes": artifact.path.stat().st_size,
@@ -188,11 +230,21 @@ def _build_tier(tier_cut: cut.TierCut, tier: PlannedTier, preset: targets.Target
         "submodel_sha256": manifest.sha256(submodel),
         "layers": len(tier_cut.layers),
         "precisions": counts,
-        "inputs": [_io(model, name, plan, tier_cut.index) for name in tier_cut.inputs],
-        "outputs": [_io(model, name, plan, None) for name in tier_cut.outputs],
+        "inputs": [_io(model, name) for name in tier_cut.inputs],
+        "outputs": [_io(model, name) for name in tier_cut.outputs],
         # the compiler's record, with paths inside the build as the build will hold them
         "build": {k: _in_build(v, staging) if k in ("artifact", "out") else v for k, v in artifact.details.items()},
     }
+
+
+def _entry(built: dict[str, Any], tier_cut: cut.TierCut, tier: PlannedTier, plan: Plan) -> dict[str, Any]:
+    """The manifest's entry of a tier of `plan` whose artifact is `built`: where the plan puts it,
+    its price, and the codecs its inputs crossed on the plan's links."""
+    entry = {"name": tier_cut.tier, "index": tier_cut.index, "device": tier.device, **built,
+             "threads": tier.threads if built["backend"] == "onnxruntime" else 1,
+             "priced_s": plan.priced_s(tier_cut.tier), "price_source": plan.price_source(tier_cut.tier)}
+    entry["inputs"] = [{**spec, "codecs": plan.codecs_into(tier_cut.index, spec["name"])} for spec in built["inputs"]]
+    return entry
 
 
 def _artifact(name: str, tier: PlannedTier, preset: targets.TargetPreset, submodel: Path,
@@ -244,12 +296,9 @@ def _in_build(value: Any, staging: Path) -> Any:
     return value
 
 
-def _io(model: onnx.ModelProto, name: str, plan: Plan, tier_index: int | None) -> dict[str, Any]:
+def _io(model: onnx.ModelProto, name: str) -> dict[str, Any]:
     info = next(vi for vi in [*model.graph.input, *model.graph.output] if vi.name == name)
-    entry = {"name": name, "shape": [d.dim_value for d in info.type.tensor_type.shape.dim],
-             "dtype": onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type).name}
-    if tier_index is not None:  # codecs on the links this input crossed to get here
-        entry["codecs"] = plan.codecs_into(tier_index, name)
-    return entry
+    return {"name": name, "shape": [d.dim_value for d in info.type.tensor_type.shape.dim],
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type).name}
 
 

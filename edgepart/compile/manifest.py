@@ -17,7 +17,7 @@ from edgepart import __version__, checks, names, schema
 from edgepart.compress.codecs import CODECS
 from edgepart.errors import BadInputError
 from edgepart.graph import LoadedModel
-from edgepart.plan.plan_file import Crossing, Plan, PlannedLink
+from edgepart.plan.plan_file import AdaptivePlans, Crossing, Plan, PlannedLink
 
 SCHEMA_VERSION = 1
 FILE = "manifest.json"
@@ -236,27 +236,14 @@ class Manifest:
         if not path.is_file():
             raise BadInputError(f"{build_dir}: no {FILE}; is this an edgepart build folder?")
         doc = schema.load_json(path, "manifest", SCHEMA_VERSION)
-        tiers = doc.get("tiers")
-        if not isinstance(tiers, list) or not tiers:
-            raise BadInputError(f"{path}: tiers: expected a list of tiers; is this an edgepart build folder?")
         model = doc.get("model")
         if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("path", "sha256")):
             raise BadInputError(f"{path}: model: expected its path and sha256; is this an edgepart build folder?")
         outputs = doc.get("outputs")
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
             raise BadInputError(f"{path}: outputs: expected the model's output names")
-        built = tuple(BuiltTier.of(tier, f"{path}: tiers[{i}]") for i, tier in enumerate(tiers))
-        for i in range(1, len(built)):  # the deployment's tier numbers, in order (tiers without layers left out)
-            if built[i].index <= built[i - 1].index:
-                raise BadInputError(f"{path}: tiers[{i}].index: {built[i].index}, not after tiers[{i - 1}]'s "
-                                    f"({built[i - 1].index})")
-        if len({t.name for t in built}) != len(built):
-            raise BadInputError(f"{path}: tiers: a tier name appears twice")
-        if not isinstance(doc.get("output_tier"), str):
-            raise BadInputError(f"{path}: output_tier: expected a tier name")
-        _check_flow(built, outputs, str(path))
-        loaded = cls(build_dir, doc, built)
-        _ = loaded.network, loaded.accuracy  # checked now, whichever command reads them
+        loaded = cls(build_dir, doc, _tiers(doc, outputs, f"{path}: "))
+        _ = loaded.network, loaded.accuracy, loaded.adaptive  # checked now, whichever command reads them
         return loaded
 
     @property
@@ -282,6 +269,12 @@ class Manifest:
         return None if doc is None else Network.of(doc, f"{self.build_dir / FILE}: network")
 
     @cached_property
+    def adaptive(self) -> AdaptiveBuild | None:
+        """The plans of an adaptive build (`plan --sweep`), or None."""
+        doc = self.doc.get("adaptive")
+        return None if doc is None else AdaptiveBuild.of(self, doc, f"{self.build_dir / FILE}: adaptive")
+
+    @cached_property
     def accuracy(self) -> BuildAccuracy:
         return BuildAccuracy.of(self.doc.get("accuracy"), f"{self.build_dir / FILE}: accuracy")
 
@@ -299,6 +292,65 @@ class Manifest:
             if tier.name == name:
                 return tier
         raise BadInputError(f"{self.build_dir}: no tier '{name}'; tiers: {', '.join(t.name for t in self.tiers)}")
+
+
+@dataclass(frozen=True)
+class AdaptiveBuild:
+    """An adaptive build's plans, each a Manifest of its own (its tiers, output tier and network,
+    the build's artifacts), its latency line over the swept link, and the breakpoint table."""
+
+    link: str
+    range_bps: tuple[float, float]
+    start: str
+    fallback: str
+    breakpoints: tuple[dict[str, Any], ...]
+    plans: dict[str, Manifest]
+    lines: dict[str, tuple[float, float]]  # plan -> (fixed_s, bits): latency = fixed_s + bits / bps
+
+    @classmethod
+    def of(cls, built: Manifest, doc: Any, where: str) -> AdaptiveBuild:
+        checks.table(doc, where)
+        plans, lines = {}, {}
+        for plan_id, entry in checks.table(doc.get("plans"), f"{where}.plans").items():
+            at = f"{where}.plans.{names.checked(plan_id, f'{where}.plans')}"
+            checks.table(entry, at)
+            variant = {**built.doc, **{key: entry.get(key) for key in ("tiers", "output_tier", "network")}}
+            variant.pop("adaptive")
+            plans[plan_id] = Manifest(built.build_dir, variant, _tiers(variant, built.outputs, f"{at}."))
+            _ = plans[plan_id].network
+            line = checks.table(entry.get("line"), f"{at}.line")
+            lines[plan_id] = (checks.number(line.get("fixed_s"), f"{at}.line.fixed_s"),
+                              checks.number(line.get("bits"), f"{at}.line.bits", least=0))
+        for key in ("start", "fallback"):
+            if doc.get(key) not in plans:
+                raise BadInputError(f"{where}.{key}: {doc.get(key)!r} is not one of its plans ({', '.join(plans)})")
+        fallback = plans[doc["fallback"]]
+        if len(fallback.tiers) != 1 or fallback.tiers[0].index != 0:
+            raise BadInputError(f"{where}.fallback: plan '{doc['fallback']}' does not run on the device tier alone")
+        low, high = (checks.number(v, f"{where}.range_bps", above=0) for v in (doc.get("range_bps") or [0, 0])[:2])
+        table = doc.get("breakpoints")
+        if not isinstance(table, list) or not all(isinstance(r, dict) and r.get("plan") in plans for r in table):
+            raise BadInputError(f"{where}.breakpoints: expected rows of from_bps, to_bps and one of its plans")
+        return cls(checks.text(doc.get("link"), f"{where}.link"), (low, high), doc["start"], doc["fallback"],
+                   tuple(table), plans, lines)
+
+
+def _tiers(doc: dict[str, Any], outputs: list[str], where: str) -> tuple[BuiltTier, ...]:
+    """The build's (or an adaptive build's plan's) tiers, checked: entries, order, names, flow."""
+    tiers = doc.get("tiers")
+    if not isinstance(tiers, list) or not tiers:
+        raise BadInputError(f"{where}tiers: expected a list of tiers; is this an edgepart build folder?")
+    built = tuple(BuiltTier.of(tier, f"{where}tiers[{i}]") for i, tier in enumerate(tiers))
+    for i in range(1, len(built)):  # the deployment's tier numbers, in order (tiers without layers left out)
+        if built[i].index <= built[i - 1].index:
+            raise BadInputError(f"{where}tiers[{i}].index: {built[i].index}, not after tiers[{i - 1}]'s "
+                                f"({built[i - 1].index})")
+    if len({t.name for t in built}) != len(built):
+        raise BadInputError(f"{where}tiers: a tier name appears twice")
+    if not isinstance(doc.get("output_tier"), str):
+        raise BadInputError(f"{where}output_tier: expected a tier name")
+    _check_flow(built, outputs, where.rstrip(": "))
+    return built
 
 
 def _check_flow(tiers: tuple[BuiltTier, ...], outputs: list[str], where: str) -> None:
@@ -331,6 +383,21 @@ def new_document(loaded: LoadedModel, plan: Plan, tiers: list[dict[str, Any]],
         "accuracy": _accuracy(plan, calibration),
         "network": _network(plan),
     })
+
+
+def adaptive_document(adaptive: AdaptivePlans, built: dict[str, tuple[Plan, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """The manifest's `adaptive` section: per plan of the sweep its tier entries (artifacts shared
+    between plans by content, edgepart.compile.build.tier_key), output tier, network and latency line
+    over the swept link; the breakpoint table of those lines; the start and fallback plans."""
+    from edgepart.plan.adaptive import breakpoints, line_of  # noqa: PLC0415
+
+    lines = {plan_id: line_of(plan, adaptive.link) for plan_id, (plan, _) in built.items()}
+    return {
+        "link": adaptive.link, "range_bps": list(adaptive.range_bps), "start": adaptive.start,
+        "fallback": adaptive.fallback, "breakpoints": breakpoints(lines, *adaptive.range_bps),
+        "plans": {plan_id: {"tiers": entries, "output_tier": plan.output_tier, "network": _network(plan),
+                            "line": lines[plan_id].as_json()} for plan_id, (plan, entries) in built.items()},
+    }
 
 
 def _network(plan: Plan) -> dict[str, Any]:

@@ -80,6 +80,43 @@ class Predicted:
 
 
 @dataclass(frozen=True)
+class AdaptivePlans:
+    """A plan file's sweep (`plan --sweep`, edgepart.plan.adaptive): the plans compile builds
+    together, by id, and where each is the cheapest over the swept link's bandwidth."""
+
+    link: str
+    range_bps: tuple[float, float]
+    start: str  # the plan at the deployment's own bandwidth: the file's top-level plan
+    fallback: str  # every layer on the device tier
+    breakpoints: tuple[dict[str, Any], ...]  # {from_bps, to_bps, plan}, in increasing bandwidth
+    plans: dict[str, Plan]
+
+    @classmethod
+    def of(cls, doc: Any, source: str) -> AdaptivePlans:
+        where = f"{source}: adaptive"
+        checks.table(doc, where)
+        plans = {names.checked(plan_id, f"{where}.plans.{plan_id}"): Plan.of(each, f"{where}.plans.{plan_id}")
+                 for plan_id, each in checks.table(doc.get("plans"), f"{where}.plans").items()}
+        for key in ("start", "fallback"):
+            if doc.get(key) not in plans:
+                raise BadInputError(f"{where}.{key}: {doc.get(key)!r} is not one of its plans ({', '.join(plans)})")
+        low, high = (checks.number(v, f"{where}.range_bps", above=0) for v in (doc.get("range_bps") or [0, 0])[:2])
+        table = doc.get("breakpoints")
+        if not isinstance(table, list) or not table:
+            raise BadInputError(f"{where}.breakpoints: expected the table of plans over bandwidth")
+        for i, row in enumerate(table):
+            checks.table(row, f"{where}.breakpoints[{i}]")
+            for key in ("from_bps", "to_bps"):
+                checks.number(row.get(key), f"{where}.breakpoints[{i}].{key}", above=0)
+            if row.get("plan") not in plans:
+                raise BadInputError(f"{where}.breakpoints[{i}].plan: {row.get('plan')!r} is not one of its plans")
+        link = checks.text(doc.get("link"), f"{where}.link")
+        if any(link not in {each.name for each in plan.links} for plan in plans.values()):
+            raise BadInputError(f"{where}.link: '{link}' is not a link of its plans")
+        return cls(link, (low, high), doc["start"], doc["fallback"], tuple(table), plans)
+
+
+@dataclass(frozen=True)
 class Plan(schema.Document):
     KIND: ClassVar[str] = "plan"
     VERSION: ClassVar[int] = SCHEMA_VERSION
@@ -87,6 +124,8 @@ class Plan(schema.Document):
     @classmethod
     def check(cls, doc: Any, source: str) -> None:
         _check(doc, source)
+        if doc.get("adaptive") is not None:
+            AdaptivePlans.of(doc["adaptive"], source)
 
     @property
     def model_path(self) -> str:
@@ -220,6 +259,12 @@ class Plan(schema.Document):
     def accuracy_budget(self) -> float | None:
         budget = self.doc.get("budgets", {}).get("accuracy_drop")
         return None if budget is None else budget["limit"]
+
+    @cached_property
+    def adaptive(self) -> AdaptivePlans | None:
+        """The sweep's plans (`plan --sweep`), or None for a plan of one bandwidth."""
+        doc = self.doc.get("adaptive")
+        return None if doc is None else AdaptivePlans.of(doc, self.source)
 
     @property
     def sensitivity(self) -> dict | None:

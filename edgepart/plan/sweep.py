@@ -30,15 +30,11 @@ def sweep_document(loaded: LoadedModel, deployment: Deployment, link: int, low_b
                    objective: Objective, solver: str = "auto") -> dict[str, Any]:
     # a sweep has no accuracy data: its plans keep to lossless choices, as `plan` without it does
     deployment, lossy = evidence.restrict(deployment, has_evidence=False, allow_lossy=False)
-    family = envelope.AffineFamily(
-        cost_build.build(loaded.graph, at_bandwidth(deployment, link, high_bps)), 1 / high_bps,
-        cost_build.build(loaded.graph, at_bandwidth(deployment, link, low_bps)), 1 / low_bps,
-    )
+    family, segments = sweep_segments(loaded, deployment, link, low_bps, high_bps, objective, solver)
 
     def solve(model: CostModel, goal: Objective) -> Solution:
         return solvers.solve(model, goal, solver)
 
-    segments = envelope.bandwidth_sweep(family, objective, solve, low_bps, high_bps)
     base = cost_build.build(loaded.graph, deployment)
     front = envelope.pareto_front(base, solve) if objective.kind != "throughput" else []
     # Counted as `plan` counts them: real layers, not the graph's input and output nodes.
@@ -54,6 +50,20 @@ def sweep_document(loaded: LoadedModel, deployment: Deployment, link: int, low_b
         "pareto": [_pareto_point(base, s, layers) for s in front],
         "lossy": lossy,
     })
+
+
+def sweep_segments(loaded: LoadedModel, deployment: Deployment, link: int, low_bps: float, high_bps: float,
+                   objective: Objective, solver: str = "auto") -> tuple[envelope.AffineFamily, list[envelope.Segment]]:
+    """The exact segments of the optimal plan over the link's uplink bandwidth, in increasing bandwidth."""
+    family = envelope.AffineFamily(
+        cost_build.build(loaded.graph, at_bandwidth(deployment, link, high_bps)), 1 / high_bps,
+        cost_build.build(loaded.graph, at_bandwidth(deployment, link, low_bps)), 1 / low_bps,
+    )
+
+    def solve(model: CostModel, goal: Objective) -> Solution:
+        return solvers.solve(model, goal, solver)
+
+    return family, envelope.bandwidth_sweep(family, objective, solve, low_bps, high_bps)
 
 
 def _segment(family: envelope.AffineFamily, objective: Objective, segment: envelope.Segment,

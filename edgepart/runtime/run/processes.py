@@ -14,6 +14,7 @@ from edgepart.children import die_with_parent
 from edgepart.compile.manifest import FILE, BuiltTier, Manifest, Network
 from edgepart.errors import BadInputError, ToolError
 from edgepart.plan.plan_file import PlannedLink
+from edgepart.runtime.price import LOCAL_DEVICE
 from edgepart.runtime.run import shaping
 from edgepart.runtime.run.transport import FAILED, READY, now
 
@@ -55,14 +56,44 @@ class Layout:
                    names.index(built.output_tier))
 
 
-class TierProcesses:
-    """The tier processes: configured, started, watched and stopped."""
+@dataclass(frozen=True)
+class Chain:
+    """The tier processes of a run and what each does per plan (one, or an adaptive build's): every
+    tier up to the highest any plan uses, the links between them, and each plan's Layout."""
 
-    def __init__(self, build_dir: Path, built: Manifest, layout: Layout, folder: Path,
-                 namespaces: shaping.Namespaces | None, mode: str) -> None:
-        self.build_dir, self.built, self.layout, self.folder = build_dir, built, layout, folder
-        self.namespaces, self.mode = namespaces, mode
+    tiers: tuple[str, ...]
+    links: tuple[PlannedLink, ...]  # for their names, bandwidths and round trips (what crosses is per plan)
+    layouts: dict[str, Layout]
+
+    @classmethod
+    def of(cls, plans: dict[str, Manifest]) -> Chain:
+        layouts = {}
+        for plan_id, built in plans.items():
+            if built.network is None:
+                raise BadInputError(f"{built.build_dir}: built by an edgepart without network data; compile it again")
+            layouts[plan_id] = Layout.of(built, built.network)
+        longest = max(layouts.values(), key=lambda layout: len(layout.tiers))
+        return cls(longest.tiers, longest.links, layouts)
+
+    def tiers_of(self, plan: str) -> tuple[str, ...]:
+        """The tier processes requests of `plan` pass through."""
+        return self.layouts[plan].tiers
+
+
+class TierProcesses:
+    """The tier processes: configured, started, watched and stopped. `device_speed` 'priced': a tier
+    whose device is not this host holds each run to the time the plan priced it at."""
+
+    def __init__(self, build_dir: Path, built: Manifest, chain: Chain, folder: Path,
+                 namespaces: shaping.Namespaces | None, mode: str, device_speed: str = "host",
+                 probe_link: int | None = None) -> None:
+        self.build_dir, self.built, self.chain, self.folder = build_dir, built, chain, folder
+        self.namespaces, self.mode, self.device_speed, self.probe_link = namespaces, mode, device_speed, probe_link
         self.processes: dict[str, subprocess.Popen] = {}
+
+    def link_state(self, link: int) -> str:
+        """The file a paced link's change injection writes (edgepart.runtime.run.shaping.LinkState)."""
+        return str(self.folder / f"link-{link}.json")
 
     def endpoint(self, tier: int, direction: str) -> str:
         """Where tier `tier` receives messages going `direction`: shaped TCP over the link's veth
@@ -73,7 +104,7 @@ class TierProcesses:
         return f"tcp://{address}:{UP_PORT if direction == 'up' else DOWN_PORT}"
 
     def _endpoints(self, i: int) -> dict[str, str | None]:
-        last = len(self.layout.tiers) - 1
+        last = len(self.chain.tiers) - 1
         return {
             "up_in": self.endpoint(i, "up"),
             "down_in": self.endpoint(i, "down") if i < last else None,
@@ -84,34 +115,41 @@ class TierProcesses:
         }
 
     def _config(self, i: int) -> dict:
-        links, name = self.layout.links, self.layout.tiers[i]
+        links, name = self.chain.links, self.chain.tiers[i]
         paced = self.mode == "pacing"
 
-        def side(link: PlannedLink, bps: float | None) -> dict | None:
+        def side(k: int, link: PlannedLink, bps: float | None) -> dict:
+            pace = None
             if paced:
-                return {"link": link.name, "bps": bps, "one_way_s": link.rtt_s / 2}
-            if self.namespaces is not None and not self.namespaces.kernel_delay:  # tbf shapes the rate
-                return {"link": link.name, "bps": None, "one_way_s": link.rtt_s / 2}
-            return None
+                pace = {"link": link.name, "bps": bps, "one_way_s": link.rtt_s / 2}
+            elif self.namespaces is not None and not self.namespaces.kernel_delay:  # tbf shapes the rate
+                pace = {"link": link.name, "bps": None, "one_way_s": link.rtt_s / 2}
+            return {"link": link.name, "pace": pace, "state": self.link_state(k) if paced else None}
 
-        up = links[i] if i < len(links) else None
-        down = links[i - 1] if i > 0 else None
+        up = side(i, links[i], links[i].uplink_bps) if i < len(links) else None
+        down = side(i - 1, links[i - 1], links[i - 1].downlink_bps) if i > 0 else None
         return {
-            "tier": name, "index": i, "output_tier": self.layout.output_tier, "build": str(self.build_dir),
-            "entry": entry.raw if (entry := self.layout.entries.get(name)) else None,
-            "outputs": self.built.outputs,
-            "endpoints": self._endpoints(i),
-            "up": up and {"link": up.name, "tensors": {u.tensor: u.codec for u in up.up},
-                          "pace": side(up, up.uplink_bps)},
-            "down": down and {"link": down.name, "tensors": [d.tensor for d in down.down],
-                              "pace": side(down, down.downlink_bps)},
+            "tier": name, "index": i, "build": str(self.build_dir), "outputs": self.built.outputs,
+            "endpoints": self._endpoints(i), "up": up, "down": down,
+            "probe_to": None if self.probe_link is None else self.probe_link + 1,
+            "plans": {plan: self._route(i, layout) for plan, layout in self.chain.layouts.items()},
         }
+
+    def _route(self, i: int, layout: Layout) -> dict:
+        """What tier i does for requests of the plan laid out as `layout` (edgepart.runtime.run.worker.Route)."""
+        entry = layout.entries.get(self.chain.tiers[i])
+        links = layout.links
+        paced = entry is not None and self.device_speed == "priced" and entry.device != LOCAL_DEVICE
+        return {"entry": entry.raw if entry else None, "output_tier": layout.output_tier,
+                "up_tensors": {u.tensor: u.codec for u in links[i].up} if i < len(links) else {},
+                "down_tensors": [d.tensor for d in links[i - 1].down] if 0 < i <= len(links) else [],
+                "pad_to_s": entry.priced_s if paced else None}
 
     def start(self, control: zmq.Socket) -> dict[str, dict]:
         """Start every tier; once all have loaded their artifacts, returns how each runs:
         tier -> {ran_with (words), native (False: an emulator or an onnxruntime stand-in), load_s (seconds
         the worker took to load its artifact)}."""
-        for i, name in enumerate(self.layout.tiers):
+        for i, name in enumerate(self.chain.tiers):
             config = self.folder / f"{name}.json"
             config.write_text(json.dumps(self._config(i)))
             prefix = self.namespaces.prefix(i) if self.namespaces else []
@@ -139,6 +177,13 @@ class TierProcesses:
 
     def dead(self) -> str | None:
         return next((name for name, p in self.processes.items() if p.poll() is not None), None)
+
+    def all_dead(self) -> set[str]:
+        return {name for name, p in self.processes.items() if p.poll() is not None}
+
+    def kill(self, name: str) -> None:
+        """Fault injection: the tier process dies at once, as a crashed server would."""
+        self.processes[name].kill()
 
     def exit_code(self, name: str) -> int | None:
         return self.processes[name].poll()

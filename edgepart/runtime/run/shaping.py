@@ -14,6 +14,7 @@ result or its acknowledgement down) plus bytes / bandwidth each way.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,22 +37,56 @@ class Direction:
     one_way_s: float
 
 
+class LinkState:
+    """A paced link as change injection left it (edgepart.runtime.run.faults): its bandwidth as a
+    factor of the deployment's and whether it is down, in a small JSON file of the run folder that
+    the senders on both ends re-read when it changes (a stat per message)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path, self.seen, self.scale, self.down = path, None, 1.0, False
+
+    def refresh(self) -> None:
+        if self.path is None:
+            return
+        try:
+            stamp = os.stat(self.path).st_mtime_ns
+        except FileNotFoundError:
+            return
+        if stamp != self.seen:
+            self.seen = stamp
+            with open(self.path) as f:
+                state = json.load(f)
+            self.scale, self.down = float(state["scale"]), bool(state["down"])
+
+    @staticmethod
+    def write(path: str, scale: float, down: bool) -> None:
+        """Replaced whole (a reader never sees half a file)."""
+        with open(f"{path}.new", "w") as f:
+            json.dump({"scale": scale, "down": down}, f)
+        os.replace(f"{path}.new", path)
+
+
 class Pacer:
     """Sender-side model of one link direction: serialisation queue, then propagation."""
 
-    def __init__(self, direction: Direction | None) -> None:
+    def __init__(self, direction: Direction | None, state: LinkState | None = None) -> None:
         self.direction = direction
+        self.state = state or LinkState(None)
         self.free_at = 0.0
 
-    def stamp(self, nbytes: int, sent_at: float) -> dict[str, float]:
+    def stamp(self, nbytes: int, sent_at: float) -> dict[str, float] | None:
         """Header fields for the receiver: when to hand the message over (`deliver_at`), or, where
-        the kernel already shaped the rate, how long to hold it after it arrived (`hold_s`)."""
+        the kernel already shaped the rate, how long to hold it after it arrived (`hold_s`); None
+        when the link is down (the message is lost, as on a dead link)."""
         if self.direction is None:
             return {}
+        self.state.refresh()
+        if self.state.down:
+            return None
         if self.direction.bps is None:
             return {"hold_s": self.direction.one_way_s}
         start = max(sent_at, self.free_at)
-        self.free_at = start + 8 * nbytes / self.direction.bps
+        self.free_at = start + 8 * nbytes / (self.direction.bps * self.state.scale)
         return {"deliver_at": self.free_at + self.direction.one_way_s}
 
 
@@ -107,8 +142,19 @@ class Namespaces:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.made.clear()
 
-    def _shape(self, tier: int, device: str, bps: float, one_way_s: float) -> None:
-        command = [*self.prefix(tier), "tc", "qdisc", "add", "dev", device, "root"]
+    def change(self, link: int, scale: float | None = None, down: bool | None = None) -> None:
+        """Change injection on link `link`: its rate to `scale` times the deployment's (both
+        directions), or its veth pair down or up (packets queue in TCP and go once it is up)."""
+        i, spec = link + 1, self.links[link]
+        ends = ((f"ep{self.tag}l{i}", i - 1, spec.uplink_bps), (f"ep{self.tag}u{i}", i, spec.downlink_bps))
+        for side, ns, bps in ends:
+            if down is not None:
+                self._ns(ns, "ip", "link", "set", side, "down" if down else "up")
+            if scale is not None:
+                self._shape(ns, side, bps * scale, spec.rtt_s / 2, verb="change")
+
+    def _shape(self, tier: int, device: str, bps: float, one_way_s: float, verb: str = "add") -> None:
+        command = [*self.prefix(tier), "tc", "qdisc", verb, "dev", device, "root"]
         if self.kernel_delay:
             result = subprocess.run([*command, "netem", "delay", f"{one_way_s * 1e6:.0f}us", "rate", f"{bps:.0f}bit",
                                      "limit", "100000"], capture_output=True, text=True)

@@ -13,6 +13,8 @@ import numpy as np
 from edgepart.compress import codecs
 
 UP, DOWN, RESULT, ACK, READY, FAILED = "up", "down", "result", "ack", "ready", "failed"
+PROBE, PROBE_BACK = "probe", "probe-back"  # a few bytes up the swept link and back, to measure it when idle
+MAIN = "main"  # the plan of a build that holds one
 
 
 def now() -> float:
@@ -31,12 +33,17 @@ class Request:
     outputs: dict[str, np.ndarray] | None = None
     timings: dict[str, float] | None = None
     error: str | None = None
+    plan: str = MAIN  # the plan it runs on (an adaptive build holds several)
+    attempt: int = 0  # re-runs on the fallback plan after a link or tier failed
+    estimate_bps: float | None = None  # the swept link's bandwidth as estimated when it was sent
 
 
 @dataclass
 class Message:
     kind: str
     request: int = -1
+    plan: str = MAIN
+    attempt: int = 0
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     # "tier:<name>" compute, "busy:<name>" stage time, "link:<name>:up|down" seconds, "bytes:<name>:up|down"
     timings: dict[str, float] = field(default_factory=dict)
@@ -53,7 +60,8 @@ def pack(message: Message, codec_of: dict[str, str] | None = None) -> list[bytes
         payload, meta = codecs.encode(np.asarray(value), (codec_of or {}).get(name, "raw"))
         metas.append({"name": name, **meta})
         payloads.append(payload)
-    header = {"kind": message.kind, "request": message.request, "timings": message.timings,
+    header = {"kind": message.kind, "request": message.request, "plan": message.plan, "attempt": message.attempt,
+              "timings": message.timings,
               "sent_at": message.sent_at, "deliver_at": message.deliver_at, "tensors": metas}
     return [json.dumps(header).encode(), *payloads]
 
@@ -77,5 +85,5 @@ def unpack(frames: list[bytes]) -> Message:
     header = json.loads(frames[0])
     tensors = {meta["name"]: codecs.decode(payload, meta) for meta, payload in zip(header["tensors"], frames[1:])}
     deliver_at = now() + header["hold_s"] if "hold_s" in header else header["deliver_at"]
-    return Message(header["kind"], header["request"], tensors, header["timings"], header["sent_at"], deliver_at,
-                   sum(len(f) for f in frames))
+    return Message(header["kind"], header["request"], header["plan"], header["attempt"], tensors, header["timings"],
+                   header["sent_at"], deliver_at, sum(len(f) for f in frames))
