@@ -79,7 +79,21 @@ def render_manifest(doc: dict[str, Any], output: str) -> str:
              if t.get("timing") and t["timing"]["not_measurable"]]
     return f"built {output}/manifest.json\n" + "\n".join([text.table(
         ["tier", "target", "backend", "layers", "artifact", "size", "ELF", "checked by", "priced", "measured here",
-         "/ price"], rows, right=(3, 5, 8, 9, 10)), *notes])
+         "/ price"], rows, right=(3, 5, 8, 9, 10)), *notes, *_adaptive_lines(doc.get("adaptive"))])
+
+
+def _adaptive_lines(adaptive: dict[str, Any] | None) -> list[str]:
+    """An adaptive build: its plans, their tiers' artifacts (shared between plans), the breakpoints."""
+    if not adaptive:
+        return []
+    rows = [(plan_id, ", ".join(f"{t['name']} {t['artifact'].split('/')[-2]}" for t in entry["tiers"]),
+             f"{entry['line']['fixed_s'] * 1e3:.3f} ms + {text.size(entry['line']['bits'] / 8)} / bandwidth")
+            for plan_id, entry in adaptive["plans"].items()]
+    table = " | ".join(f"{row['from_bps'] / 1e6:.4g}-{row['to_bps'] / 1e6:.4g} Mbit/s: {row['plan']}"
+                       for row in adaptive["breakpoints"])
+    return ["", f"adaptive build over link {adaptive['link']}: {len(rows)} plans (start {adaptive['start']}, "
+                f"fallback {adaptive['fallback']}); {table}",
+            text.table(["plan", "tiers (artifact folder)", "predicted latency"], rows)]
 
 
 def _measured(timing: dict[str, Any] | None) -> tuple[str, str]:
@@ -149,6 +163,10 @@ def render_verify(report: dict[str, Any]) -> str:
         lines.append(f"output {name}: max abs error {error['max_abs_error']:.3g}, "
                      f"relative {error['relative_error']:.3g}")
     tolerance = report["tolerance"]
+    for plan_id, plan in report.get("plans", {}).items():
+        error = plan["worst_relative_error"]
+        lines.append(f"plan {plan_id} ({', '.join(t['name'] for t in plan['tiers'])}): "
+                     f"{'-' if error is None else f'{error:.3g}'} relative, {'passed' if plan['passed'] else 'FAILED'}")
     lines.append(f"{'PASSED' if report['passed'] else 'FAILED'} on {report['inputs']} (tolerance "
                  f"{tolerance['relative_error']:g}, {tolerance['precision']})")
     return "\n".join(lines)

@@ -91,21 +91,20 @@ def section(loaded: LoadedModel, deployment: Deployment, nominal: Plan, link: in
     from edgepart.plan.sweep import at_bandwidth  # noqa: PLC0415 - the sweep imports the cost model
 
     name = deployment.links[link].name
-    found: list[Plan] = [nominal]
-    for start, end in segment_bandwidths:
+    chosen = {identity(nominal): nominal}  # the nominal plan stands for its identity: its predictions are
+    for start, end in segment_bandwidths:  # at the deployment's own bandwidth
         middle = math.sqrt(start * end)
-        found.append(Plan.of(plan_at(at_bandwidth(swept(deployment), link, middle)), f"the plan at {middle:.4g} bit/s"))
+        each = Plan.of(plan_at(at_bandwidth(swept(deployment), link, middle)), f"the plan at {middle:.4g} bit/s")
+        chosen.setdefault(identity(each), each)
     fallback = Plan.of(plan_at(device_only(deployment, len(loaded.graph.layers))), "the device-only plan")
     if any(tier != fallback.tiers[0].name for tier in fallback.assignment.values()):
         raise BadInputError(f"{deployment.path}: --sweep needs a fallback that runs every layer on tier "
                             f"'{deployment.tiers[0].name}', and the planner could not place them all there")
-    plans: dict[str, Plan] = {}
-    keys: dict[str, str] = {}
-    for each in sorted(found, key=lambda p: _uplink(p, name)) + [fallback]:
-        key = identity(each)
-        if key not in keys:
-            keys[key] = f"p{len(plans)}" if each is not fallback else FALLBACK
-            plans[keys[key]] = each
+    plans = {f"p{k}": each for k, each in enumerate(sorted(chosen.values(), key=lambda p: _uplink(p, name)))}
+    keys = {identity(each): plan_id for plan_id, each in plans.items()}
+    if identity(fallback) not in keys:
+        plans[FALLBACK] = fallback
+        keys[identity(fallback)] = FALLBACK
     lines = {plan_id: line_of(each, name) for plan_id, each in plans.items()}
     return {
         "link": name, "range_bps": [low_bps, high_bps],

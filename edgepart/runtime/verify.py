@@ -122,9 +122,32 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
         where = f" (sample {error['worst_sample']})" if len(samples) > 1 else ""
         raise CheckFailedError(f"output '{name}' differs from onnxruntime{where}: relative error "
                                f"{error['relative_error']:.3g} > {tolerance_value:g} ({allowed['basis']})", report)
+    if built.adaptive is not None:
+        _verify_plans(built, samples, expected, emulators or {}, report)
     if strict:
         price.enforce(held, report)
     return VerifyReport.of(report, f"the report of {build_dir}")
+
+
+def _verify_plans(built: Manifest, samples: list[dict], expected: list[dict], emulators: dict, report: dict) -> None:
+    """An adaptive build: every plan's chain on the same samples (the report's `plans`); the first
+    plan whose outputs differ fails the check, named."""
+    report["plans"] = {}
+    for plan_id, variant in built.adaptive.plans.items():
+        chain = Chain(variant, emulators)
+        errors = output_errors(variant.outputs, expected, chain.run_many(samples))
+        allowed = tolerance(variant, samples, expected)["relative_error"]
+        worst = max(errors.items(), key=lambda item: np.inf if item[1]["relative_error"] is None
+                    else item[1]["relative_error"])
+        passed = worst[1]["relative_error"] is not None and worst[1]["relative_error"] <= allowed
+        report["plans"][plan_id] = {"tiers": chain.describe(), "worst_relative_error": worst[1]["relative_error"],
+                                    "tolerance": allowed, "passed": passed}
+        if not passed:
+            report["passed"] = False
+            problem = worst[1]["problem"] if worst[1]["relative_error"] is None else \
+                f"relative error {worst[1]['relative_error']:.3g} > {allowed:g}"
+            raise CheckFailedError(f"plan '{plan_id}' of the adaptive build: output '{worst[0]}' differs from "
+                                   f"onnxruntime: {problem}", report)
 
 
 def _reference_session(model: Path) -> ort.InferenceSession:

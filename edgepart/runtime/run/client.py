@@ -83,12 +83,12 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         workers = TierProcesses(build_dir, built, chain, Path(tmp), namespaces, shaping_mode, options.device_speed,
                                 probe_link)
         stack.callback(workers.stop)
-        injector = faults.Injector(options.events, chain, workers, namespaces, shaping_mode)
+        injector = faults.Injector(options.events, built.network.links, chain, workers, namespaces, shaping_mode)
         client.to_device.connect(workers.endpoint(0, "up"))
         runners = workers.start(client.control)
-        warm = max(WARMUP, 2 * len(plans))
+        warm = WARMUP * len(plans)
         requests = _requests(model, build_dir, options, warm)
-        for k, request in enumerate(requests[:warm]):  # every plan warmed up, each artifact's first run done
+        for k, request in enumerate(requests[:warm]):  # every plan warmed up as a one-plan run is
             request.plan = list(plans)[k % len(plans)]
         load_s = max((r.get("load_s") or 0.0 for r in runners.values()), default=0.0)
         warmup_s = options.timeout_s or warmup_timeout_s(priced_s, load_s)
@@ -105,10 +105,11 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
             adapter = Adapter(built.adaptive, {plan: chain.tiers_of(plan) for plan in plans}, link.rtt_s / 2,
                               plans[start_plan].network.links[probe_link].uplink_bps)
         schedule = _Schedule(rate, timeout_s, start_plan, adapter, injector, options.duration_s)
-        started = now()
         client.stream(requests[warm:], schedule, workers, chain, progress)
+        started = client.started  # what the events' times count from
         wall_s = now() - started
-    measured = [r for r in requests[warm:] if r.sent_at or r.error]  # a run of some duration sends what it can
+    # a timed run (--duration) is what it had time to send
+    measured = [r for r in requests[warm:] if r.sent_at or (r.error and not options.duration_s)]
     if namespaces is not None and not namespaces.kernel_delay:
         shaping_mode = "netns-tbf"
     # an adaptive run's tiers and links are those of its start plan, measured on its requests; the
@@ -235,6 +236,7 @@ class _Client:
         by_id = {r.id: r for r in requests}
         pending: dict[int, Request] = {}
         start, sent, failures, dead_seen = now(), 0, 0, set()
+        self.started = start
         rate, adapter, injector = schedule.rate, schedule.adapter, schedule.injector
         due = [start + k / rate for k in range(len(requests))] if rate else []
         while sent < len(requests) or pending:

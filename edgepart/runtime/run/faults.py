@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from edgepart.errors import BadInputError
 from edgepart.hardware import units
+from edgepart.plan.plan_file import PlannedLink
 from edgepart.runtime.run import shaping
 from edgepart.runtime.run.processes import Chain, TierProcesses
 
@@ -58,11 +59,13 @@ def parse(spec: str, option: str = "--event") -> Event:
 
 
 class Injector:
-    """Applies the events as their times come (`due`), and says what the swept link was set to."""
+    """Applies the events as their times come (`due`), and says what each link was set to. `links`:
+    the build's links; one this run does not use (a plan of an adaptive build that stays below it)
+    takes its events without effect, so that every run of the build has the same phases."""
 
-    def __init__(self, events: tuple[Event, ...], chain: Chain, workers: TierProcesses,
-                 namespaces: shaping.Namespaces | None, mode: str) -> None:
-        links = [link.name for link in chain.links]
+    def __init__(self, events: tuple[Event, ...], links: tuple[PlannedLink, ...], chain: Chain,
+                 workers: TierProcesses, namespaces: shaping.Namespaces | None, mode: str) -> None:
+        names, live = [link.name for link in links], [link.name for link in chain.links]
         for event in events:
             if event.action == "kill" and event.target not in chain.tiers:
                 raise BadInputError(f"--event kill={event.target}: no such tier in this run "
@@ -70,15 +73,15 @@ class Injector:
             if event.action == "kill" and event.target == chain.tiers[0]:
                 raise BadInputError(f"--event kill={event.target}: the device tier runs the client's requests; "
                                     "kill a tier above it")
-            if event.action != "kill" and event.target not in links:
-                raise BadInputError(f"--event {event.target}=...: no such link in this run "
-                                    f"({', '.join(links) or 'none'})")
-            if event.action != "kill" and mode == "ideal":
+            if event.action != "kill" and event.target not in names:
+                raise BadInputError(f"--event {event.target}=...: no such link ({', '.join(names) or 'none'})")
+            if event.action != "kill" and event.target in live and mode == "ideal":
                 raise BadInputError("--event: link changes need shaped links (--links shaped, netns or pacing)")
         self.pending = sorted(events, key=lambda e: e.at_s)
-        self.chain, self.workers, self.namespaces, self.mode = chain, workers, namespaces, mode
-        self.scale = {name: 1.0 for name in links}
-        self.down = {name: False for name in links}
+        self.links, self.live = {link.name: link for link in links}, live
+        self.workers, self.namespaces = workers, namespaces
+        self.scale = {name: 1.0 for name in names}
+        self.down = {name: False for name in names}
         self.applied: list[dict] = []
 
     def due(self, elapsed_s: float) -> None:
@@ -86,17 +89,19 @@ class Injector:
             event = self.pending.pop(0)
             self._apply(event)
             self.applied.append({"at_s": event.at_s, "applied_at_s": elapsed_s, "event": event.describe(),
-                                 "uplink_bps": {link.name: self.uplink_bps(link.name) for link in self.chain.links}})
+                                 "uplink_bps": {name: self.uplink_bps(name) for name in self.links}})
 
     def _apply(self, event: Event) -> None:
         if event.action == "kill":
             self.workers.kill(event.target)
             return
-        k = [link.name for link in self.chain.links].index(event.target)
         if event.action == "rate":
-            self.scale[event.target] = event.bps / self.chain.links[k].uplink_bps
+            self.scale[event.target] = event.bps / self.links[event.target].uplink_bps
         else:
             self.down[event.target] = event.action == "down"
+        if event.target not in self.live:
+            return
+        k = self.live.index(event.target)
         if self.namespaces is not None:
             self.namespaces.change(k, scale=self.scale[event.target] if event.action == "rate" else None,
                                    down=None if event.action == "rate" else self.down[event.target])
@@ -105,5 +110,4 @@ class Injector:
 
     def uplink_bps(self, link: str) -> float:
         """The link's uplink bandwidth as the events have set it so far (0 while it is down)."""
-        k = [each.name for each in self.chain.links].index(link)
-        return 0.0 if self.down[link] else self.chain.links[k].uplink_bps * self.scale[link]
+        return 0.0 if self.down[link] else self.links[link].uplink_bps * self.scale[link]
