@@ -172,22 +172,27 @@ def outcome(result: dict) -> str:
     return "matched" if check.get("checked") or (qemu and qemu["ran"]) else "compiled"
 
 
-def table(rows: list[dict], target_names: list[str]) -> str:
+def worst_outcomes(rows: list[dict], target: str) -> collections.Counter:
+    """Per outcome, the cuts whose worst tier on `target` had it."""
+    counts: collections.Counter = collections.Counter()
+    for r in rows:
+        if target in r["targets"]:
+            outcomes = {outcome(t) for t in r["targets"][target]}
+            counts[next(o for o in ("refused", "mismatch", "compiled", "matched") if o in outcomes)] += 1
+    return counts
+
+
+def table(rows: list[dict], target_names: list[str], before: dict[str, list[dict]] | None = None) -> str:
     lines = [f"# Cut fuzzing: {len(rows)} cuts over {len({r['model'] for r in rows})} models", "",
              "Per target, cuts whose every tier: matched onnxruntime (run here), compiled (not run here), "
              "or the worst tier's outcome.", "",
              "| target | cuts | all tiers matched | compiled, not run | mismatch | refused |",
              "|---|---|---|---|---|---|"]
     for target in target_names:
-        counts: collections.Counter = collections.Counter()
-        for r in rows:
-            if target not in r["targets"]:
-                continue
-            outcomes = {outcome(t) for t in r["targets"][target]}
-            worst = next(o for o in ("refused", "mismatch", "compiled", "matched") if o in outcomes)
-            counts[worst] += 1
+        counts = worst_outcomes(rows, target)
         lines.append(f"| {target} | {sum(counts.values())} | {counts['matched']} | {counts['compiled']} | "
                      f"{counts['mismatch']} | {counts['refused']} |")
+    lines += before_after(rows, before or {})
     lines += ["", "| model | cuts | 2 tiers | 3 tiers |", "|---|---|---|---|"]
     by_model = collections.defaultdict(list)
     for r in rows:
@@ -205,6 +210,25 @@ def table(rows: list[dict], target_names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def before_after(rows: list[dict], before: dict[str, list[dict]]) -> list[str]:
+    """The same cuts (model and index) before the fixes and now: per earlier run and target."""
+    if not before:
+        return []
+    lines = ["", "Before and after the fixes: the same cuts (model, index) from an earlier run, and now.", "",
+             "| before | target | cuts | before: matched / compiled / mismatch / refused | "
+             "now: matched / compiled / mismatch / refused |", "|---|---|---|---|---|"]
+    now = {(r["model"], r["index"]): r for r in rows}
+    for label, earlier in before.items():
+        same = [r for r in earlier if (r["model"], r["index"]) in now]
+        for target in sorted({t for r in same for t in r["targets"]}):
+            then, after = worst_outcomes(same, target), worst_outcomes([now[(r["model"], r["index"])] for r in same],
+                                                                        target)
+            lines.append(f"| {label} | {target} | {sum(then.values())} | "
+                         + " / ".join(str(then[o]) for o in ("matched", "compiled", "mismatch", "refused")) + " | "
+                         + " / ".join(str(after[o]) for o in ("matched", "compiled", "mismatch", "refused")) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("zoo", type=Path, nargs="?", default=os.environ.get("EDGEPART_ZOO"),
@@ -218,6 +242,9 @@ def main() -> None:
     parser.add_argument("--without-shape-folding", action="store_true",
                         help="load models without folding their shape arithmetic (edgepart.graph.shape_values): the "
                              "cuts as they were before it, for the before/after table")
+    parser.add_argument("--before", action="store_true",
+                        help="compare with the same cuts in earlier runs' results, NAME_before*.jsonl (e.g. a "
+                             "--without-shape-folding run saved as cuts_before.jsonl)")
     args = parser.parse_args()
     if args.without_shape_folding:
         graph._shape_values = lambda model, types: {}
@@ -254,8 +281,10 @@ def main() -> None:
             f"{t} {'/'.join(outcome(x) for x in record['targets'][t])}" for t in target_names)
             + f" ({record['seconds']:.0f} s)", flush=True)
     rows = _rows(log)
-    (RESULTS / f"{args.name}.md").write_text(table(rows, target_names))
-    print(table(rows, target_names))
+    before = {path.stem: _rows(path) for path in sorted(RESULTS.glob(f"{args.name}_before*.jsonl"))
+              if path.stem != args.name} if args.before else {}
+    (RESULTS / f"{args.name}.md").write_text(table(rows, target_names, before))
+    print(table(rows, target_names, before))
 
 
 def _rows(log: Path) -> list[dict]:

@@ -90,11 +90,26 @@ def render(report: dict[str, Any]) -> str:
                 for name, link in report["per_link"].items()]
         lines += ["", text.table(["link", "used", "predicted (RTT + transfer)", "measured", "bytes up", "bytes down"],
                                  rows, right=(2, 3, 4, 5))]
+    lines += _adaptive_lines(report.get("adaptive"))
     if "checked" in report:
         c = report["checked"]
         lines.append(f"\nevery result matched onnxruntime (worst relative error {c['worst_relative_error']:.2g}, "
                      f"tolerance {c['tolerance']:g}), in order")
     return "\n".join(lines)
+
+
+def _adaptive_lines(adaptive: dict[str, Any] | None) -> list[str]:
+    """Per phase (between injected events): the link, the plans used, measured against predicted."""
+    if not adaptive:
+        return []
+    rows = [(f"{p['from_s']:.1f}-{p['to_s']:.1f} s", "down" if not p["uplink_bps"] else f"{p['uplink_bps'] / 1e6:.4g}",
+             p["requests"], ", ".join(f"{plan} {n}" for plan, n in sorted(p["plans"].items())), p["reruns"],
+             _ms(p["median_s"]), _ms(p["predicted_s"]), f"{p['best_plan']} {_ms(p['best_predicted_s'])}")
+            for p in adaptive["phases"]]
+    return ["", f"link {adaptive['link']}: {len(adaptive['switches'])} plan switch(es), {adaptive['reruns']} re-run(s) "
+                f"on the fallback ({adaptive['fallback']}), {adaptive['probes']} probe(s)",
+            text.table(["phase", "Mbit/s", "requests", "plans used", "re-runs", "measured p50", "predicted",
+                        "best plan there"], rows, right=(2, 4, 5, 6))]
 
 
 def _fidelity(report: dict[str, Any]) -> str:
