@@ -92,7 +92,7 @@ conformance: install
 
 ZOO ?= zoo
 fuzz-cuts: install arm-runtime
-	$(BIN)/python -m bench.bench_cuts $(ZOO) --cuts 200
+	$(BIN)/python -m bench.bench_cuts $(ZOO) --cuts 200 --before
 
 lint: install
 	$(BIN)/ruff check edgepart tests models bench

@@ -192,6 +192,8 @@ def table(rows: list[dict], target_names: list[str], before: dict[str, list[dict
         counts = worst_outcomes(rows, target)
         lines.append(f"| {target} | {sum(counts.values())} | {counts['matched']} | {counts['compiled']} | "
                      f"{counts['mismatch']} | {counts['refused']} |")
+    commits = collections.Counter(str(r.get("commit")) for r in rows)
+    lines += ["", "Commits the cuts ran on: " + ", ".join(f"{c} ({n} cuts)" for c, n in commits.most_common()) + "."]
     lines += before_after(rows, before or {})
     lines += ["", "| model | cuts | 2 tiers | 3 tiers |", "|---|---|---|---|"]
     by_model = collections.defaultdict(list)
@@ -220,6 +222,7 @@ def before_after(rows: list[dict], before: dict[str, list[dict]]) -> list[str]:
     now = {(r["model"], r["index"]): r for r in rows}
     for label, earlier in before.items():
         same = [r for r in earlier if (r["model"], r["index"]) in now]
+        label = f"{label} ({', '.join(sorted({str(r.get('commit')) for r in same}))})"
         for target in sorted({t for r in same for t in r["targets"]}):
             then, after = worst_outcomes(same, target), worst_outcomes([now[(r["model"], r["index"])] for r in same],
                                                                         target)
