@@ -27,6 +27,7 @@ COMMANDS = {
     "compile": "edgepart.cli.compile_cmd:compile_command",
     "verify": "edgepart.cli.compile_cmd:verify_command",
     "run": "edgepart.cli.run_cmd:run_command",
+    "batch": "edgepart.cli.batch_cmd:batch_command",
 }
 
 
