@@ -57,7 +57,7 @@ def profiler(*, device: str = "local", backend: str = "onnxruntime", predict: bo
              calibrate_with: str | Path | None = None, precisions: Iterable[str] = ("fp32",), threads: int = 1,
              warmup: int = 10, repeat: int = 50, optimization: str = "all", check_segments: int = 0,
              data: str | Path | None = None, target: str | None = None,
-             rpc: str | None = None) -> profilers.Profiler:
+             rpc: str | None = None, tracker: str | None = None, key: str | None = None) -> profilers.Profiler:
     """The profiler `profile` runs with these options (edgepart.profile.profilers), which are
     checked here: its `rounds(model)` sizes a progress bar for its `profile(model, progress)`."""
     from edgepart.profile.ort_profiler import RunOptions  # noqa: PLC0415
@@ -66,19 +66,22 @@ def profiler(*, device: str = "local", backend: str = "onnxruntime", predict: bo
     if predict and backend != "onnxruntime":
         raise BadInputError(f"--backend {backend} with --predict: a prediction is of onnxruntime-like kernels "
                             "(the plan prices other backends by their factor); drop one of them")
-    if predict and rpc:
-        raise BadInputError("--rpc measures on a board and --predict measures nothing; drop one of them")
+    if predict and (rpc or tracker):
+        raise BadInputError(f"{'--rpc' if rpc else '--tracker'} measures on a board and --predict measures nothing; "
+                            "drop one of them")
     if calibrate_with and not predict:
         raise BadInputError("--calibrate-with fits a device profile for --predict; add --predict or drop it")
     if predict:
         return profilers.profiler("predicted", device=device, precisions=precisions, threads=threads,
                                   calibrate_with=str(calibrate_with) if calibrate_with else None)
     options = RunOptions(threads, warmup, repeat, optimization)
-    if backend == "tvm" or rpc:
+    if backend == "tvm" or rpc or tracker or key:
         if precisions != ("fp32",) or check_segments:
             raise BadInputError("--backend tvm measures fp32 end to end: drop --precision and --check-segments")
-        return profilers.profiler("tvm-rpc" if rpc else "tvm", device=device, options=options, target=target,
-                                  rpc=rpc)
+        if rpc:
+            return profilers.profiler("tvm-rpc", device=device, options=options, target=target, rpc=rpc,
+                                      tracker=tracker, key=key)
+        return profilers.profiler("tvm", device=device, options=options, target=target, tracker=tracker, key=key)
     if backend != "onnxruntime":
         raise BadInputError(f"--backend '{backend}': choose from onnxruntime, tvm")
     return profilers.profiler("onnxruntime", device=device, options=options, precisions=precisions,
@@ -89,6 +92,7 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
             calibrate_with: str | Path | None = None, precisions: Iterable[str] = ("fp32",), threads: int = 1,
             warmup: int = 10, repeat: int = 50, optimization: str = "all", check_segments: int = 0,
             data: str | Path | None = None, target: str | None = None, rpc: str | None = None,
+            tracker: str | None = None, key: str | None = None,
             output: str | Path | None = None, progress: Progress = lambda n: None) -> Profile:
     """`edgepart profile`: per-layer latency measured on this host (onnxruntime, or `backend="tvm"`
     as compile builds it; on a board with `rpc`), or with `predict` from a device profile (fitted
@@ -97,12 +101,40 @@ def profile(model: Model, *, device: str = "local", backend: str = "onnxruntime"
     output_apart(output, model, calibrate_with, data)
     chosen = profiler(device=device, backend=backend, predict=predict, calibrate_with=calibrate_with,
                       precisions=precisions, threads=threads, warmup=warmup, repeat=repeat, optimization=optimization,
-                      check_segments=check_segments, data=data, target=target, rpc=rpc)
+                      check_segments=check_segments, data=data, target=target, rpc=rpc, tracker=tracker, key=key)
     found = chosen.profile(_loaded(model), progress)
     if output:
         found.dump(output)
         found = dataclasses.replace(found, source=str(output))  # later errors about it name the file
     return found
+
+
+def profile_on_farm(models: Iterable[Model], output_dir: str | Path, *, tracker: str, key: str, target: str,
+                    device: str = "local", warmup: int = 10, repeat: int = 50,
+                    done: Callable[[Any], None] = lambda outcome: None,
+                    started: Callable[[Any, str], None] = lambda outcome, board: None) -> list[Profile]:
+    """`edgepart profile MODEL... --tracker HOST:PORT --key KEY -o DIR`: each model as compile builds
+    it for `target`, measured on a board of the tracker's key, as many at once as the key has boards
+    (a model whose board drops out is measured on another); each profile written to DIR/<model>.json
+    and recording the board that measured it. `started(outcome, board)` and `done(outcome)` follow
+    each model (edgepart.profile.farm.Outcome)."""
+    loaded = [_loaded(model) for model in models]
+    stems = [each.path.stem for each in loaded]
+    twice = next((stem for stem in stems if stems.count(stem) > 1), None)
+    if twice:
+        raise BadInputError(f"-o {output_dir}: two models would be written to {twice}.json; give them distinct names")
+    if Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise BadInputError(f"-o {output_dir}: with several models -o names a folder, and this is a file")
+    chosen = profiler(device=device, backend="tvm", warmup=warmup, repeat=repeat, target=target, tracker=tracker,
+                      key=key)
+    found = chosen.profile_many(loaded, done=done, started=started)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    written = []
+    for each in found:
+        path = Path(output_dir) / f"{Path(each.model_path).stem}.json"
+        each.dump(path)
+        written.append(dataclasses.replace(each, source=str(path)))
+    return written
 
 
 def plan(model: Model, deploy: str | Path, *, profiles: Iterable[Any] | str | Path = (),

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from edgepart.compress import data as datasets
 from edgepart.compress.codecs import PRECISIONS
-from edgepart.errors import BadInputError
+from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
 from edgepart.hardware.devices import load_device
 from edgepart.profile import document, measure, tvm_profiler
@@ -108,19 +108,55 @@ class TvmProfiler(Profiler):
     options: RunOptions = RunOptions()
     target: str | None = None
     rpc: str | None = None
+    tracker: str | None = None  # a farm of boards (edgepart.profile.farm), with `key`
+    key: str | None = None
 
     def __post_init__(self) -> None:
         _check_measuring(self.options)
         if self.rpc and not self.target:
             raise BadInputError("--rpc needs --target, the preset the remote board runs (e.g. aarch64, rpi4)")
+        if self.tracker and not self.target:
+            raise BadInputError("--tracker needs --target, the preset the key's boards run (e.g. aarch64, rpi4)")
+        if bool(self.tracker) != bool(self.key):
+            raise BadInputError("--tracker and --key go together: the tracker, and the key its boards registered under")
+        if self.tracker and self.rpc:
+            raise BadInputError("--rpc names one board and --tracker a farm of them; drop one")
 
     def rounds(self, loaded: LoadedModel) -> int:
         return tvm_profiler.rounds(self.options)
 
     def profile(self, loaded: LoadedModel, progress: Progress = _ignore) -> Profile:
+        return self.profile_many([loaded], progress)[0] if self.tracker else self.measured(loaded, progress)
+
+    def measured(self, loaded: LoadedModel, progress: Progress = _ignore, board=None) -> Profile:
         device = load_device(self.device, "--device")
-        measurement = tvm_profiler.measure_tvm(loaded, self.target or "x86-64", self.options, self.rpc, progress)
+        measurement = tvm_profiler.measure_tvm(loaded, self.target or "x86-64", self.options, self.rpc, progress,
+                                               board)
         return Profile.of(document.tvm_document(loaded, device, self.options, measurement))
+
+    def profile_many(self, models: list[LoadedModel], progress: Progress = _ignore,
+                     done: Callable[[Any], None] = lambda outcome: None,
+                     started: Callable[[Any, str], None] = lambda outcome, board: None) -> list[Profile]:
+        """Each model on a board of the tracker's key, as many at once as the key has boards; a model
+        whose board drops out is measured on another. ToolError naming the first model that failed."""
+        from edgepart.profile import farm  # noqa: PLC0415
+
+        boards = farm.Farm(self.tracker, self.key)
+
+        def work(loaded: LoadedModel, board: farm.Board) -> Profile:
+            return self.measured(loaded, progress, board)
+
+        outcomes = farm.spread(boards, models, work, done, started)
+        failed = next((o for o in outcomes if o.error), None)
+        if failed is not None:
+            raise ToolError(f"{failed.unit.path}: profiling on the farm failed: {failed.error}")
+        profiles = []
+        for outcome in outcomes:  # which board measured it, and where it was lost before
+            doc = outcome.result.doc
+            doc["provenance"]["farm"] = {"tracker": self.tracker, "key": self.key, "board": outcome.board,
+                                         "lost_on": outcome.lost_on}
+            profiles.append(Profile.of(doc, outcome.result.source))
+        return profiles
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,11 @@ class TvmMeasurement:
 
 
 def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str | None = None,
-                progress: Callable[[int], None] = lambda n: None) -> TvmMeasurement:
+                progress: Callable[[int], None] = lambda n: None, board=None) -> TvmMeasurement:
+    """On this host, on the board at `rpc` (HOST:PORT), or on `board`, a farm's (edgepart.profile.farm)."""
     preset = targets.resolve(target, "--target")
-    session = connect(rpc) if rpc else None
+    session = board.session if board is not None else connect(rpc) if rpc else None
+    where = f"rpc://{board.address}" if board is not None else f"rpc://{rpc}" if rpc else "this host"
     if session is None and preset.elf_machine and preset.elf_machine != _host_machine():
         raise BadInputError(f"--target {preset.name} does not run on this host; profile it on the board with --rpc")
     with tempfile.TemporaryDirectory(prefix="edgepart-tvm-profile-") as tmp:
@@ -79,7 +81,7 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
     total = sum(statistics.median(v) for v in kernels.values()) or 1.0
     unattributed = sum(statistics.median(v) for k, v in kernels.items() if k not in names) / total
     return TvmMeasurement(end_to_end, layers, {name: s.median for name, s in layers.items()}, reading, preset.name,
-                          f"rpc://{rpc}" if rpc else "this host", artifact.details.get("seconds", 0.0), scale,
+                          where, artifact.details.get("seconds", 0.0), scale,
                           artifact.details, layer_kernels, idle_record, unattributed)
 
 

@@ -26,6 +26,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, process: subprocess.Popen) -> None:
+    """Until `process` (a TVM RPC server or tracker) listens on `port`."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "the TVM RPC process did not start"
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def rpc_server():
     port = free_port()
@@ -33,14 +45,7 @@ def rpc_server():
                                "--port-end", str(port + 1)],
                               env={**os.environ, "TVM_USE_RUNTIME_LIB": "1"}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and server.poll() is None, "the TVM RPC server did not start"
-            time.sleep(0.2)
+    wait_for_port(port, server)
     yield f"127.0.0.1:{port}"
     os.killpg(server.pid, signal.SIGTERM)  # the server forks a worker per session: stop them all
     server.wait(timeout=10)

@@ -1,0 +1,104 @@
+"""A farm on this host: TVM's RPC tracker and three runtime-only RPC servers registered under one key,
+each in a process group of its own; `profile --tracker` spreads models over them, and a server
+killed mid-measurement loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.test_cli import assert_one_line_error, edgepart
+from tests.conftest import MODELS, REPO
+from tests.integration.test_profile_tvm import free_port, wait_for_port
+
+KEY = "farm-ci"
+FARM_MODELS = ("chain_cnn", "digits_cnn", "digits_encoder", "inception_cnn", "residual_cnn", "transformer_encoder")
+
+
+def start(*arguments: str, runtime_only: bool = False) -> subprocess.Popen:
+    env = {**os.environ, **({"TVM_USE_RUNTIME_LIB": "1"} if runtime_only else {})}
+    return subprocess.Popen([sys.executable, "-m", *arguments], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # a server forks a worker per session: end them all
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def farm():
+    """The tracker's HOST:PORT and {board address: its server process}."""
+    tracker_port = free_port()
+    tracker = start("tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(tracker_port),
+                    "--port-end", str(tracker_port + 1))
+    wait_for_port(tracker_port, tracker)
+    servers = {}
+    for _ in range(3):
+        port = free_port()
+        servers[f"127.0.0.1:{port}"] = start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
+                                             "--port-end", str(port + 1), "--tracker", f"127.0.0.1:{tracker_port}",
+                                             "--key", KEY, runtime_only=True)
+        wait_for_port(port, servers[f"127.0.0.1:{port}"])
+    # asked from a process of its own: this one must not import TVM's runtime alone (other tests need all of TVM)
+    registered = ("import sys, time; from edgepart.profile.farm import Farm; farm = Farm(sys.argv[1], sys.argv[2]); "
+                  "deadline = time.monotonic() + 30\n"
+                  "while len(farm.boards()) < 3 and time.monotonic() < deadline: time.sleep(0.2)\n"
+                  "sys.exit(len(farm.boards()) < 3)")
+    assert subprocess.run([sys.executable, "-c", registered, f"127.0.0.1:{tracker_port}", KEY], cwd=REPO,
+                          timeout=60).returncode == 0, "the servers did not register with the tracker"
+    yield f"127.0.0.1:{tracker_port}", servers
+    for process in [*servers.values(), tracker]:
+        stop(process)
+
+
+def structure(doc: dict) -> tuple:
+    return (doc["kind"], doc["device"], sorted(doc["precisions"]), sorted(doc["precisions"]["fp32"]["layers"]),
+            sorted(doc["provenance"]) == sorted(set(doc["provenance"]) | {"farm"}))
+
+
+def test_models_spread_over_the_boards_and_a_killed_board_loses_nothing(farm, tmp_path):
+    tracker, servers = farm
+    models = [str(MODELS / f"{name}.onnx") for name in FARM_MODELS]
+    run = subprocess.Popen([sys.executable, "-m", "edgepart", "profile", *models, "--tracker", tracker, "--key", KEY,
+                            "--target", "x86-64", "--repeat", "10", "-o", str(tmp_path / "farm"), "--json"],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    for line in run.stderr:  # kill the board that took the largest model, while it measures it
+        if line.startswith("inception_cnn.onnx: measuring on "):
+            killed = line.split("measuring on ")[1].strip()
+            stop(servers[killed])
+            break
+    stdout, _ = run.communicate(timeout=600)
+    assert run.returncode == 0 and killed
+    summary = json.loads(stdout)
+    by_model = {os.path.basename(p["model"]): p for p in summary["profiles"]}
+    assert sorted(by_model) == sorted(f"{name}.onnx" for name in FARM_MODELS)
+    inception = by_model["inception_cnn.onnx"]
+    assert inception["lost_on"] and inception["lost_on"][0].startswith(killed) and inception["board"] != killed
+    assert len({p["board"] for p in summary["profiles"]}) >= 2  # spread, not one board after another
+    local = edgepart("profile", str(MODELS / "digits_cnn.onnx"), "--backend", "tvm", "--target", "x86-64",
+                     "--repeat", "10", "--json")
+    assert local.returncode == 0, local.stderr
+    on_farm = json.loads((tmp_path / "farm" / "digits_cnn.json").read_text())
+    assert structure(on_farm)[:4] == structure(json.loads(local.stdout))[:4]
+    assert on_farm["provenance"]["farm"]["board"] == by_model["digits_cnn.onnx"]["board"]
+    assert on_farm["provenance"]["where"] == f"rpc://{on_farm['provenance']['farm']['board']}"
+
+
+def test_farm_options_are_checked(farm, tmp_path):
+    tracker, _ = farm
+    model = str(MODELS / "digits_cnn.onnx")
+    assert_one_line_error(edgepart("profile", model, "--tracker", tracker, "--target", "x86-64"), 2, "--key")
+    assert_one_line_error(edgepart("profile", model, "--tracker", tracker, "--key", KEY), 2, "--target")
+    assert_one_line_error(edgepart("profile", model, model, "-o", str(tmp_path)), 2, "--tracker")
+    assert_one_line_error(edgepart("profile", model, "--tracker", "127.0.0.1:1", "--key", KEY, "--target", "x86-64"),
+                          3, "no TVM RPC tracker reachable")
