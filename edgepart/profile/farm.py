@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import socket
+import statistics
 import struct
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 600.0  # the longest wait for a free board
 SESSION_TIMEOUT_S = 1800.0  # a board's server ends a session older than this
 ATTEMPTS = 3  # boards a unit is tried on before it fails
+SPEED_TOLERANCE = 0.2  # a board this far from the key's median time on the reference run is flagged
 
 
 @dataclass
@@ -116,11 +118,41 @@ def _rpc_base():
     return base
 
 
+class BoardSpeeds:
+    """Each board's time on one reference run, taken the first time the board is handed out, and the
+    boards more than SPEED_TOLERANCE from the key's median: a board clocked down, throttling or busy
+    measures something other than the key's boards do, and its profiles say so."""
+
+    def __init__(self, reference: str, measure: Callable[[Board], float]) -> None:
+        self.reference, self.measure = reference, measure
+        self.seconds: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def check(self, board: Board) -> None:
+        with self.lock:
+            if board.address in self.seconds:
+                return
+        seconds = self.measure(board)
+        with self.lock:
+            self.seconds[board.address] = seconds
+
+    def summary(self) -> dict[str, Any]:
+        if not self.seconds:
+            return {"reference": self.reference, "seconds": {}, "median_s": None, "tolerance": SPEED_TOLERANCE,
+                    "flagged": []}
+        median = statistics.median(self.seconds.values())
+        return {"reference": self.reference, "seconds": dict(sorted(self.seconds.items())), "median_s": median,
+                "tolerance": SPEED_TOLERANCE,
+                "flagged": sorted(a for a, s in self.seconds.items() if abs(s / median - 1) > SPEED_TOLERANCE)}
+
+
 def spread(farm: Farm, units: list[Any], work: Callable[[Any, Board], Any],
            done: Callable[[Outcome], None] = lambda outcome: None,
-           started: Callable[[Outcome, str], None] = lambda outcome, board: None) -> list[Outcome]:
+           started: Callable[[Outcome, str], None] = lambda outcome, board: None,
+           speeds: BoardSpeeds | None = None) -> list[Outcome]:
     """`work(unit, board)` for every unit, a thread per board of the farm's key; in the units' order.
-    `started(outcome, board)` as a unit goes to a board, `done(outcome)` when it ends.
+    `started(outcome, board)` as a unit goes to a board, `done(outcome)` when it ends; `speeds`
+    times each board on its reference run the first time it is handed out.
     An edgepart error (bad input, a compiler failure) ends the unit at once; any other (the board's
     connection lost, its server gone) sends it to another board, ATTEMPTS boards in all."""
     outcomes = [Outcome(unit) for unit in units]
@@ -136,6 +168,8 @@ def spread(farm: Farm, units: list[Any], work: Callable[[Any, Board], Any],
             board = None
             try:
                 board = farm.request()
+                if speeds is not None:
+                    speeds.check(board)
                 started(outcome, board.address)
                 outcome.result, outcome.board = work(outcome.unit, board), board.address
             except EdgepartError as exc:

@@ -10,10 +10,13 @@ optionally fitted first to a measured profile of another model on that device.
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from edgepart.compress import data as datasets
@@ -26,6 +29,8 @@ from edgepart.profile.calibrate import calibrated_on
 from edgepart.profile.converted import measure_precision
 from edgepart.profile.document import Profile
 from edgepart.profile.ort_profiler import RunOptions
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 # Rounds are capped so the documented time bounds hold; a prediction may be for a larger machine
@@ -146,15 +151,24 @@ class TvmProfiler(Profiler):
         def work(loaded: LoadedModel, board: farm.Board) -> Profile:
             return self.measured(loaded, progress, board)
 
-        outcomes = farm.spread(boards, models, work, done, started)
+        with tempfile.TemporaryDirectory(prefix="edgepart-farm-") as tmp:
+            speeds = farm.BoardSpeeds(str(models[0].path), tvm_profiler.reference_run(models[0], self.target,
+                                                                                     Path(tmp)))
+            outcomes = farm.spread(boards, models, work, done, started, speeds)
         failed = next((o for o in outcomes if o.error), None)
         if failed is not None:
             raise ToolError(f"{failed.unit.path}: profiling on the farm failed: {failed.error}")
+        board_speeds = speeds.summary()
+        for address in board_speeds["flagged"]:
+            log.warning("board %s ran the reference %.0f%% %s than the key's median: its profiles are flagged",
+                        address, 100 * abs(board_speeds["seconds"][address] / board_speeds["median_s"] - 1),
+                        "slower" if board_speeds["seconds"][address] > board_speeds["median_s"] else "faster")
         profiles = []
-        for outcome in outcomes:  # which board measured it, and where it was lost before
+        for outcome in outcomes:  # which board measured it, where it was lost before, how fast the boards are
             doc = outcome.result.doc
             doc["provenance"]["farm"] = {"tracker": self.tracker, "key": self.key, "board": outcome.board,
-                                         "lost_on": outcome.lost_on}
+                                         "lost_on": outcome.lost_on, "board_speeds": board_speeds,
+                                         "flagged": outcome.board in board_speeds["flagged"]}
             profiles.append(Profile.of(doc, outcome.result.source))
         return profiles
 

@@ -85,6 +85,25 @@ def measure_tvm(loaded: LoadedModel, target: str, options: RunOptions, rpc: str 
                           artifact.details, layer_kernels, idle_record, unattributed)
 
 
+def reference_run(loaded: LoadedModel, target: str, folder: Path) -> Callable:
+    """`seconds(board)`: the median time of `loaded` as compile builds it for `target`, on the board
+    (edgepart.profile.farm.BoardSpeeds: the same run on every board of a key says which differ)."""
+    preset = targets.resolve(target, "--target")
+    source = folder / "reference.onnx"
+    onnx.save(named_model(loaded), source)
+    artifact = compilers.TvmCompiler().compile(source, preset, folder, "reference")
+    inputs = list(sample_inputs(loaded).values())
+
+    def seconds(board) -> float:
+        from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - TVM's runtime only
+
+        tier = TvmTier(artifact.path, preset.device, session=board.session)
+        tier.time(inputs, number=1, repeat=2)  # warm-up
+        return statistics.median(tier.time(inputs, number=_runs_per_repeat(tier, inputs), repeat=5))
+
+    return seconds
+
+
 def rounds(options: RunOptions) -> int:
     """The progress units measure_tvm reports: the artifact's timed runs (warm-up and repeat), then
     the kernel timing's repeat."""

@@ -92,6 +92,10 @@ def test_models_spread_over_the_boards_and_a_killed_board_loses_nothing(farm, tm
     assert structure(on_farm)[:4] == structure(json.loads(local.stdout))[:4]
     assert on_farm["provenance"]["farm"]["board"] == by_model["digits_cnn.onnx"]["board"]
     assert on_farm["provenance"]["where"] == f"rpc://{on_farm['provenance']['farm']['board']}"
+    speeds = on_farm["provenance"]["farm"]["board_speeds"]  # every board timed on one reference run
+    assert speeds["reference"].endswith("chain_cnn.onnx") and set(speeds["seconds"]) >= {p["board"] for p in
+                                                                                       summary["profiles"]}
+    assert all(seconds > 0 for seconds in speeds["seconds"].values()) and isinstance(speeds["flagged"], list)
 
 
 def test_farm_options_are_checked(farm, tmp_path):
