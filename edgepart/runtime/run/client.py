@@ -119,19 +119,27 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
                                                        [r for r in measured if r.plan == start_plan])}
     if options.adapt or options.plan:
         result.update(report.adaptive(built, plans, measured, started, adapter, injector, wall_s))
-    errors = [r for r in measured if r.error]
-    if errors:
-        failed = [r for r in errors if r.sent_at]
-        reason = (failed or errors)[0].error
-        ids = f" (ids {report.ids_text([r.id for r in failed])})" if failed else ""
-        unsent = len(errors) - len(failed)
-        raise CheckFailedError(f"{reason}: {len(failed)} of {len(measured) - unsent} sent requests failed{ids}"
-                               + (f", {unsent} not sent" if unsent else ""), result)
+    _fail_on_errors(measured, result)
     if options.check:
         for plan_id, each in plans.items():
             report.check(each, model, [r for r in measured if r.plan == plan_id], result)
-        result["checked"]["requests"] = len(measured)
+        if "checked" in result:
+            result["checked"]["requests"] = len(measured)
     return RunReport.of(result, f"the run report of {build_dir}")
+
+
+def _fail_on_errors(measured: list[Request], result: dict) -> None:
+    """A request that got no result is a check not met (exit 1): the first reason, how many failed
+    (their ids) and how many were never sent, the report attached."""
+    errors = [r for r in measured if r.error]
+    if not errors:
+        return
+    failed = [r for r in errors if r.sent_at]
+    reason = (failed or errors)[0].error
+    ids = f" (ids {report.ids_text([r.id for r in failed])})" if failed else ""
+    unsent = len(errors) - len(failed)
+    raise CheckFailedError(f"{reason}: {len(failed)} of {len(measured) - unsent} sent requests failed{ids}"
+                           + (f", {unsent} not sent" if unsent else ""), result)
 
 
 def _plans(built: manifest.Manifest, options: RunOptions) -> dict[str, manifest.Manifest]:
