@@ -104,9 +104,8 @@ def _profile_on_farm(out: OutputOptions, models: tuple[str, ...], tracker: str |
     found = api.profile_on_farm(models, output, tracker=tracker, key=key or "", target=target, device=device,
                                 warmup=warmup, repeat=repeat, done=done, started=started)
     summary = schema.document("farm_profiles", 1, {"tracker": tracker, "key": key, "target": target, "profiles": [
-        {"model": p.model_path, "output": p.source, "board": p.doc["provenance"]["farm"]["board"],
-         "lost_on": p.doc["provenance"]["farm"]["lost_on"],
-         "end_to_end_s": p.doc["provenance"]["end_to_end"]["median_s"]} for p in found]})
+        {"model": p.model_path, "output": p.source, "board": p.farm["board"], "lost_on": p.farm["lost_on"],
+         "end_to_end_s": p.end_to_end_s} for p in found]})
     emit(out, summary, render_farm)
 
 

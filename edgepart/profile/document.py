@@ -240,6 +240,22 @@ class Profile(schema.Document):
         return self.doc["model"]["path"]
 
     @property
+    def farm(self) -> dict | None:
+        """Measured on a farm board (edgepart.profile.farm): tracker, key, board, lost_on, board_speeds,
+        flagged; None otherwise."""
+        return self.doc["provenance"].get("farm")
+
+    @property
+    def end_to_end_s(self) -> float | None:
+        """The measured end-to-end median (None for a prediction)."""
+        return (self.doc["provenance"].get("end_to_end") or {}).get("median_s")
+
+    def on_farm(self, record: dict) -> Profile:
+        """The same profile, recording the farm board that measured it (`provenance.farm`)."""
+        doc = {**self.doc, "provenance": {**self.doc["provenance"], "farm": record}}
+        return Profile.of(doc, self.source)
+
+    @property
     def model_sha256(self) -> str:
         return self.doc["model"]["sha256"]
 

@@ -163,13 +163,11 @@ class TvmProfiler(Profiler):
             log.warning("board %s ran the reference %.0f%% %s than the key's median: its profiles are flagged",
                         address, 100 * abs(board_speeds["seconds"][address] / board_speeds["median_s"] - 1),
                         "slower" if board_speeds["seconds"][address] > board_speeds["median_s"] else "faster")
-        profiles = []
-        for outcome in outcomes:  # which board measured it, where it was lost before, how fast the boards are
-            doc = outcome.result.doc
-            doc["provenance"]["farm"] = {"tracker": self.tracker, "key": self.key, "board": outcome.board,
-                                         "lost_on": outcome.lost_on, "board_speeds": board_speeds,
-                                         "flagged": outcome.board in board_speeds["flagged"]}
-            profiles.append(Profile.of(doc, outcome.result.source))
+        # which board measured each, where it was lost before, how fast the boards are
+        profiles = [outcome.result.on_farm({"tracker": self.tracker, "key": self.key, "board": outcome.board,
+                                            "lost_on": outcome.lost_on, "board_speeds": board_speeds,
+                                            "flagged": outcome.board in board_speeds["flagged"]})
+                    for outcome in outcomes]
         return profiles
 
 

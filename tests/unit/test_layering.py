@@ -24,7 +24,7 @@ LAYERS = [
     ("plan", {"edgepart.plan"}),
     ("compile", {"edgepart.compile"}),
     ("runtime", {"edgepart.runtime"}),
-    ("interface", {"edgepart.cli", "edgepart.__main__", "edgepart.api"}),
+    ("interface", {"edgepart.cli", "edgepart.__main__", "edgepart.api", "edgepart.batch"}),
 ]
 
 
