@@ -316,11 +316,14 @@ def sweep(model: Model, deploy: str | Path, low_bps: float, high_bps: float, *, 
 
 def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | Path | None = None,
            strict: bool = False, validate_accuracy: str | Path | None = None,
-           samples: int | None = None) -> VerifyReport | AccuracyReport:
+           samples: int | None = None, tracker: str | None = None, key: str | None = None,
+           on: Iterable[str] = ()) -> VerifyReport | AccuracyReport:
     """`edgepart verify`: the tier chain against onnxruntime on the original model; CheckFailedError
     when an output differs (or, `strict`, a tier runs over 1.5x its price), with the report as `details`.
     With `validate_accuracy` (held-out .npz data, the first `samples` of it): the chain's accuracy drop
-    against the plan's budget instead, an AccuracyReport."""
+    against the plan's budget instead, an AccuracyReport. `tracker` and `key`: the tiers named by `on`
+    (default: every TVM tier this host cannot run itself) run their library on a board of the key
+    instead of under emulation, and are timed there against their price."""
     from edgepart.runtime import emulate  # noqa: PLC0415
     from edgepart.runtime import verify as verifier
 
@@ -334,10 +337,37 @@ def verify(build: str | Path, *, inputs: str | Path | None = None, model: str | 
     if validate_accuracy and inputs:
         raise BadInputError("--inputs and --validate-accuracy: give one (held-out data goes to --validate-accuracy)")
     model_path = str(model) if model else None
+    boards = _farm_boards(build, tracker, key, tuple(on)) if tracker or key or on else None
+    if boards is not None and validate_accuracy:
+        raise BadInputError("--tracker and --validate-accuracy: run the accuracy check without the farm")
     if validate_accuracy:
         return verifier.validate_accuracy(str(build), str(validate_accuracy), model_path, emulate.available(),
                                           samples)
-    return verifier.verify(str(build), str(inputs) if inputs else None, model_path, emulate.available(), strict)
+    return verifier.verify(str(build), str(inputs) if inputs else None, model_path, emulate.available(), strict,
+                           boards)
+
+
+def _farm_boards(build: str | Path, tracker: str | None, key: str | None, on: tuple[str, ...]) -> dict:
+    """verify --tracker: tier name -> a factory of the runner of its library on one board of the key."""
+    from edgepart.profile.farm import Farm  # noqa: PLC0415
+    from edgepart.runtime.runners import BoardRunner  # noqa: PLC0415
+    from edgepart.toolchain.elf import HOST_MACHINE  # noqa: PLC0415
+
+    if not tracker or not key:
+        raise BadInputError("--tracker, --key and --on go together: the tracker, the key its boards registered "
+                            "under, and the tiers to run on them")
+    built = Manifest.load(build)
+    tvm_tiers = [t.name for t in built.tiers if t.backend == "tvm"]
+    unknown = sorted(set(on) - set(tvm_tiers))
+    if unknown:
+        raise BadInputError(f"--on {unknown[0]}: not a TVM tier of {build} ({', '.join(tvm_tiers) or 'it has none'})")
+    names = on or tuple(t.name for t in built.tiers if t.backend == "tvm"
+                        and not (t.runtime_device == "cpu" and t.elf_machine == HOST_MACHINE))
+    if not names:
+        raise BadInputError(f"--tracker: every TVM tier of {build} runs on this host; name the tiers for the farm "
+                            "with --on TIER")
+    board = Farm(tracker, key).request()  # one board of the key for the whole check
+    return {name: lambda library, tier: BoardRunner(library, tier.runtime_device, board, key) for name in names}
 
 
 MAX_REQUESTS = 1_000_000

@@ -122,14 +122,21 @@ def _ms(seconds: float | None) -> str:
 @click.option("--strict", is_flag=True,
               help="Exit 1 when a tier this host can measure (its device is 'local', its artifact runs natively) "
                    "runs over 1.5x the plan's price for it.")
+@click.option("--tracker", metavar="HOST:PORT",
+              help="Run TVM tiers on a board of a farm (TVM's RPC tracker) instead of under emulation; with --key.")
+@click.option("--key", help="With --tracker: the key of the boards of the tiers' device.")
+@click.option("--on", "on_tiers", multiple=True, metavar="TIER",
+              help="With --tracker: the tier to run on the board (repeatable; default: every TVM tier this host "
+                   "cannot run itself).")
 @output_options
 def verify_command(out: OutputOptions, build_dir: str, inputs_path: str | None, model_path: str | None,
-                   accuracy_data: str | None, samples: int | None, strict: bool) -> None:
+                   accuracy_data: str | None, samples: int | None, strict: bool, tracker: str | None,
+                   key: str | None, on_tiers: tuple[str, ...]) -> None:
     """Run the tier chain of BUILD_DIR and compare its outputs with onnxruntime on the original model."""
     render = render_accuracy if accuracy_data else render_verify
     try:
         report = api.verify(build_dir, inputs=inputs_path, model=model_path, strict=strict,
-                            validate_accuracy=accuracy_data, samples=samples)
+                            validate_accuracy=accuracy_data, samples=samples, tracker=tracker, key=key, on=on_tiers)
     except CheckFailedError as exc:
         if out.json and exc.details:
             emit(out, exc.details, render)

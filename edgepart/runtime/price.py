@@ -31,6 +31,8 @@ def stand_in(entry: BuiltTier | None, runner: dict) -> str | None:
     stand-in for its artifact. A relay (no layers, no entry) has nothing to compare."""
     if entry is None:
         return None
+    if runner.get("board"):  # the tier's own library on a farm board the user named for it
+        return None
     if not runner.get("native", True):
         return f"ran as a stand-in ({runner['ran_with']}), not as device '{entry.device}' that the plan priced"
     if entry.device != LOCAL_DEVICE:
@@ -47,6 +49,16 @@ def judged(measured_s: float | None, priced_s: float | None, why_not: str | None
     ratio = measured_s / priced_s
     return {"measured_s": measured_s, "priced_s": priced_s, "ratio": ratio, "over": ratio > STRICT_RATIO,
             "not_measurable": None}
+
+
+def time_on_board(runner, values: list[np.ndarray]) -> dict[str, Any]:
+    """time_runner's measurement for a tier on a farm board: single runs after the idle gap, timed on
+    the board by TVM (RPC round trips left out)."""
+    runner.run(values)  # warm-up: upload of the inputs, first-run initialisation
+    times = runner.timed(values, idle.IDLE_GAP_S, MIN_RUNS)
+    return {"median_s": statistics.median(times), "runs": len(times), "warmup": 1,
+            "clock": f"TVM time_evaluator on board {runner.board}, single runs each after "
+                     f"{idle.IDLE_GAP_S * 1e3:g} ms idle"}
 
 
 def time_runner(run, values: list[np.ndarray]) -> dict[str, Any]:

@@ -47,8 +47,29 @@ class TvmRunner:
         return self.tier.run(values)
 
 
-def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None):
-    """The way this machine runs a tier: its library, an emulator, or its sub-model in onnxruntime.
+class BoardRunner:
+    """A TVM tier's library on a board of a farm (edgepart.profile.farm): the tier's own artifact on
+    the hardware the user says the tier is for, timed there by TVM's time_evaluator."""
+
+    def __init__(self, path: Path, device: str, board, key: str) -> None:
+        from edgepart.toolchain.tvm_tier import TvmTier  # noqa: PLC0415 - loads TVM's runtime only
+
+        self.tier = TvmTier(path, device, session=board.session)
+        self.board = board.address
+        self.description = f"tvm runtime on board {board.address} (key {key})"
+        self.native = True
+
+    def run(self, values: list[np.ndarray]) -> list[np.ndarray]:
+        return self.tier.run(values)
+
+    def timed(self, values: list[np.ndarray], gap_s: float, repeat: int) -> list[float]:
+        """Seconds of single runs on the board, each after the board idled `gap_s` (as a price assumes)."""
+        return self.tier.time_after_idle(values, gap_s, repeat)
+
+
+def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None, boards: dict | None = None):
+    """The way this machine runs a tier: its library, a farm board (`boards`: tier name -> a factory of
+    a runner for the library, verify --tracker), an emulator, or its sub-model in onnxruntime.
     A runner has `run`, `description` (how it runs, for reports) and `native` (False for an emulator or
     a stand-in: the tier's own artifact does not run at its own speed here)."""
     emulators = emulators or {}
@@ -57,6 +78,8 @@ def runner_for(build_dir: Path, tier: BuiltTier, emulators: dict | None = None):
     if tier.backend == "onnxruntime":
         return _loaded(lambda: OrtRunner(artifact, "onnxruntime (the tier's backend)", native=True,
                                          threads=tier.threads), artifact, tier)
+    if tier.name in (boards or {}):
+        return boards[tier.name](_library(artifact, tier), tier)
     if tier.runtime_device == "cpu" and tier.elf_machine == HOST_MACHINE:
         return TvmRunner(_library(artifact, tier), "cpu")
     if tier.runtime_device == "cuda" and cuda_available():

@@ -40,10 +40,10 @@ class Chain:
     `reference`: every tier's sub-model (its precisions applied) in onnxruntime instead, which
     measures what the build's lossy choices cost."""
 
-    def __init__(self, built: Manifest, emulators: dict, reference: bool = False) -> None:
+    def __init__(self, built: Manifest, emulators: dict, reference: bool = False, boards: dict | None = None) -> None:
         self.built = built
         self.runners = [reference_runner(built.build_dir, tier) if reference else
-                        runner_for(built.build_dir, tier, emulators) for tier in built.tiers]
+                        runner_for(built.build_dir, tier, emulators, boards) for tier in built.tiers]
         self.first_inputs: dict[str, list[np.ndarray]] = {}  # per tier, what it received for the first sample
 
     @staticmethod
@@ -76,15 +76,17 @@ class Chain:
         natively, else why it is not measurable (emulated and stand-in tiers are not run again)."""
         held = {}
         for tier, runner in zip(self.built.tiers, self.runners):
-            why = price.stand_in(tier, {"ran_with": runner.description, "native": runner.native})
-            timing = None if why else price.time_runner(runner.run, self.first_inputs[tier.name])
+            board = getattr(runner, "board", None)
+            why = price.stand_in(tier, {"ran_with": runner.description, "native": runner.native, "board": board})
+            timing = None if why else price.time_on_board(runner, self.first_inputs[tier.name]) if board else \
+                price.time_runner(runner.run, self.first_inputs[tier.name])
             held[tier.name] = {**price.judged(timing and timing["median_s"], tier.priced_s, why),
                                   **({"timing": timing} if timing else {})}
         return held
 
 
 def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: str | None = None,
-           emulators: dict | None = None, strict: bool = False) -> VerifyReport:
+           emulators: dict | None = None, strict: bool = False, boards: dict | None = None) -> VerifyReport:
     """Run the chain on the samples of `inputs_path` (default: the build's sample_inputs.npz, else
     seeded inputs) and compare every output of every sample with onnxruntime on the original model;
     time each tier measurable here against its price (`strict`: exit 1 when one is over STRICT_RATIO)."""
@@ -100,7 +102,7 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
         samples, source = [_default_inputs(build_dir, reference_session)], _default_inputs_source(build_dir)
     output_names = [o.name for o in reference_session.get_outputs()]
     expected = [dict(zip(output_names, _reference_run(reference_session, feeds, source))) for feeds in samples]
-    chain = Chain(built, emulators or {})
+    chain = Chain(built, emulators or {}, boards=boards)
     errors = output_errors(built.outputs, expected, chain.run_many(samples))
     allowed = tolerance(built, samples, expected)
     tolerance_value = allowed["relative_error"]
@@ -123,18 +125,20 @@ def verify(build_dir: str | Path, inputs_path: str | None = None, model_path: st
         raise CheckFailedError(f"output '{name}' differs from onnxruntime{where}: relative error "
                                f"{error['relative_error']:.3g} > {tolerance_value:g} ({allowed['basis']})", report)
     if built.adaptive is not None:
-        _verify_plans(built, samples, expected, emulators or {}, report)
+        _verify_plans(built, samples, expected, emulators or {}, report, boards)
     if strict:
         price.enforce(held, report)
     return VerifyReport.of(report, f"the report of {build_dir}")
 
 
-def _verify_plans(built: Manifest, samples: list[dict], expected: list[dict], emulators: dict, report: dict) -> None:
+def _verify_plans(built: Manifest, samples: list[dict], expected: list[dict], emulators: dict, report: dict,
+                  boards: dict | None = None) -> None:
     """An adaptive build: every plan's chain on the same samples (the report's `plans`); the first
     plan whose outputs differ fails the check, named."""
     report["plans"] = {}
     for plan_id, variant in built.adaptive.plans.items():
-        chain = Chain(variant, emulators)
+        chain = Chain(variant, emulators, boards={k: v for k, v in (boards or {}).items()
+                                                  if k in {t.name for t in variant.tiers if t.backend == "tvm"}})
         errors = output_errors(variant.outputs, expected, chain.run_many(samples))
         allowed = tolerance(variant, samples, expected)["relative_error"]
         worst = max(errors.items(), key=lambda item: np.inf if item[1]["relative_error"] is None

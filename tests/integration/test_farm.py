@@ -106,3 +106,47 @@ def test_farm_options_are_checked(farm, tmp_path):
     assert_one_line_error(edgepart("profile", model, model, "-o", str(tmp_path)), 2, "--tracker")
     assert_one_line_error(edgepart("profile", model, "--tracker", "127.0.0.1:1", "--key", KEY, "--target", "x86-64"),
                           3, "no TVM RPC tracker reachable")
+
+
+TVM_DEVICE = """
+[deploy]
+output_tier = "device"
+[[tier]]
+name = "device"
+device = "local"
+target = "x86-64"
+backends = ["tvm"]
+[[tier]]
+name = "edge"
+device = "local"
+target = "x86-64"
+backends = ["onnxruntime"]
+[[link]]
+from = "device"
+to = "edge"
+preset = "wifi"
+[pins]
+first_layers = 3
+"""
+
+
+def test_verify_runs_a_tier_on_a_farm_board_and_times_it_there(farm, tmp_path):
+    tracker, servers = farm
+    (tmp_path / "deploy.toml").write_text(TVM_DEVICE)
+    model = str(MODELS / "digits_cnn.onnx")
+    assert edgepart("plan", model, "--deploy", str(tmp_path / "deploy.toml"), "-o", str(tmp_path / "plan.json"),
+                    "-q").returncode == 0
+    assert edgepart("compile", model, "--plan", str(tmp_path / "plan.json"), "-o", str(tmp_path / "build"),
+                    "-q").returncode == 0
+    result = edgepart("verify", str(tmp_path / "build"), "--tracker", tracker, "--key", KEY, "--on", "device", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    device = next(t for t in report["tiers"] if t["name"] == "device")
+    board = device["ran_with"].split("board ")[1].split(" ")[0]
+    assert board in servers and report["passed"]
+    assert device["not_measurable"] is None and device["measured_s"] > 0 and "on board" in device["timing"]["clock"]
+    assert_one_line_error(edgepart("verify", str(tmp_path / "build"), "--tracker", tracker, "--key", KEY, "--on",
+                                   "edge"), 2, "--on edge: not a TVM tier")
+    assert_one_line_error(edgepart("verify", str(tmp_path / "build"), "--tracker", tracker), 2, "--key")
+    assert_one_line_error(edgepart("verify", str(tmp_path / "build"), "--tracker", tracker, "--key", KEY), 2,
+                          "--on TIER")
