@@ -219,19 +219,30 @@ def _adaptive(loaded: LoadedModel, deployment: Any, request: Any, nominal: dict,
 
 def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *, tune: int = 0,  # noqa: A001
             tuning_db: str | Path | None = None, calibration: str | Path | None = None,
+            tracker: str | None = None, key: str | None = None,
             progress: Callable[[str], None] = lambda message: None) -> Manifest:
     """`edgepart compile`: the build folder `out` (replaced when it is an earlier build) and its
-    manifest, each tier timed against its price where this host can run it."""
+    manifest, each tier timed against its price where this host can run it. `tracker` and `key`
+    (with `tune`): the candidates are measured on the boards of that key, one at a time per board."""
     from edgepart.compile.build import compile_plan  # noqa: PLC0415
     from edgepart.compress import data  # noqa: PLC0415
     from edgepart.runtime.price import time_tier  # noqa: PLC0415
 
     if not 0 <= tune <= MAX_TRIALS:
         raise BadInputError(f"--tune {tune}: must be from 0 to {MAX_TRIALS} trials per kernel")
+    if (tracker or key) and not (tracker and key and tune):
+        raise BadInputError("--tracker and --key go with --tune: the tracker and the key of the boards that measure "
+                            "the tuning's candidates")
+    if tracker:
+        from edgepart.profile.farm import Farm  # noqa: PLC0415
+
+        if not Farm(tracker, key).boards():
+            raise BadInputError(f"--tracker {tracker}: no board registered under key '{key}'")
     loaded = _loaded(model)
     plan = plan if isinstance(plan, Plan) else Plan.of(plan, "plan") if isinstance(plan, dict) else Plan.load(plan)
     dataset = data.load(str(calibration), loaded, "--calibration") if calibration else None
-    compile_plan(loaded, plan, out, progress, tune, Path(tuning_db) if tuning_db else None, dataset, timer=time_tier)
+    compile_plan(loaded, plan, out, progress, tune, Path(tuning_db) if tuning_db else None, dataset, timer=time_tier,
+                 tune_on=(tracker, key) if tracker else None)
     return Manifest.load(out)
 
 

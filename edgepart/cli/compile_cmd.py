@@ -32,11 +32,17 @@ from edgepart.plan.plan_file import Plan
 @click.option("--byoc-report", is_flag=True,
               help="Only report, per tier, what each BYOC backend (TensorRT, NNAPI, cuBLAS, cuDNN, "
                    "CUTLASS) would take.")
+@click.option("--tracker", metavar="HOST:PORT",
+              help="With --tune: measure the candidates on the boards of a TVM RPC tracker's --key, a worker per "
+                   "board (boards of this host's CPU architecture).")
+@click.option("--key", help="With --tracker: the key the boards registered under.")
 @output_options
 def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...],
-                    tune_trials: int, tuning_db: str | None, calibration_path: str | None, byoc_report: bool) -> None:
+                    tune_trials: int, tuning_db: str | None, calibration_path: str | None, byoc_report: bool,
+                    tracker: str | None, key: str | None) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
     needs("--tuning-db", "tuning_db", tune_trials > 0, "with --tune")
+    needs("--tracker", "tracker", tune_trials > 0, "with --tune")
     building = (("--tune", "tune_trials"), ("--tuning-db", "tuning_db"), ("--calibration", "calibration_path"))
     for option, name in building:
         needs(option, name, not byoc_report, "when building (not with --byoc-report)")
@@ -54,7 +60,7 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
             click.echo(f"edgepart: {message}", err=True)
 
     built = api.compile(loaded, plan_path, output, tune=tune_trials, tuning_db=tuning_db,
-                        calibration=calibration_path, progress=progress)
+                        calibration=calibration_path, tracker=tracker, key=key, progress=progress)
     emit(out, built.doc, lambda d: render_manifest(d, output))
 
 

@@ -38,12 +38,13 @@ FAILED = ".failed"  # in the build folder: the sub-model and compiler output of 
 def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
                  progress: Callable[[str], None] = lambda message: None, tune_trials: int = 0,
                  tuning_db: Path | None = None, calibration: data.Dataset | None = None,
-                 timer: Timer | None = None) -> dict[str, Any]:
+                 timer: Timer | None = None, tune_on: tuple[str, str] | None = None) -> dict[str, Any]:
     """`tune_trials` > 0: MetaSchedule-tune each kernel of the CPU tiers this host can run.
     `calibration`: samples of the model's inputs, for the activation ranges of int8 layers.
     `timer(build folder, tier entry, inputs)`: the artifact's measured time against its price on the
     inputs it was checked on, added to the tier's entry as `timing` (the CLI passes
-    edgepart.runtime.price.time_tier; compile does not time tiers itself)."""
+    edgepart.runtime.price.time_tier; compile does not time tiers itself). `tune_on`: (tracker, key):
+    the tuning measures candidates on the boards of that key (edgepart.profile.farm)."""
     validate(plan, loaded, planned_deployment(plan))
     variants = plan.adaptive.plans if plan.adaptive else {}
     for variant in variants.values():  # planned at other bandwidths: held to the model, not to the file's link
@@ -52,8 +53,9 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file() and {p.name for p in out_dir.iterdir()} - {FAILED}:
         raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
     with staged(out_dir) as staging:
-        builder = _Builder(loaded, staging, out_dir, compilers.TvmCompiler(tune_trials, tuning_db), calibration,
-                           timer, progress, shared=bool(variants))
+        tracker, key = tune_on or (None, None)
+        tvm = compilers.TvmCompiler(tune_trials, tuning_db, tracker=tracker, key=key)
+        builder = _Builder(loaded, staging, out_dir, tvm, calibration, timer, progress, shared=bool(variants))
         doc = manifest.new_document(loaded, plan, builder.entries(plan),
                                     None if calibration is None else calibration.describe())
         if variants:

@@ -51,8 +51,12 @@ class TvmCompiler:
 
     name = "tvm"
 
-    def __init__(self, tune_trials: int = 0, tuning_db: Path | None = None, kernels: bool = True) -> None:
+    def __init__(self, tune_trials: int = 0, tuning_db: Path | None = None, kernels: bool = True,
+                 tracker: str | None = None, key: str | None = None) -> None:
+        """`tracker` and `key`: MetaSchedule measures the candidates on the boards of that key behind a
+        TVM RPC tracker (edgepart.profile.farm), as many at once as the key has boards."""
         self.tune_trials, self.tuning_db, self.kernels = tune_trials, tuning_db, kernels
+        self.tracker, self.key = tracker, key
 
     def compile(self, submodel: Path, preset: TargetPreset, out_dir: Path, stem: str) -> Artifact:
         source_only = preset.verification == "generate" and not preset.cc
@@ -69,7 +73,8 @@ class TvmCompiler:
             spec["kernels"] = self.kernel_spec(preset.elf_machine, out_dir.name, packing.has_avx512(preset.target))
         if self.tune_trials and _tunable_here(preset):
             database = tuning_database(preset, self.tuning_db)
-            spec["tune"] = {"trials": self.tune_trials, "database": str(database)}
+            spec["tune"] = {"trials": self.tune_trials, "database": str(database),
+                            "rpc": {"tracker": self.tracker, "key": self.key} if self.tracker else None}
             spec["target"] = {**preset.target, "num-cores": 1}  # tuned for the one thread tiers run with
         spec_path = out_dir / f".{stem}.spec.json"
         spec_path.write_text(json.dumps(spec))

@@ -34,7 +34,7 @@ def compile_onnx(spec: dict) -> dict:
     pipeline = cpu_pipeline.pipeline(target) if spec["device"] == "cpu" else "default"
     tuning = None
     if spec.get("tune"):
-        mod, tuning = tune(mod, target, spec["tune"]["trials"], spec["tune"]["database"])
+        mod, tuning = tune(mod, target, spec["tune"]["trials"], spec["tune"]["database"], spec["tune"].get("rpc"))
     with target:  # the nvcc callback reads the arch from the current target
         executable = tvm.compile(mod, target, relax_pipeline=pipeline)
     compiled = time.perf_counter()
@@ -182,11 +182,12 @@ def trials_for(share: float, trials: int) -> int:
     return min(trials, LIGHT_TRIALS)
 
 
-def tune(mod, target, trials: int, database: str):
+def tune(mod, target, trials: int, database: str, rpc: dict | None = None):
     """MetaSchedule: tune each fused kernel the database has no record for (trials_for), then apply
     the database. Evolutionary search guided by XGBoost's cost model, candidates built in process
-    and run by one worker process shared by all budgets. Records are shared across models and runs,
-    so a kernel tuned once is not tuned again for the same target."""
+    and run by one worker process shared by all budgets, or with `rpc` ({tracker, key}) on the
+    boards of a TVM RPC tracker's key, one worker per board. Records are shared across models and
+    runs, so a kernel tuned once is not tuned again for the same target."""
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
@@ -202,7 +203,7 @@ def tune(mod, target, trials: int, database: str):
     for task in missing:
         by_budget.setdefault(trials_for(flops[task.task_name] / total, trials), []).append(task)
     budgets = sorted(by_budget.items(), reverse=True)
-    runner = ms.runner.LocalRunner() if missing else None  # its worker takes ~20 s to start: one for all
+    runner = (_rpc_runner(rpc) if rpc else ms.runner.LocalRunner()) if missing else None  # one for all budgets
     for per_task, group in budgets:
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(group, database, seed=0)
         ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=database,
@@ -217,6 +218,36 @@ def tune(mod, target, trials: int, database: str):
                    "kernels_by_trials": {str(k): len(v) for k, v in budgets},
                    "from_database": len(tasks) - len(missing), "trials_budget": trials,
                    "seconds": time.perf_counter() - started, "database": database}
+
+
+def _rpc_runner(rpc: dict):
+    """MetaSchedule's RPC runner over the tracker's boards of the key, a worker per board; the
+    candidates' arguments are filled here and copied over (a board with TVM's runtime alone lacks
+    the random fill the default runner calls on it)."""
+    from tvm import rpc as tvm_rpc
+    from tvm.s_tir import meta_schedule as ms
+
+    host, _, port = rpc["tracker"].rpartition(":")
+    summary = tvm_rpc.connect_tracker(host, int(port)).summary()
+    boards = [s for s in summary.get("server_info", []) if s.get("key", "").split(":")[-1] == rpc["key"]]
+    if not boards:
+        raise RuntimeError(f"no board of key '{rpc['key']}' registered with the tracker {rpc['tracker']}")
+    config = ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=rpc["key"],
+                                 session_priority=1, session_timeout_sec=600)
+    return ms.runner.RPCRunner(config, max_workers=len(boards), f_alloc_argument=fill_from_client)
+
+
+def fill_from_client(session, device, args_info, alloc_repeat):
+    """The RPC runner's arguments, random data made here and copied to the board."""
+    import numpy as np
+    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common
+
+    rng = np.random.default_rng(0)
+
+    def fill(tensor) -> None:
+        tensor.copyfrom(rng.uniform(-1, 1, size=tuple(tensor.shape)).astype(tensor.dtype))
+
+    return alloc_argument_common(fill, device, args_info, alloc_repeat)
 
 
 def channels_last(mod, target):

@@ -150,3 +150,24 @@ def test_verify_runs_a_tier_on_a_farm_board_and_times_it_there(farm, tmp_path):
     assert_one_line_error(edgepart("verify", str(tmp_path / "build"), "--tracker", tracker), 2, "--key")
     assert_one_line_error(edgepart("verify", str(tmp_path / "build"), "--tracker", tracker, "--key", KEY), 2,
                           "--on TIER")
+
+
+def test_tuning_measures_its_candidates_on_the_boards(farm, tmp_path):
+    tracker, _ = farm
+    (tmp_path / "deploy.toml").write_text(TVM_DEVICE.split("[[tier]]\nname = \"edge\"")[0].replace(
+        "[pins]\nfirst_layers = 3\n", ""))
+    model = str(MODELS / "digits_cnn.onnx")
+    plan, build = str(tmp_path / "plan.json"), str(tmp_path / "build")
+    assert edgepart("plan", model, "--deploy", str(tmp_path / "deploy.toml"), "-o", plan, "-q").returncode == 0
+    result = edgepart("compile", model, "--plan", plan, "-o", build, "--tune", "8", "--tuning-db",
+                      str(tmp_path / "db"), "--tracker", tracker, "--key", KEY, "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    tuning = json.loads(result.stdout)["tiers"][0]["build"]["tuning"]
+    assert tuning["tuned_now"] >= 1
+    records = [json.loads(line) for line in (tmp_path / "db").rglob("database_tuning_record.json").__next__()
+               .read_text().splitlines()]
+    assert records and all(0 < record[1][1][0] < 1.0 for record in records)  # measured, not failed (1e10)
+    assert_one_line_error(edgepart("compile", model, "--plan", plan, "-o", build, "--tracker", tracker, "--key", KEY),
+                          2, "--tracker means something only with --tune")
+    assert_one_line_error(edgepart("compile", model, "--plan", plan, "-o", build, "--tune", "8", "--tracker", tracker,
+                                   "--key", "nobody"), 2, "no board registered under key 'nobody'")
