@@ -219,31 +219,50 @@ def _adaptive(loaded: LoadedModel, deployment: Any, request: Any, nominal: dict,
 
 def compile(model: Model, plan: Plan | Document | str | Path, out: str | Path, *, tune: int = 0,  # noqa: A001
             tuning_db: str | Path | None = None, calibration: str | Path | None = None,
-            tracker: str | None = None, key: str | None = None,
+            tracker: str | None = None, key: str | None = None, on: Iterable[str] = (),
             progress: Callable[[str], None] = lambda message: None) -> Manifest:
     """`edgepart compile`: the build folder `out` (replaced when it is an earlier build) and its
     manifest, each tier timed against its price where this host can run it. `tracker` and `key`
-    (with `tune`): the candidates are measured on the boards of that key, one at a time per board."""
+    (with `tune`): the candidates of the tiers named by `on` (default: every CPU tier this host
+    cannot run) are measured on the boards of that key, one at a time per board."""
     from edgepart.compile.build import compile_plan  # noqa: PLC0415
     from edgepart.compress import data  # noqa: PLC0415
     from edgepart.runtime.price import time_tier  # noqa: PLC0415
 
     if not 0 <= tune <= MAX_TRIALS:
         raise BadInputError(f"--tune {tune}: must be from 0 to {MAX_TRIALS} trials per kernel")
-    if (tracker or key) and not (tracker and key and tune):
-        raise BadInputError("--tracker and --key go with --tune: the tracker and the key of the boards that measure "
-                            "the tuning's candidates")
-    if tracker:
-        from edgepart.profile.farm import Farm  # noqa: PLC0415
-
-        if not Farm(tracker, key).boards():
-            raise BadInputError(f"--tracker {tracker}: no board registered under key '{key}'")
+    on = tuple(on)
+    if (tracker or key or on) and not (tracker and key and tune):
+        raise BadInputError("--tracker, --key and --on go with --tune: the tracker, the key of the boards that measure "
+                            "the tuning's candidates, and the tiers tuned there")
     loaded = _loaded(model)
     plan = plan if isinstance(plan, Plan) else Plan.of(plan, "plan") if isinstance(plan, dict) else Plan.load(plan)
+    if tracker:
+        _farm_tiers(plan, tracker, key, on)
     dataset = data.load(str(calibration), loaded, "--calibration") if calibration else None
     compile_plan(loaded, plan, out, progress, tune, Path(tuning_db) if tuning_db else None, dataset, timer=time_tier,
-                 tune_on=(tracker, key) if tracker else None)
+                 tune_on=(tracker, key, on) if tracker else None)
     return Manifest.load(out)
+
+
+def _farm_tiers(plan: Plan, tracker: str, key: str, on: tuple[str, ...]) -> None:
+    """compile --tracker: the tiers tuned on the farm are CPU tiers of the plan, at least one, and
+    the key has a board."""
+    from edgepart.profile.farm import Farm  # noqa: PLC0415
+    from edgepart.toolchain import targets  # noqa: PLC0415
+    from edgepart.toolchain.elf import HOST_MACHINE  # noqa: PLC0415
+
+    presets = {t.name: targets.resolve(t.target, f"{plan.source}: tier '{t.name}' target") for t in plan.tiers}
+    cpu = [name for name, preset in presets.items() if preset.device == "cpu"]
+    unknown = sorted(set(on) - set(cpu))
+    if unknown:
+        raise BadInputError(f"--on {unknown[0]}: not a CPU tier of the plan ({', '.join(cpu) or 'it has none'}); "
+                            "a farm tunes CPU targets")
+    if not on and all(presets[name].elf_machine == HOST_MACHINE for name in cpu):
+        raise BadInputError("--tracker: every CPU tier of the plan runs on this host; name the tiers to tune on the "
+                            "farm with --on TIER")
+    if not Farm(tracker, key).boards():
+        raise BadInputError(f"--tracker {tracker}: no board registered under key '{key}'")
 
 
 def sensitivity(model: Model, *, data: str | Path | None = None, samples: int | None = None,

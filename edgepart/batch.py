@@ -14,12 +14,19 @@ summary says how each ended.
     [[deployment]]
     path = "examples/demo.toml"
 
+    [farm]                        # optional: boards behind a TVM RPC tracker (edgepart.profile.farm)
+    tracker = "10.0.0.2:9190"
+    keys = { rpi4 = "rpi4" }      # a deployment's device name -> the key its boards registered under
+
 A job's folder is OUT/<model>.<deployment> (the files' stems): profiles/ (this host measured with
-onnxruntime, when a tier of the deployment is this host, device 'local'), plan.json, build/,
-verify.json, and job.json, its record: each stage's exit code and seconds, the first line of a
-failure, and the sha256 of what it was made from. Each stage runs as its own `edgepart` process, so
-a crash or a hang in one job (killed at the time-out) cannot take the others down. A job whose
-record says it succeeded from the same model, deployment, calibration data and edgepart is skipped.
+onnxruntime when a tier of the deployment is this host, device 'local'; a tier whose device has a
+farm key measured with TVM on a board of that key, as its target), plan.json, build/, verify.json,
+and job.json, its record: each stage's exit code and seconds, the first line of a failure, and the
+sha256 of what it was made from. Each stage runs as its own `edgepart` process, so a crash or a hang
+in one job (killed at the time-out) cannot take the others down; the farm's tracker hands each
+request the next free board, so jobs in parallel share the boards. verify runs the TVM tiers of farm
+devices on their boards (one verify per key, verify.<key>.json). A job whose record says it
+succeeded from the same model, deployment, calibration data, farm and edgepart is skipped.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,17 +54,29 @@ MAX_PARALLEL = 64
 
 
 @dataclass(frozen=True)
+class Farm:
+    """The jobs file's [farm]: a tracker and, per deployment device name, the key of its boards."""
+    tracker: str
+    keys: dict[str, str]
+
+    def describe(self) -> dict[str, Any]:
+        return {"tracker": self.tracker, "keys": dict(sorted(self.keys.items()))}
+
+
+@dataclass(frozen=True)
 class Job:
     name: str
     model: Path
     deployment: Path
     calibration: Path | None
     folder: Path
+    farm: Farm | None = None
 
-    def sources(self) -> dict[str, str | None]:
+    def sources(self) -> dict[str, Any]:
         """What the job's results depend on: a changed one makes the job run again."""
         return {"model": _sha256(self.model), "deployment": _sha256(self.deployment),
-                "calibration": _sha256(self.calibration) if self.calibration else None, "edgepart": __version__}
+                "calibration": _sha256(self.calibration) if self.calibration else None, "edgepart": __version__,
+                **({"farm": self.farm.describe()} if self.farm else {})}
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,7 @@ class Batch:
     parallel: int
     timeout_s: float
     jobs: tuple[Job, ...]
+    farm: Farm | None = None
 
 
 def load(path: str | Path, out: str | Path | None = None, parallel: int | None = None) -> Batch:
@@ -77,9 +98,10 @@ def load(path: str | Path, out: str | Path | None = None, parallel: int | None =
         raise BadInputError(f"{path}: no such jobs file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInputError(f"{path}: not a TOML jobs file ({str(exc).splitlines()[0]})") from None
-    unknown = sorted(set(doc) - {"batch", "model", "deployment"})
+    unknown = sorted(set(doc) - {"batch", "model", "deployment", "farm"})
     if unknown:
-        raise BadInputError(f"{path}: unknown table '{unknown[0]}'; a jobs file has [batch], [[model]], [[deployment]]")
+        raise BadInputError(f"{path}: unknown table '{unknown[0]}'; a jobs file has [batch], [[model]], "
+                            "[[deployment]], [farm]")
     settings = checks.table(doc.get("batch", {}), f"{path}: [batch]")
     odd = sorted(set(settings) - {"out", "parallel", "timeout"})
     if odd:
@@ -90,6 +112,7 @@ def load(path: str | Path, out: str | Path | None = None, parallel: int | None =
     count = checks.whole(count, "--parallel" if parallel is not None else f"{path}: [batch].parallel", 1, MAX_PARALLEL)
     timeout = settings.get("timeout")
     timeout_s = DEFAULT_TIMEOUT_S if timeout is None else units.parse(timeout, "time", f"{path}: [batch].timeout")
+    farm = _farm(doc["farm"], path) if "farm" in doc else None
     models = _entries(doc, "model", path, {"path", "calibration"})
     deployments = _entries(doc, "deployment", path, {"path"})
     jobs = []
@@ -97,14 +120,30 @@ def load(path: str | Path, out: str | Path | None = None, parallel: int | None =
         for deployment in deployments:
             name = names.checked(f"{model['path'].stem}.{deployment['path'].stem}",
                                  f"{path}: the job of {model['path'].name} on {deployment['path'].name}")
-            jobs.append(Job(name, model["path"], deployment["path"], model.get("calibration"), out_dir / name))
+            jobs.append(Job(name, model["path"], deployment["path"], model.get("calibration"), out_dir / name, farm))
     seen: dict[str, Job] = {}
     for job in jobs:
         if job.name in seen:
             raise BadInputError(f"{path}: two jobs would share the folder '{job.name}' ({seen[job.name].model} and "
                                 f"{job.model}); give the files distinct names")
         seen[job.name] = job
-    return Batch(path, out_dir, count, timeout_s, tuple(jobs))
+    return Batch(path, out_dir, count, timeout_s, tuple(jobs), farm)
+
+
+def _farm(table: Any, path: Path) -> Farm:
+    settings = checks.table(table, f"{path}: [farm]")
+    odd = sorted(set(settings) - {"tracker", "keys"})
+    if odd:
+        raise BadInputError(f"{path}: [farm].{odd[0]}: unknown key; known: tracker, keys")
+    tracker = checks.text(settings.get("tracker"), f"{path}: [farm].tracker")
+    host, _, port = tracker.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInputError(f"{path}: [farm].tracker: '{tracker}' is not HOST:PORT")
+    keys = checks.table(settings.get("keys", {}), f"{path}: [farm].keys")
+    if not keys:
+        raise BadInputError(f"{path}: [farm].keys: none given; map a deployment device name to its boards' key, "
+                            "e.g. keys = { rpi4 = \"rpi4\" }")
+    return Farm(tracker, {device: checks.text(key, f"{path}: [farm].keys.{device}") for device, key in keys.items()})
 
 
 def _entries(doc: dict, key: str, path: Path, allowed: set[str]) -> list[dict[str, Any]]:
@@ -145,6 +184,7 @@ def run(batch: Batch, progress=lambda job, outcome: None) -> dict[str, Any]:
     failed = [r for r in results if r["exit_code"] != 0]
     return schema.document("batch", SCHEMA_VERSION, {
         "jobs_file": str(batch.source), "out": str(batch.out), "parallel": batch.parallel,
+        "farm": batch.farm.describe() if batch.farm else None,
         "counts": {outcome: sum(r["outcome"] == outcome for r in results) for outcome in ("done", "skipped", "failed")},
         "exit_code": int(ExitCode.CHECK_FAILED) if failed else 0,
         "jobs": results,
@@ -176,20 +216,57 @@ def _run_job(job: Job, timeout_s: float) -> dict[str, Any]:
     return record
 
 
-def _stages(job: Job) -> list[tuple[str, list[str], Path | None]]:
-    """(stage, edgepart arguments, file its stdout goes to) in order."""
+def _stages(job: Job) -> Iterator[tuple[str, list[str], Path | None]]:
+    """(stage, edgepart arguments, file its stdout goes to) in order. A generator, resumed only once
+    the stage before has succeeded: the farm's verify stages read the build compile has made."""
     folder, model = job.folder, str(job.model)
-    stages = []
     profiles = folder / "profiles"
-    if _has_local_tier(job.deployment):
-        stages.append(("profile", ["profile", model, "-o", str(profiles / "local.json")], None))
-    stages.append(("plan", ["plan", model, "--deploy", str(job.deployment), "-o", str(folder / "plan.json"),
-                            "--reproducible", *(["--profiles", str(profiles)] if stages else [])], None))
+    tiers = _tiers(job.deployment)
+    profiled = False
+    if any(tier.get("device") == LOCAL_DEVICE for tier in tiers):
+        profiled = True
+        yield "profile", ["profile", model, "-o", str(profiles / "local.json")], None
+    for device, target in _farm_devices(job, tiers).items():
+        profiled = True
+        yield (f"profile {device}", ["profile", model, "--backend", "tvm", "--device", device, "--target", target,
+                                     "--tracker", job.farm.tracker, "--key", job.farm.keys[device],
+                                     "-o", str(profiles / f"{device}.json")], None)
+    yield "plan", ["plan", model, "--deploy", str(job.deployment), "-o", str(folder / "plan.json"), "--reproducible",
+                   *(["--profiles", str(profiles)] if profiled else [])], None
     calibration = ["--calibration", str(job.calibration)] if job.calibration else []
-    stages.append(("compile", ["compile", model, "--plan", str(folder / "plan.json"), "-o", str(folder / "build"),
-                               *calibration], None))
-    stages.append(("verify", ["--json", "verify", str(folder / "build")], folder / "verify.json"))
-    return stages
+    build = str(folder / "build")
+    yield "compile", ["compile", model, "--plan", str(folder / "plan.json"), "-o", build, *calibration], None
+    on_boards = _tiers_on_boards(job)
+    if not on_boards:
+        yield "verify", ["--json", "verify", build], folder / "verify.json"
+    for key, tier_names in on_boards.items():
+        yield (f"verify on {key}", ["--json", "verify", build, "--tracker", job.farm.tracker, "--key", key,
+                                    *(a for name in tier_names for a in ("--on", name))], folder / f"verify.{key}.json")
+
+
+def _farm_devices(job: Job, tiers: list[dict[str, Any]]) -> dict[str, str]:
+    """Device name -> the target its boards are profiled for, for the deployment's farm devices."""
+    if job.farm is None:
+        return {}
+    found: dict[str, str] = {}
+    for tier in tiers:
+        device, target = tier.get("device"), tier.get("target")
+        if device in job.farm.keys and isinstance(target, str):
+            found.setdefault(device, target)
+    return found
+
+
+def _tiers_on_boards(job: Job) -> dict[str, list[str]]:
+    """Farm key -> the build's TVM tiers whose device has that key (the backend is the plan's choice)."""
+    from edgepart.compile.manifest import Manifest  # noqa: PLC0415
+
+    if job.farm is None:
+        return {}
+    found: dict[str, list[str]] = {}
+    for tier in Manifest.load(job.folder / "build").tiers:
+        if tier.backend == "tvm" and tier.device in job.farm.keys:
+            found.setdefault(job.farm.keys[tier.device], []).append(tier.name)
+    return found
 
 
 def _stage(arguments: list[str], stdout: Path | None, timeout_s: float) -> tuple[int, str | None]:
@@ -208,15 +285,15 @@ def _stage(arguments: list[str], stdout: Path | None, timeout_s: float) -> tuple
                                else f"exit code {result.returncode}")[:500]
 
 
-def _has_local_tier(deployment: Path) -> bool:
-    """Whether a tier of the deployment is this host (measured by profile); an unreadable file is
-    left to plan, which names what is wrong in it."""
+def _tiers(deployment: Path) -> list[dict[str, Any]]:
+    """The deployment's [[tier]] tables; an unreadable file gives none and is left to plan, which
+    names what is wrong in it."""
     try:
         doc = tomllib.loads(deployment.read_text())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return False
+        return []
     tiers = doc.get("tier", [])
-    return isinstance(tiers, list) and any(isinstance(t, dict) and t.get("device") == LOCAL_DEVICE for t in tiers)
+    return [t for t in tiers if isinstance(t, dict)] if isinstance(tiers, list) else []
 
 
 def _earlier(record: Path) -> dict[str, Any] | None:

@@ -24,7 +24,8 @@ from edgepart.plan.plan_file import Plan
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DxDx...",
               help="The same --input-shape the plan was made with.")
 @click.option("--tune", "tune_trials", type=int, default=0, show_default=True,
-              help="MetaSchedule trials per kernel for CPU tiers this host runs (0: untuned).")
+              help="MetaSchedule trials per kernel for CPU tiers this host runs, and with --tracker those a farm's "
+                   "boards run (0: untuned).")
 @click.option("--tuning-db", type=click.Path(file_okay=False),
               help="Tuning database folder (default: ~/.cache/edgepart/tuning, shared by all models).")
 @click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False),
@@ -34,12 +35,15 @@ from edgepart.plan.plan_file import Plan
                    "CUTLASS) would take.")
 @click.option("--tracker", metavar="HOST:PORT",
               help="With --tune: measure the candidates on the boards of a TVM RPC tracker's --key, a worker per "
-                   "board (boards of this host's CPU architecture).")
+                   "board; candidates are linked here with the tier target's (cross) compiler.")
 @click.option("--key", help="With --tracker: the key the boards registered under.")
+@click.option("--on", "on_tiers", multiple=True, metavar="TIER",
+              help="With --tracker: a CPU tier to tune on the boards (repeatable; default: every CPU tier this "
+                   "host cannot run; the others are tuned here).")
 @output_options
 def compile_command(out: OutputOptions, model: str, plan_path: str, output: str, input_shapes: tuple[str, ...],
                     tune_trials: int, tuning_db: str | None, calibration_path: str | None, byoc_report: bool,
-                    tracker: str | None, key: str | None) -> None:
+                    tracker: str | None, key: str | None, on_tiers: tuple[str, ...]) -> None:
     """Cut MODEL into per-tier sub-models as the plan says and compile each for its tier's target."""
     needs("--tuning-db", "tuning_db", tune_trials > 0, "with --tune")
     needs("--tracker", "tracker", tune_trials > 0, "with --tune")
@@ -60,7 +64,8 @@ def compile_command(out: OutputOptions, model: str, plan_path: str, output: str,
             click.echo(f"edgepart: {message}", err=True)
 
     built = api.compile(loaded, plan_path, output, tune=tune_trials, tuning_db=tuning_db,
-                        calibration=calibration_path, tracker=tracker, key=key, progress=progress)
+                        calibration=calibration_path, tracker=tracker, key=key, on=on_tiers,
+                        progress=progress)
     emit(out, built.doc, lambda d: render_manifest(d, output))
 
 

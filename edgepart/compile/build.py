@@ -38,13 +38,14 @@ FAILED = ".failed"  # in the build folder: the sub-model and compiler output of 
 def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
                  progress: Callable[[str], None] = lambda message: None, tune_trials: int = 0,
                  tuning_db: Path | None = None, calibration: data.Dataset | None = None,
-                 timer: Timer | None = None, tune_on: tuple[str, str] | None = None) -> dict[str, Any]:
+                 timer: Timer | None = None, tune_on: tuple[str, str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     """`tune_trials` > 0: MetaSchedule-tune each kernel of the CPU tiers this host can run.
     `calibration`: samples of the model's inputs, for the activation ranges of int8 layers.
     `timer(build folder, tier entry, inputs)`: the artifact's measured time against its price on the
     inputs it was checked on, added to the tier's entry as `timing` (the CLI passes
-    edgepart.runtime.price.time_tier; compile does not time tiers itself). `tune_on`: (tracker, key):
-    the tuning measures candidates on the boards of that key (edgepart.profile.farm)."""
+    edgepart.runtime.price.time_tier; compile does not time tiers itself). `tune_on`: (tracker, key,
+    tiers): the tuning of those tiers (none named: the CPU tiers this host cannot run) measures
+    candidates on the boards of that key (edgepart.profile.farm)."""
     validate(plan, loaded, planned_deployment(plan))
     variants = plan.adaptive.plans if plan.adaptive else {}
     for variant in variants.values():  # planned at other bandwidths: held to the model, not to the file's link
@@ -53,8 +54,8 @@ def compile_plan(loaded: LoadedModel, plan: Plan, out_dir: str | Path,
     if out_dir.exists() and not (out_dir / manifest.FILE).is_file() and {p.name for p in out_dir.iterdir()} - {FAILED}:
         raise BadInputError(f"{out_dir}: exists and is not an edgepart build folder; refusing to replace it")
     with staged(out_dir) as staging:
-        tracker, key = tune_on or (None, None)
-        tvm = compilers.TvmCompiler(tune_trials, tuning_db, tracker=tracker, key=key)
+        tracker, key, on = tune_on or (None, None, ())
+        tvm = compilers.TvmCompiler(tune_trials, tuning_db, tracker=tracker, key=key, on=on)
         builder = _Builder(loaded, staging, out_dir, tvm, calibration, timer, progress, shared=bool(variants))
         doc = manifest.new_document(loaded, plan, builder.entries(plan),
                                     None if calibration is None else calibration.describe())
@@ -91,17 +92,19 @@ class _Builder:
             tier, preset = tiers[tier_cut.tier], presets[tier_cut.tier]
             folder = self.staging / (Path("tiers") / tier_key(tier_cut, tier, preset, plan, self.tvm, tier_data)[:16]
                                      if self.shared else Path(tier_cut.tier))
-            if folder not in self.built:
+            fresh = folder not in self.built
+            if fresh:
                 self.progress(f"tier {tier_cut.tier}: {len(tier_cut.layers)} layers -> {preset.name}")
                 try:
                     self.built[folder] = _build_tier(tier_cut, tier, preset, plan, folder, self.staging, self.tvm,
                                                      tier_data.get(tier_cut.tier), check_samples.get(tier_cut.tier))
                 except ToolError as failed:
                     raise _kept(failed, folder, self.out_dir / FAILED / tier_cut.tier) from None
-                entry = _entry(self.built[folder], tier_cut, tier, plan)
-                if self.timer is not None:
-                    self.built[folder]["timing"] = self.timer(self.staging, entry, check_samples.get(tier_cut.tier))
-            entries.append(_entry(self.built[folder], tier_cut, tier, plan))
+            entry = _entry(self.built[folder], tier_cut, tier, plan)
+            if fresh and self.timer is not None:  # timed once; later plans sharing the tier reuse it
+                entry["timing"] = self.built[folder]["timing"] = self.timer(self.staging, entry,
+                                                                            check_samples.get(tier_cut.tier))
+            entries.append(entry)
         return entries
 
 
@@ -263,7 +266,7 @@ def _artifact(name: str, tier: PlannedTier, preset: targets.TargetPreset, submod
     for backend in order:
         artifact = None
         try:
-            artifact = (tvm if backend == "tvm" else compilers.compiler(backend)).compile(
+            artifact = (tvm.for_tier(name, preset) if backend == "tvm" else compilers.compiler(backend)).compile(
                 submodel, preset, submodel.parent, "model")
             checked = tier_check.check(artifact, submodel, preset, precision, sample)
         except (ToolError, tier_check.Disqualified) as exc:

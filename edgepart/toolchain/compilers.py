@@ -52,11 +52,19 @@ class TvmCompiler:
     name = "tvm"
 
     def __init__(self, tune_trials: int = 0, tuning_db: Path | None = None, kernels: bool = True,
-                 tracker: str | None = None, key: str | None = None) -> None:
-        """`tracker` and `key`: MetaSchedule measures the candidates on the boards of that key behind a
-        TVM RPC tracker (edgepart.profile.farm), as many at once as the key has boards."""
+                 tracker: str | None = None, key: str | None = None, on: tuple[str, ...] = ()) -> None:
+        """`tracker` and `key`: MetaSchedule measures the candidates of the tiers named by `on` (default:
+        the CPU tiers this host cannot run) on the boards of that key behind a TVM RPC tracker
+        (edgepart.profile.farm), as many at once as the key has boards; the other tiers' here."""
         self.tune_trials, self.tuning_db, self.kernels = tune_trials, tuning_db, kernels
-        self.tracker, self.key = tracker, key
+        self.tracker, self.key, self.on = tracker, key, on
+
+    def for_tier(self, name: str, preset: TargetPreset) -> TvmCompiler:
+        """The compiler of tier `name`: this one where the tier is tuned on the farm, else one that
+        tunes here (or, for a target this host cannot run, leaves the tier untuned)."""
+        if not self.tracker or (name in self.on if self.on else preset.elf_machine != elf.HOST_MACHINE):
+            return self
+        return TvmCompiler(self.tune_trials, self.tuning_db, self.kernels)
 
     def compile(self, submodel: Path, preset: TargetPreset, out_dir: Path, stem: str) -> Artifact:
         source_only = preset.verification == "generate" and not preset.cc
@@ -71,7 +79,7 @@ class TvmCompiler:
                 "input_shapes": shapes, "input_dtypes": dtypes, "export": "source" if source_only else "library"}
         if preset.device == "cpu":
             spec["kernels"] = self.kernel_spec(preset.elf_machine, out_dir.name, packing.has_avx512(preset.target))
-        if self.tune_trials and _tunable_here(preset):
+        if self.tune_trials and _tunable(preset, on_farm=self.tracker is not None):
             database = tuning_database(preset, self.tuning_db)
             spec["tune"] = {"trials": self.tune_trials, "database": str(database),
                             "rpc": {"tracker": self.tracker, "key": self.key} if self.tracker else None}
@@ -162,9 +170,10 @@ def run_tvm_process(module: str, argument: str, cuda: bool = False,
                           preexec_fn=die_with_parent)
 
 
-def _tunable_here(preset: TargetPreset) -> bool:
-    """MetaSchedule measures candidates by running them: only for CPU targets this host runs."""
-    return preset.device == "cpu" and preset.elf_machine == elf.HOST_MACHINE
+def _tunable(preset: TargetPreset, on_farm: bool) -> bool:
+    """MetaSchedule measures candidates by running them: CPU targets this host runs, or any CPU
+    target whose candidates a farm's boards run (linked here with the target's cross compiler)."""
+    return preset.device == "cpu" and (on_farm or preset.elf_machine == elf.HOST_MACHINE)
 
 
 def tuning_database(preset: TargetPreset, folder: Path | None = None) -> Path:

@@ -34,7 +34,8 @@ def compile_onnx(spec: dict) -> dict:
     pipeline = cpu_pipeline.pipeline(target) if spec["device"] == "cpu" else "default"
     tuning = None
     if spec.get("tune"):
-        mod, tuning = tune(mod, target, spec["tune"]["trials"], spec["tune"]["database"], spec["tune"].get("rpc"))
+        mod, tuning = tune(mod, target, spec["tune"]["trials"], spec["tune"]["database"], spec["tune"].get("rpc"),
+                           spec.get("cc"))
     with target:  # the nvcc callback reads the arch from the current target
         executable = tvm.compile(mod, target, relax_pipeline=pipeline)
     compiled = time.perf_counter()
@@ -182,11 +183,12 @@ def trials_for(share: float, trials: int) -> int:
     return min(trials, LIGHT_TRIALS)
 
 
-def tune(mod, target, trials: int, database: str, rpc: dict | None = None):
+def tune(mod, target, trials: int, database: str, rpc: dict | None = None, cc: str | None = None):
     """MetaSchedule: tune each fused kernel the database has no record for (trials_for), then apply
     the database. Evolutionary search guided by XGBoost's cost model, candidates built in process
     and run by one worker process shared by all budgets, or with `rpc` ({tracker, key}) on the
-    boards of a TVM RPC tracker's key, one worker per board. Records are shared across models and
+    boards of a TVM RPC tracker's key, one worker per board (each candidate linked here with `cc`,
+    the target's cross compiler: a board needs no compiler). Records are shared across models and
     runs, so a kernel tuned once is not tuned again for the same target."""
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
@@ -208,7 +210,7 @@ def tune(mod, target, trials: int, database: str, rpc: dict | None = None):
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(group, database, seed=0)
         ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=database,
                            max_trials_global=per_task * len(group), max_trials_per_task=per_task,
-                           num_trials_per_iter=min(32, per_task), builder=_in_process_builder(), runner=runner,
+                           num_trials_per_iter=min(32, per_task), builder=_in_process_builder(cc), runner=runner,
                            cost_model="xgb")
     if missing:
         db = _best_records_only(database)
@@ -293,12 +295,21 @@ def _line_count(path: Path) -> int:
         return sum(1 for _ in lines)
 
 
-def _in_process_builder():
+def _in_process_builder(cc: str | None):
     """Build candidates in this process. MetaSchedule's LocalBuilder hands each candidate to a pool
     of worker processes, and on this TVM a worker spends 30-45 s on a kernel that builds here in
-    0.3 s, so its 30 s timeout fails whole rounds (measured on the digits CNN's kernels)."""
+    0.3 s, so its 30 s timeout fails whole rounds (measured on the digits CNN's kernels). Each is
+    exported as a shared library linked here (`cc`: the cross compiler), not as MetaSchedule's
+    default tar of objects, which the board would have to link with a compiler of its own."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder, local_builder
+
+    linker = _linker(cc)
+
+    def export(built) -> str:
+        path = os.path.join(tempfile.mkdtemp(prefix="edgepart-candidate-"), "candidate.so")
+        built.export_library(path, **linker)
+        return path
 
     @derived_object
     class InProcessBuilder(PyBuilder):
@@ -307,7 +318,7 @@ def _in_process_builder():
             for item in build_inputs:
                 try:
                     built = local_builder.default_build(item.mod, item.target, item.params)
-                    results.append(BuilderResult(local_builder.default_export(built), None))
+                    results.append(BuilderResult(export(built), None))
                 except Exception as exc:  # a candidate TVM cannot build is a failed trial, not a failed tune
                     results.append(BuilderResult(None, f"{type(exc).__name__}: {exc}"))
             return results

@@ -160,7 +160,7 @@ def test_tuning_measures_its_candidates_on_the_boards(farm, tmp_path):
     plan, build = str(tmp_path / "plan.json"), str(tmp_path / "build")
     assert edgepart("plan", model, "--deploy", str(tmp_path / "deploy.toml"), "-o", plan, "-q").returncode == 0
     result = edgepart("compile", model, "--plan", plan, "-o", build, "--tune", "8", "--tuning-db",
-                      str(tmp_path / "db"), "--tracker", tracker, "--key", KEY, "--json", "-q")
+                      str(tmp_path / "db"), "--tracker", tracker, "--key", KEY, "--on", "device", "--json", "-q")
     assert result.returncode == 0, result.stderr
     tuning = json.loads(result.stdout)["tiers"][0]["build"]["tuning"]
     assert tuning["tuned_now"] >= 1
@@ -170,4 +170,34 @@ def test_tuning_measures_its_candidates_on_the_boards(farm, tmp_path):
     assert_one_line_error(edgepart("compile", model, "--plan", plan, "-o", build, "--tracker", tracker, "--key", KEY),
                           2, "--tracker means something only with --tune")
     assert_one_line_error(edgepart("compile", model, "--plan", plan, "-o", build, "--tune", "8", "--tracker", tracker,
-                                   "--key", "nobody"), 2, "no board registered under key 'nobody'")
+                                   "--key", "nobody", "--on", "device"), 2, "no board registered under key 'nobody'")
+    assert_one_line_error(edgepart("compile", model, "--plan", plan, "-o", build, "--tune", "8", "--tracker", tracker,
+                                   "--key", KEY), 2, "every CPU tier of the plan runs on this host")
+    assert_one_line_error(edgepart("compile", model, "--plan", plan, "-o", build, "--tune", "8", "--tracker", tracker,
+                                   "--key", KEY, "--on", "cloud"), 2, "--on cloud: not a CPU tier of the plan")
+
+
+def test_batch_profiles_and_verifies_the_farm_devices_on_their_boards(farm, tmp_path):
+    tracker, servers = farm
+    (tmp_path / "rpi4.toml").write_text(TVM_DEVICE.replace('name = "device"\ndevice = "local"',
+                                                           'name = "device"\ndevice = "rpi4"'))
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[batch]\nout = "out"\n[[model]]\npath = "{MODELS / "digits_cnn.onnx"}"\n'
+                    f'[[deployment]]\npath = "rpi4.toml"\n[farm]\ntracker = "{tracker}"\nkeys = {{ rpi4 = "{KEY}" }}\n')
+    result = edgepart("batch", str(jobs), "--json", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = json.loads(result.stdout)["jobs"][0]
+    assert [s["stage"] for s in job["stages"]] == ["profile", "profile rpi4", "plan", "compile", f"verify on {KEY}"]
+    folder = tmp_path / "out" / job["name"]
+    profile = json.loads((folder / "profiles" / "rpi4.json").read_text())
+    assert profile["device"] == "rpi4" and profile["provenance"]["farm"]["board"] in servers
+    plan = json.loads((folder / "plan.json").read_text())
+    assert "profile of 'rpi4'" in json.dumps(plan)  # the device tier priced from the farm's measurement
+    verified = json.loads((folder / f"verify.{KEY}.json").read_text())
+    device = next(t for t in verified["tiers"] if t["name"] == "device")
+    assert verified["passed"] and device["ran_with"].split("board ")[1].split(" ")[0] in servers
+    again = edgepart("batch", str(jobs), "--json", "-q")
+    assert again.returncode == 0 and json.loads(again.stdout)["counts"]["skipped"] == 1
+
+    jobs.write_text(jobs.read_text().replace(tracker, "nowhere"))
+    assert_one_line_error(edgepart("batch", str(jobs)), 2, "[farm].tracker: 'nowhere' is not HOST:PORT")

@@ -88,14 +88,9 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         runners = workers.start(client.control)
         warm = WARMUP * len(plans)
         requests = _requests(model, build_dir, options, warm)
-        for k, request in enumerate(requests[:warm]):  # every plan warmed up as a one-plan run is
-            request.plan = list(plans)[k % len(plans)]
-        load_s = max((r.get("load_s") or 0.0 for r in runners.values()), default=0.0)
-        warmup_s = options.timeout_s or warmup_timeout_s(priced_s, load_s)
-        client.stream(requests[:warm], _Schedule(None, warmup_s, start_plan), workers, chain)
-        broken = next((r.error for r in requests[:warm] if r.error), None)
-        if broken:  # requests lost within the time-out are a check not met (exit 1); a tier's failure is not
-            raise (CheckFailedError if broken.startswith(LOST) else ToolError)(f"warm-up failed: {broken}")
+        _warm_up(client, workers, chain, requests[:warm], list(plans), start_plan,
+                 options.timeout_s or warmup_timeout_s(priced_s, max((r.get("load_s") or 0.0 for r in runners.values()),
+                                                                     default=0.0)))
         timeout_s = options.timeout_s or request_timeout_s(priced_s, requests[:warm])
         rate = (report.slowest_stage_rate(requests[:warm], chain.layouts[start_plan], shaping_mode)
                 if options.rate_max else options.rate)
@@ -126,6 +121,18 @@ def run(build_dir: str | Path, options: RunOptions = RunOptions(),
         if "checked" in result:
             result["checked"]["requests"] = len(measured)
     return RunReport.of(result, f"the run report of {build_dir}")
+
+
+def _warm_up(client: _Client, workers: TierProcesses, chain: Chain, requests: list[Request], plan_ids: list[str],
+             start_plan: str, timeout_s: float) -> None:
+    """The warm-up requests, every plan's in turn (each warmed up as a one-plan run is), not measured.
+    Requests lost within the time-out are a check not met (exit 1); a tier's failure is not."""
+    for k, request in enumerate(requests):
+        request.plan = plan_ids[k % len(plan_ids)]
+    client.stream(requests, _Schedule(None, timeout_s, start_plan), workers, chain)
+    broken = next((r.error for r in requests if r.error), None)
+    if broken:
+        raise (CheckFailedError if broken.startswith(LOST) else ToolError)(f"warm-up failed: {broken}")
 
 
 def _fail_on_errors(measured: list[Request], result: dict) -> None:
