@@ -479,3 +479,22 @@ def test_a_tier_output_made_by_shape_comes_back_as_one_array(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["tiers"][0]["backend_choice"]["check"]["checked"]
     assert edgepart("verify", str(build)).returncode == 0
+
+
+@needs_arm
+def test_tuning_candidates_for_an_arm_target_are_linked_here_with_its_cross_compiler():
+    """A farm board needs TVM's runtime and no compiler: each candidate reaches it as a shared library
+    of the board's architecture, linked here."""
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    from edgepart.toolchain import targets, tvm_worker
+
+    a = te.placeholder((64,), name="a")
+    doubled = te.compute((64,), lambda i: a[i] * 2.0, name="doubled")
+    rpi4 = targets.resolve("rpi4", "test")
+    candidate = BuilderInput(tvm.IRModule({"main": te.create_prim_func([a, doubled])}), tvm.target.Target(rpi4.target))
+    built = tvm_worker._in_process_builder(rpi4.cc).build([candidate])[0]
+    assert built.error_msg is None and built.artifact_path.endswith(".so")
+    assert elf.machine(built.artifact_path) == "AArch64"

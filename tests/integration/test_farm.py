@@ -1,11 +1,12 @@
-"""A farm on this host: TVM's RPC tracker and three runtime-only RPC servers registered under one key,
-each in a process group of its own; `profile --tracker` spreads models over them, and a server
-killed mid-measurement loses nothing."""
+"""A farm on this host: TVM's RPC tracker and three runtime-only RPC servers registered under one key
+(and one under another key), each in a process group of its own; `profile --tracker` spreads models
+over them, and a server killed mid-measurement loses nothing."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from tests.cli.test_cli import assert_one_line_error, edgepart
 from tests.conftest import MODELS, REPO
 from tests.integration.test_profile_tvm import free_port, wait_for_port
 
-KEY = "farm-ci"
+KEY, OTHER_KEY = "farm-ci", "farm-ci-other"
 FARM_MODELS = ("chain_cnn", "digits_cnn", "digits_encoder", "inception_cnn", "residual_cnn", "transformer_encoder")
 
 
@@ -48,6 +49,10 @@ def farm():
                                              "--port-end", str(port + 1), "--tracker", f"127.0.0.1:{tracker_port}",
                                              "--key", KEY, runtime_only=True)
         wait_for_port(port, servers[f"127.0.0.1:{port}"])
+    other_port = free_port()  # a board of another key, which no request for KEY may get
+    other = start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(other_port), "--port-end",
+                  str(other_port + 1), "--tracker", f"127.0.0.1:{tracker_port}", "--key", OTHER_KEY, runtime_only=True)
+    wait_for_port(other_port, other)
     # asked from a process of its own: this one must not import TVM's runtime alone (other tests need all of TVM)
     registered = ("import sys, time; from edgepart.profile.farm import Farm; farm = Farm(sys.argv[1], sys.argv[2]); "
                   "deadline = time.monotonic() + 30\n"
@@ -56,7 +61,7 @@ def farm():
     assert subprocess.run([sys.executable, "-c", registered, f"127.0.0.1:{tracker_port}", KEY], cwd=REPO,
                           timeout=60).returncode == 0, "the servers did not register with the tracker"
     yield f"127.0.0.1:{tracker_port}", servers
-    for process in [*servers.values(), tracker]:
+    for process in [*servers.values(), other, tracker]:
         stop(process)
 
 
@@ -85,6 +90,7 @@ def test_models_spread_over_the_boards_and_a_killed_board_loses_nothing(farm, tm
     inception = by_model["inception_cnn.onnx"]
     assert inception["lost_on"] and inception["lost_on"][0].startswith(killed) and inception["board"] != killed
     assert len({p["board"] for p in summary["profiles"]}) >= 2  # spread, not one board after another
+    assert all(p["board"] in servers for p in summary["profiles"])  # boards of the key asked for only
     local = edgepart("profile", str(MODELS / "digits_cnn.onnx"), "--backend", "tvm", "--target", "x86-64",
                      "--repeat", "10", "--json")
     assert local.returncode == 0, local.stderr
@@ -201,3 +207,51 @@ def test_batch_profiles_and_verifies_the_farm_devices_on_their_boards(farm, tmp_
 
     jobs.write_text(jobs.read_text().replace(tracker, "nowhere"))
     assert_one_line_error(edgepart("batch", str(jobs)), 2, "[farm].tracker: 'nowhere' is not HOST:PORT")
+
+
+RPI4_DEVICE = """
+[deploy]
+output_tier = "device"
+[[tier]]
+name = "device"
+device = "rpi4"
+target = "rpi4"
+backends = ["tvm"]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("mmdebstrap") or not shutil.which("qemu-aarch64-static"),
+                    reason="an emulated aarch64 board needs mmdebstrap and qemu-user-static")
+def test_an_arm_tier_is_tuned_and_verified_on_an_emulated_aarch64_board(tmp_path):
+    """TVM's aarch64 runtime under qemu-user as a board (bench.emulated_board): the rpi4 tier's
+    candidates are cross-linked here and measured there, and verify runs the tier's library there."""
+    from bench import emulated_board
+    from edgepart.cache import cache_dir
+
+    root = emulated_board.build(cache_dir(create=True) / "arm-board")
+    tracker_port, board_port = free_port(), free_port()
+    tracker = start("tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(tracker_port),
+                    "--port-end", str(tracker_port + 1))
+    board = emulated_board.start(root, f"127.0.0.1:{tracker_port}", "arm-ci", board_port)
+    try:
+        wait_for_port(tracker_port, tracker)
+        wait_for_port(board_port, board)
+        (tmp_path / "deploy.toml").write_text(RPI4_DEVICE)
+        model = str(MODELS / "digits_cnn.onnx")
+        plan, build = str(tmp_path / "plan.json"), str(tmp_path / "build")
+        assert edgepart("plan", model, "--deploy", str(tmp_path / "deploy.toml"), "-o", plan, "-q").returncode == 0
+        farm_options = ["--tracker", f"127.0.0.1:{tracker_port}", "--key", "arm-ci"]
+        result = edgepart("compile", model, "--plan", plan, "-o", build, "--tune", "8", "--tuning-db",
+                          str(tmp_path / "db"), *farm_options, "--json", "-q")
+        assert result.returncode == 0, result.stderr
+        tier = json.loads(result.stdout)["tiers"][0]
+        assert tier["build"]["tuning"]["tuned_now"] >= 1 and tier["build"]["elf_machine"] == "AArch64"
+        records = next((tmp_path / "db").rglob("database_tuning_record.json")).read_text().splitlines()
+        assert records and all(0 < json.loads(line)[1][1][0] < 1.0 for line in records)
+        verified = edgepart("verify", build, *farm_options, "--json")
+        assert verified.returncode == 0, verified.stderr
+        assert "board 127.0.0.1" in json.loads(verified.stdout)["tiers"][0]["ran_with"]
+    finally:
+        for process in (board, tracker):
+            stop(process)
