@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,17 @@ def dynamic_batch_model(chain_model) -> onnx.ModelProto:
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     return model
+
+
+def deployment(device: str = "local", target: str = "x86-64", backends=("onnxruntime",), edge: bool = True,
+               link: str = 'preset = "wifi"', codecs=None, extra: str = "") -> str:
+    """A deployment file's text: a `device` tier and, with `edge`, this host as the onnxruntime edge
+    over `link` (the [[link]] table's settings); `codecs` the tensors may cross in; `extra`
+    appended ([pins], budgets)."""
+    text = '[deploy]\noutput_tier = "device"\n' + (f"codecs = {json.dumps(list(codecs))}\n" if codecs else "")
+    text += (f'[[tier]]\nname = "device"\ndevice = "{device}"\ntarget = "{target}"\n'
+             f"backends = {json.dumps(list(backends))}\n")
+    if edge:
+        text += ('[[tier]]\nname = "edge"\ndevice = "local"\ntarget = "x86-64"\nbackends = ["onnxruntime"]\n'
+                 f'[[link]]\nfrom = "device"\nto = "edge"\n{link}\n')
+    return text + extra

@@ -10,31 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_cli import assert_one_line_error, edgepart
-from tests.conftest import MODELS
+from tests.conftest import MODELS, deployment
 
 MODEL = str(MODELS / "residual_cnn.onnx")
 # A Raspberry Pi 4 (priced from its datasheet; `run --device-speed priced` holds its tier to that
 # price here) and this host as the edge, over 50 Mbit/s; tensors may cross in fp16 or int8.
-DEPLOY = """
-[deploy]
-output_tier = "device"
-codecs = ["raw", "fp16", "int8"]
-[[tier]]
-name = "device"
-device = "rpi4"
-target = "x86-64"
-backends = ["onnxruntime"]
-[[tier]]
-name = "edge"
-device = "local"
-target = "x86-64"
-backends = ["onnxruntime"]
-[[link]]
-from = "device"
-to = "edge"
-bandwidth = "50 Mbit/s"
-rtt = "2 ms"
-"""
+DEPLOY = deployment("rpi4", codecs=("raw", "fp16", "int8"), link='bandwidth = "50 Mbit/s"\nrtt = "2 ms"')
 RUN = ("--links", "pacing", "--device-speed", "priced", "--requests", "100000", "--json", "-q")
 
 

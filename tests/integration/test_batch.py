@@ -6,32 +6,14 @@ from __future__ import annotations
 import json
 
 from tests.cli.test_cli import assert_one_line_error, edgepart
-from tests.conftest import MODELS
+from tests.conftest import MODELS, deployment
 
 MODELS_USED = ("digits_cnn", "chain_cnn", "residual_cnn", "transformer_encoder")
-DEPLOY = """
-[deploy]
-output_tier = "device"
-[[tier]]
-name = "device"
-device = "{device}"
-target = "x86-64"
-backends = ["onnxruntime"]
-[[tier]]
-name = "edge"
-device = "local"
-target = "x86-64"
-backends = ["onnxruntime"]
-[[link]]
-from = "device"
-to = "edge"
-preset = "wifi"
-"""
 
 
 def jobs_file(folder, models=MODELS_USED, extra: str = "") -> str:
     for device in ("rpi4", "jetson-nano"):
-        (folder / f"{device}.toml").write_text(DEPLOY.format(device=device))
+        (folder / f"{device}.toml").write_text(deployment(device))
     text = '[batch]\nout = "out"\nparallel = 2\n'
     text += "".join(f'[[model]]\npath = "{MODELS / name}.onnx"\n' for name in models) + extra
     text += '[[deployment]]\npath = "rpi4.toml"\n[[deployment]]\npath = "jetson-nano.toml"\n'
@@ -68,7 +50,7 @@ def test_every_job_runs_reruns_skip_and_a_broken_model_fails_alone(tmp_path):
 def test_a_changed_deployment_runs_its_jobs_again(tmp_path):
     jobs = jobs_file(tmp_path, models=("digits_cnn",))
     assert edgepart("batch", jobs, "-q").returncode == 0
-    (tmp_path / "rpi4.toml").write_text(DEPLOY.format(device="rpi4").replace("wifi", "lte"))
+    (tmp_path / "rpi4.toml").write_text(deployment("rpi4", link='preset = "lte"'))
     summary = json.loads(edgepart("batch", jobs, "--json", "-q").stdout)
     assert {job["name"]: job["outcome"] for job in summary["jobs"]} == {"digits_cnn.rpi4": "done",
                                                                          "digits_cnn.jetson-nano": "skipped"}

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from tests.cli.test_cli import assert_one_line_error, edgepart
-from tests.conftest import MODELS, REPO
+from tests.conftest import MODELS, REPO, deployment
 from tests.integration.test_profile_tvm import free_port, wait_for_port
 
 KEY, OTHER_KEY = "farm-ci", "farm-ci-other"
@@ -114,26 +114,7 @@ def test_farm_options_are_checked(farm, tmp_path):
                           3, "no TVM RPC tracker reachable")
 
 
-TVM_DEVICE = """
-[deploy]
-output_tier = "device"
-[[tier]]
-name = "device"
-device = "local"
-target = "x86-64"
-backends = ["tvm"]
-[[tier]]
-name = "edge"
-device = "local"
-target = "x86-64"
-backends = ["onnxruntime"]
-[[link]]
-from = "device"
-to = "edge"
-preset = "wifi"
-[pins]
-first_layers = 3
-"""
+TVM_DEVICE = deployment(backends=("tvm",), extra="[pins]\nfirst_layers = 3\n")
 
 
 def test_verify_runs_a_tier_on_a_farm_board_and_times_it_there(farm, tmp_path):
@@ -160,8 +141,7 @@ def test_verify_runs_a_tier_on_a_farm_board_and_times_it_there(farm, tmp_path):
 
 def test_tuning_measures_its_candidates_on_the_boards(farm, tmp_path):
     tracker, _ = farm
-    (tmp_path / "deploy.toml").write_text(TVM_DEVICE.split("[[tier]]\nname = \"edge\"")[0].replace(
-        "[pins]\nfirst_layers = 3\n", ""))
+    (tmp_path / "deploy.toml").write_text(deployment(backends=("tvm",), edge=False))
     model = str(MODELS / "digits_cnn.onnx")
     plan, build = str(tmp_path / "plan.json"), str(tmp_path / "build")
     assert edgepart("plan", model, "--deploy", str(tmp_path / "deploy.toml"), "-o", plan, "-q").returncode == 0
@@ -185,8 +165,7 @@ def test_tuning_measures_its_candidates_on_the_boards(farm, tmp_path):
 
 def test_batch_profiles_and_verifies_the_farm_devices_on_their_boards(farm, tmp_path):
     tracker, servers = farm
-    (tmp_path / "rpi4.toml").write_text(TVM_DEVICE.replace('name = "device"\ndevice = "local"',
-                                                           'name = "device"\ndevice = "rpi4"'))
+    (tmp_path / "rpi4.toml").write_text(deployment("rpi4", backends=("tvm",), extra="[pins]\nfirst_layers = 3\n"))
     jobs = tmp_path / "jobs.toml"
     jobs.write_text(f'[batch]\nout = "out"\n[[model]]\npath = "{MODELS / "digits_cnn.onnx"}"\n'
                     f'[[deployment]]\npath = "rpi4.toml"\n[farm]\ntracker = "{tracker}"\nkeys = {{ rpi4 = "{KEY}" }}\n')
@@ -209,15 +188,6 @@ def test_batch_profiles_and_verifies_the_farm_devices_on_their_boards(farm, tmp_
     assert_one_line_error(edgepart("batch", str(jobs)), 2, "[farm].tracker: 'nowhere' is not HOST:PORT")
 
 
-RPI4_DEVICE = """
-[deploy]
-output_tier = "device"
-[[tier]]
-name = "device"
-device = "rpi4"
-target = "rpi4"
-backends = ["tvm"]
-"""
 
 
 @pytest.mark.slow
@@ -237,7 +207,7 @@ def test_an_arm_tier_is_tuned_and_verified_on_an_emulated_aarch64_board(tmp_path
     try:
         wait_for_port(tracker_port, tracker)
         wait_for_port(board_port, board)
-        (tmp_path / "deploy.toml").write_text(RPI4_DEVICE)
+        (tmp_path / "deploy.toml").write_text(deployment("rpi4", "rpi4", ("tvm",), edge=False))
         model = str(MODELS / "digits_cnn.onnx")
         plan, build = str(tmp_path / "plan.json"), str(tmp_path / "build")
         assert edgepart("plan", model, "--deploy", str(tmp_path / "deploy.toml"), "-o", plan, "-q").returncode == 0
