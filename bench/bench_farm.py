@@ -11,7 +11,7 @@ boards of the compile's wall time).
   overlaps the search and a second board has nothing to take over.
 - `--board-cpu F`: each board held to F of one core of this host (a cgroup v1 CPU quota, 10 ms
   period; root), as boards slower than the tuner's host that do not take its cores: a real farm's
-  shape (a Cortex-A72 core is several times slower than a server core). F = 0.25 is the recorded run.
+  shape (a Cortex-A72 core is several times slower than a server core). Recorded: F = 0.25 and 0.1.
 - `--boards aarch64`: emulated AArch64 boards (bench.emulated_board: TVM's aarch64 runtime under
   qemu-user, one thread each), the tier's target rpi4: candidates cross-linked here and measured
   there, boards slower than the tuner as real ones are. Emulated artifact timings mean nothing.

@@ -482,6 +482,7 @@ def test_a_tier_output_made_by_shape_comes_back_as_one_array(tmp_path):
 
 
 @needs_arm
+@pytest.mark.slow  # 20 s of importing MetaSchedule; tests/integration/test_farm.py's slow test tunes on a board
 def test_tuning_candidates_for_an_arm_target_are_linked_here_with_its_cross_compiler():
     """A farm board needs TVM's runtime and no compiler: each candidate reaches it as a shared library
     of the board's architecture, linked here."""

@@ -42,17 +42,14 @@ def farm():
     tracker = start("tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(tracker_port),
                     "--port-end", str(tracker_port + 1))
     wait_for_port(tracker_port, tracker)
-    servers = {}
-    for _ in range(3):
-        port = free_port()
-        servers[f"127.0.0.1:{port}"] = start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
-                                             "--port-end", str(port + 1), "--tracker", f"127.0.0.1:{tracker_port}",
-                                             "--key", KEY, runtime_only=True)
-        wait_for_port(port, servers[f"127.0.0.1:{port}"])
-    other_port = free_port()  # a board of another key, which no request for KEY may get
-    other = start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(other_port), "--port-end",
-                  str(other_port + 1), "--tracker", f"127.0.0.1:{tracker_port}", "--key", OTHER_KEY, runtime_only=True)
-    wait_for_port(other_port, other)
+    ports = [free_port() for _ in range(4)]  # started together, each importing TVM takes seconds
+    boards = [start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port), "--port-end", str(port + 1),
+                    "--tracker", f"127.0.0.1:{tracker_port}", "--key", key, runtime_only=True)
+              for port, key in zip(ports, (KEY, KEY, KEY, OTHER_KEY))]  # the last: a board no request for KEY gets
+    for port, board in zip(ports, boards):
+        wait_for_port(port, board)
+    servers = {f"127.0.0.1:{port}": board for port, board in zip(ports[:3], boards[:3])}
+    other = boards[3]
     # asked from a process of its own: this one must not import TVM's runtime alone (other tests need all of TVM)
     registered = ("import sys, time; from edgepart.profile.farm import Farm; farm = Farm(sys.argv[1], sys.argv[2]); "
                   "deadline = time.monotonic() + 30\n"

@@ -7,6 +7,7 @@ leave at `rate` per second whatever comes back, the pipelined (throughput) regim
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -212,7 +213,7 @@ def _requests(model: Path, build_dir: Path, options: RunOptions, warm: int) -> l
     if stored is not None:
         sample = next(data.load_for(str(stored), feeds.session_specs(session), "the build's").samples())
         return [Request(i - warm, sample) for i in range(count)]
-    return [Request(i - warm, feeds.for_session(session, options.seed + i)) for i in range(count)]
+    return [Request(i - warm, functools.partial(feeds.for_session, session, options.seed + i)) for i in range(count)]
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,9 @@ class Request:
     """One inference as the client tracks it: sent, answered (outputs, per-phase timings) or failed."""
 
     id: int
-    inputs: dict[str, np.ndarray]
+    # its inputs, or what makes them: seeded inputs are made when first asked for (a timed run holds
+    # up to --requests of them and sends what its duration allows; 100,000 made up front took minutes)
+    given: dict[str, np.ndarray] | Callable[[], dict[str, np.ndarray]]
     sent_at: float = 0.0
     done_at: float | None = None
     outputs: dict[str, np.ndarray] | None = None
@@ -36,6 +39,12 @@ class Request:
     plan: str = MAIN  # the plan it runs on (an adaptive build holds several)
     attempt: int = 0  # re-runs on the fallback plan after a link or tier failed
     estimate_bps: float | None = None  # the swept link's bandwidth as estimated when it was sent
+
+    @property
+    def inputs(self) -> dict[str, np.ndarray]:
+        if callable(self.given):
+            self.given = self.given()
+        return self.given
 
 
 @dataclass
