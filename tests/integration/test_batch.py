@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.cli.test_cli import assert_one_line_error, edgepart
 from tests.conftest import MODELS, deployment
 
@@ -47,6 +49,7 @@ def test_every_job_runs_reruns_skip_and_a_broken_model_fails_alone(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("edgepart: error: 2 of 10 jobs failed")
 
 
+@pytest.mark.slow  # the rerun that skips is in the test above
 def test_a_changed_deployment_runs_its_jobs_again(tmp_path):
     jobs = jobs_file(tmp_path, models=("digits_cnn",))
     assert edgepart("batch", jobs, "-q").returncode == 0

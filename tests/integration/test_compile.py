@@ -77,7 +77,10 @@ def plan_and_compile(tmp_path, model_path, cloud_target="cuda-sm90"):
 @needs_cuda_toolkit
 @pytest.mark.arm
 @needs_arm
-@pytest.mark.parametrize("path", EXAMPLE_MODELS, ids=lambda p: p.stem)
+# Two models by default (a CNN and a transformer); every bundled model with -m slow (make test-all).
+@pytest.mark.parametrize("path", [p if p.stem in ("digits_cnn", "transformer_encoder") else
+                                  pytest.param(p, marks=pytest.mark.slow) for p in EXAMPLE_MODELS],
+                         ids=lambda p: p.stem)
 def test_three_tier_compile_and_verify(tmp_path, path):
     _, build, manifest = plan_and_compile(tmp_path, path)
     by_name = {t["name"]: t for t in manifest["tiers"]}
@@ -96,6 +99,7 @@ def test_three_tier_compile_and_verify(tmp_path, path):
 
 
 @pytest.mark.arm
+@pytest.mark.slow
 @needs_arm
 def test_armv7_library_is_32_bit_arm(tmp_path):
     plan, build, manifest = plan_and_compile(tmp_path, MODELS / "digits_cnn.onnx", cloud_target="x86-64")
@@ -174,6 +178,7 @@ def broken_nvcc(folder):
 
 
 @needs_cuda_toolkit
+@pytest.mark.slow
 def test_a_broken_cuda_build_names_the_first_compiler_error(tmp_path, monkeypatch):
     """The one-line error quotes nvcc's first error line (not TVM's last), -v prints nvcc's whole
     output, the tier's sub-model and the output stay in BUILD/.failed/, and a later compile may
@@ -438,8 +443,9 @@ def _runtime_gap_and_wrong_import_models(tmp_path):
     return paths
 
 
-@pytest.mark.parametrize("model, operator, reason", [("nonzero", "NonZero", "relax.run.nonzero"),
-                                                     ("layernorm", "LayerNormalization", "output 'inv'")])
+@pytest.mark.parametrize("model, operator, reason", [
+    pytest.param("nonzero", "NonZero", "relax.run.nonzero", marks=pytest.mark.slow),
+    ("layernorm", "LayerNormalization", "output 'inv'")])
 def test_a_tvm_library_that_fails_its_check_is_never_shipped(tmp_path, model, operator, reason):
     """Allowed onnxruntime too, the tier is built with it and the manifest says why TVM was refused;
     allowed TVM alone, compile stops in one line naming the operator (exit 3)."""

@@ -270,6 +270,7 @@ class _Client:
                 if request.id >= 0:
                     request.plan = adapter.plan(request.id) if adapter else schedule.plan
                     request.estimate_bps = adapter.estimate_bps if adapter else None
+                request.make_inputs()
                 request.sent_at = now()
                 self._send(request)
                 pending[request.id] = request
