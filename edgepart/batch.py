@@ -136,8 +136,7 @@ def _farm(table: Any, path: Path) -> Farm:
     if odd:
         raise BadInputError(f"{path}: [farm].{odd[0]}: unknown key; known: tracker, keys")
     tracker = checks.text(settings.get("tracker"), f"{path}: [farm].tracker")
-    host, _, port = tracker.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if checks.host_port(tracker) is None:
         raise BadInputError(f"{path}: [farm].tracker: '{tracker}' is not HOST:PORT")
     keys = checks.table(settings.get("keys", {}), f"{path}: [farm].keys")
     if not keys:

@@ -83,3 +83,9 @@ def read_bytes(path: str | Path, where: str = "") -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise BadInputError(f"{where + ' ' if where else ''}{path}: cannot be read ({exc.strerror})") from None
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """HOST:PORT as (host, port), or None when it is not one (no host, or a port outside 1-65535)."""
+    host, _, port = address.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() and 0 < int(port) < 65536 else None

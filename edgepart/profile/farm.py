@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgepart import checks
 from edgepart.errors import BadInputError, EdgepartError, ToolError
 
 CONNECT_TIMEOUT_S = 10.0
@@ -57,12 +58,12 @@ class Outcome:
 
 class Farm:
     def __init__(self, tracker: str, key: str, option: str = "--tracker") -> None:
-        host, _, port = tracker.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        address = checks.host_port(tracker)
+        if address is None:
             raise BadInputError(f"{option} '{tracker}': expected HOST:PORT (a port from 1 to 65535)")
         if not key:
             raise BadInputError(f"{option}: needs --key, the key the boards registered under")
-        self.host, self.port, self.key, self.option = host, int(port), key, option
+        (self.host, self.port), self.key, self.option = address, key, option
         self.boards()  # reachable now, or a clear error
 
     def _tracker(self, timeout_s: float) -> socket.socket:

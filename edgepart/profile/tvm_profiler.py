@@ -23,6 +23,7 @@ from pathlib import Path
 
 import onnx
 
+from edgepart import checks
 from edgepart.errors import BadInputError, ToolError
 from edgepart.graph import LoadedModel
 from edgepart.graph.sessions import named_model
@@ -159,11 +160,11 @@ def kernel_times(loaded: LoadedModel, source: Path, preset: targets.TargetPreset
 
 def connect(address: str):
     """A TVM RPC session; an unreachable server is a clear error after CONNECT_TIMEOUT_S, never a hang."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    host_port = checks.host_port(address)
+    if host_port is None:
         raise BadInputError(f"--rpc '{address}': expected HOST:PORT (a port from 1 to 65535)")
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection(host_port, timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise ToolError(f"--rpc {address}: no TVM RPC server reachable ({exc.strerror or exc})") from None
     from edgepart.toolchain.tvm_tier import _import_tvm_runtime  # noqa: PLC0415
@@ -172,7 +173,7 @@ def connect(address: str):
     from tvm import rpc  # noqa: PLC0415 - after the runtime-only import above
 
     try:
-        return rpc.connect(host, int(port), session_timeout=600)
+        return rpc.connect(*host_port, session_timeout=600)
     except Exception as exc:  # TVM raises its own error types
         raise ToolError(f"--rpc {address}: {str(exc).splitlines()[0]}") from None
 
